@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the etcd server program that hack/cluster/build.sh compiles.
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"

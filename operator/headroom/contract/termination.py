@@ -50,6 +50,7 @@ class TerminationMessage:
     utilization: dict[str, float] = field(default_factory=dict)
     evidence: str = ""
     detail: str = ""
+    transcript: bool | None = None
     turns: int | None = None
     cost_usd: float | None = None
 
@@ -62,6 +63,7 @@ class TerminationMessage:
             "utilization": self.utilization or None,
             "evidence": self.evidence or None,
             "detail": self.detail or None,
+            "transcript": self.transcript,
             "turns": self.turns,
             "costUSD": self.cost_usd,
         }
@@ -121,6 +123,7 @@ def parse(text: str | None) -> ParseResult:
             utilization=dict(doc.get("utilization", {})),
             evidence=doc.get("evidence", ""),
             detail=doc.get("detail", ""),
+            transcript=doc.get("transcript"),
             turns=doc.get("turns"),
             cost_usd=doc.get("costUSD"),
         )

@@ -24,9 +24,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     for value in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
         text = text.replace(value, REDACTED)
     for pattern in _PATTERNS:
-        text = pattern.sub(
-            lambda m: (m.group(1) if m.re.groups else "") + REDACTED, text
-        )
+        text = pattern.sub(lambda m: (m.group(1) if m.re.groups else "") + REDACTED, text)
     return text
 
 

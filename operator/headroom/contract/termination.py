@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 from typing import Any
 
@@ -17,7 +17,7 @@ MAX_BYTES = 4096  # the kubelet truncates termination messages beyond this
 FORMAT_VERSION = 1
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     COMPLETED = "completed"
     WALLED = "walled"
     AUTH_FAILED = "auth_failed"

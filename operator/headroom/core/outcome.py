@@ -1,0 +1,74 @@
+"""Classification of a finished agent pod into what happened to the attempt.
+
+Input is what the kubelet reports for the agent container: exit code, reason and the
+termination message. The rule that matters most: anything we cannot read with certainty is
+`failed`, never a wall. A wall moves sessions and blocks an account; a false one is the
+ping-pong of seed 002.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from headroom.contract.termination import EXIT_CODES, Outcome, parse
+from headroom.core.durations import parse_time
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    outcome: Outcome
+    detail: str = ""
+    evidence: str = ""
+    window: str | None = None
+    resets_at: datetime | None = None
+    utilization: dict[str, float] = field(default_factory=dict, hash=False)
+    transcript: bool | None = None
+    turns: int | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class ContainerExit:
+    """The terminated state of the agent container, as in pod.status.containerStatuses."""
+
+    exit_code: int | None
+    reason: str = ""  # Completed, Error, OOMKilled, ...
+    message: str | None = None  # the termination message
+
+
+def classify(exit: ContainerExit | None) -> AttemptEnd:
+    """What the attempt's end means. `None`: the pod is gone without a terminated container."""
+    if exit is None:
+        return AttemptEnd(Outcome.FAILED, "the agent pod disappeared before it reported an outcome")
+    parsed = parse(exit.message)
+    code = exit.exit_code
+    if parsed.message is None:
+        why = parsed.problem
+        if exit.reason and exit.reason not in {"Error", "Completed"}:
+            why = f"{why}; the container ended with {exit.reason}"
+        return AttemptEnd(Outcome.FAILED, f"{why} (exit code {code})", transcript=None)
+    msg = parsed.message
+    if code is not None and EXIT_CODES[msg.outcome] != code:
+        return AttemptEnd(
+            Outcome.FAILED,
+            f"the agent reported {msg.outcome.value} but exited with {code}"
+            f"{f' ({exit.reason})' if exit.reason else ''}, so the report is not trusted",
+            evidence=msg.evidence,
+            transcript=msg.transcript,
+        )
+    try:
+        resets_at = parse_time(msg.resets_at)
+    except ValueError:  # the schema checks the shape; an impossible date still lands here
+        return AttemptEnd(Outcome.FAILED, f"the reported reset time {msg.resets_at!r} is invalid")
+    return AttemptEnd(
+        outcome=msg.outcome,
+        detail=msg.detail,
+        evidence=msg.evidence,
+        window=msg.window,
+        resets_at=resets_at,
+        utilization=dict(msg.utilization),
+        transcript=msg.transcript,
+        turns=msg.turns,
+        cost_usd=msg.cost_usd,
+    )

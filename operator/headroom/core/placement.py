@@ -1,0 +1,111 @@
+"""Placement: which account a session runs on next. The one function first placement and
+rescue both call (seed 001: a rescuer with its own roster is blind exactly when it matters).
+
+Order among schedulable accounts (BRIEF section 2): highest priority, then most headroom,
+then fewest active sessions, then name. Deterministic for equal inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from headroom.core.accounts import Account, AccountPhase, account_state, headroom, unavailable_until
+from headroom.core.durations import format_time
+from headroom.core.selectors import matches
+
+
+class AuthPath(StrEnum):
+    PRIMARY = "primary"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class Placed:
+    account: str
+    auth_path: AuthPath
+
+
+@dataclass(frozen=True)
+class NoHeadroom:
+    earliest_reset: datetime | None  # None: nothing will free up by itself
+    message: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a session asks of placement."""
+
+    selector: Mapping[str, Any] | None
+    fallback_selector: Mapping[str, Any] | None = None  # None: the session has no fallback
+    avoid: str | None = None  # the account the session must leave (walled, 401, drill)
+    prefer: str | None = None  # stay here if it can still take the session (retry in place)
+
+
+def schedulable(account: Account, load: Mapping[str, int], now: datetime) -> bool:
+    return (
+        account_state(account, now).phase is AccountPhase.AVAILABLE
+        and load.get(account.name, 0) < account.max_sessions
+    )
+
+
+def _rank(account: Account, load: Mapping[str, int], now: datetime) -> tuple[Any, ...]:
+    return (-account.priority, -headroom(account, now), load.get(account.name, 0), account.name)
+
+
+def place(
+    accounts: Sequence[Account], load: Mapping[str, int], request: Request, now: datetime
+) -> Placed | NoHeadroom:
+    """Choose an account for one session. `load` must not count the session itself."""
+    primary = [a for a in accounts if matches(request.selector, a.labels)]
+    primary_names = {a.name for a in primary}
+    fallback = [
+        a
+        for a in accounts
+        if request.fallback_selector is not None
+        and a.name not in primary_names
+        and matches(request.fallback_selector, a.labels)
+    ]
+
+    def usable(pool: list[Account]) -> list[Account]:
+        return [a for a in pool if a.name != request.avoid and schedulable(a, load, now)]
+
+    for path, pool in ((AuthPath.PRIMARY, primary), (AuthPath.FALLBACK, fallback)):
+        candidates = usable(pool)
+        if request.prefer is not None and any(a.name == request.prefer for a in candidates):
+            return Placed(request.prefer, path)
+    for path, pool in ((AuthPath.PRIMARY, primary), (AuthPath.FALLBACK, fallback)):
+        candidates = usable(pool)
+        if candidates:
+            best = min(candidates, key=lambda a: _rank(a, load, now))
+            return Placed(best.name, path)
+    return _no_headroom(primary + fallback, load, request, now)
+
+
+def _no_headroom(
+    matched: list[Account], load: Mapping[str, int], request: Request, now: datetime
+) -> NoHeadroom:
+    if not matched:
+        return NoHeadroom(None, "no ClaudeAccount matches the session's accountSelector")
+    resets = [t for a in matched if (t := unavailable_until(a, now)) is not None]
+    earliest = min(resets) if resets else None
+    reasons = [_why_not(a, load, request, now) for a in sorted(matched, key=lambda a: a.name)]
+    shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+    head = (
+        f"no account has headroom until {format_time(earliest)}"
+        if earliest is not None
+        else "no account has headroom, and none will reset by itself"
+    )
+    return NoHeadroom(earliest, f"{head}: {shown}")
+
+
+def _why_not(account: Account, load: Mapping[str, int], request: Request, now: datetime) -> str:
+    state = account_state(account, now)
+    if state.phase is not AccountPhase.AVAILABLE:
+        return f"{account.name} is {state.phase.value} ({state.message})"
+    if account.name == request.avoid:
+        return f"{account.name} is the account the session is leaving"
+    return f"{account.name} is full ({load.get(account.name, 0)}/{account.max_sessions})"

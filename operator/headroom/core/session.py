@@ -1,0 +1,278 @@
+"""The AgentSession state machine: what to do when an attempt ends or must be cut short.
+
+Phases: Pending -> Running -> (Waiting | Succeeded | Failed), Waiting -> Running. The machine
+decides; the controller carries the decision out (account effects first, then placement
+through `core.placement.place`, the same function first placement uses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from headroom.contract.termination import Outcome
+from headroom.core.outcome import AttemptEnd
+
+
+class SessionPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    WAITING = "Waiting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (SessionPhase.SUCCEEDED, SessionPhase.FAILED)
+
+
+@dataclass(frozen=True)
+class FailoverPolicy:
+    """spec.failover of one session."""
+
+    cooldown: timedelta = timedelta(minutes=5)
+    confirmations: int = 2
+    max_swaps: int = 20
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Operator-wide limits (flags of `headroom operator`)."""
+
+    base_backoff: timedelta = timedelta(seconds=10)
+    max_backoff: timedelta = timedelta(minutes=5)
+    max_failures: int = 3
+    # How long a wall confirmed by repeated throttles (no reset time known) blocks an account.
+    suspected_wall: timedelta = timedelta(minutes=15)
+    # A wall whose reset time is already past still blocks this long, so a skewed clock
+    # cannot bounce the session straight back onto the exhausted account.
+    min_wall: timedelta = timedelta(seconds=30)
+
+    def backoff(self, consecutive: int) -> timedelta:
+        steps = max(0, consecutive - 1)
+        delay: timedelta = self.base_backoff * (2 ** min(steps, 20))
+        return min(self.max_backoff, delay)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The part of AgentSession.status the machine reads and rewrites."""
+
+    attempt: int = 0
+    account: str | None = None
+    swap_count: int = 0
+    last_swap_at: datetime | None = None
+    suspicions: int = 0
+    failures: int = 0
+    transcript: bool = False
+
+    def in_cooldown(self, policy: FailoverPolicy, now: datetime) -> bool:
+        return self.last_swap_at is not None and now < self.last_swap_at + policy.cooldown
+
+
+# --- effects on the account the attempt ran on -------------------------------------------
+
+
+@dataclass(frozen=True)
+class WallAccount:
+    account: str
+    until: datetime
+    window: str | None
+    evidence: str
+    confirmed_by_repetition: bool = False
+
+
+@dataclass(frozen=True)
+class BlockAccount:
+    """A 401: the account's current credentials are dead until the Secret changes."""
+
+    account: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class NoteSuspicion:
+    """A limit without a reset time: recorded on the account as forensics, changes nothing."""
+
+    account: str
+    evidence: str
+    count: int
+
+
+AccountEffect = WallAccount | BlockAccount | NoteSuspicion
+
+# --- what happens to the session next ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finish:
+    phase: SessionPhase  # Succeeded or Failed
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    """Start another attempt. `leave` = the account must be left (a swap); otherwise the
+    session retries the same account if it can still take it, no earlier than `not_before`."""
+
+    reason: str
+    message: str
+    leave: bool
+    not_before: datetime | None = None
+
+
+Step = Finish | Reschedule
+
+
+@dataclass(frozen=True)
+class Decision:
+    progress: Progress
+    step: Step
+    effect: AccountEffect | None = None
+
+
+def after_attempt(
+    progress: Progress,
+    end: AttemptEnd,
+    policy: FailoverPolicy,
+    retry: RetryPolicy,
+    now: datetime,
+) -> Decision:
+    """Decide what an attempt's end means for the session and its account."""
+    account = progress.account or ""
+    progress = replace(progress, transcript=progress.transcript or bool(end.transcript))
+
+    if end.outcome is Outcome.COMPLETED:
+        done = replace(progress, suspicions=0, failures=0)
+        return Decision(done, Finish(SessionPhase.SUCCEEDED, "Completed", "the run finished"))
+
+    if end.outcome is Outcome.WALLED and end.resets_at is not None:
+        until = max(end.resets_at, now + retry.min_wall)
+        effect = WallAccount(account, until, end.window, end.evidence)
+        window = f" {end.window}" if end.window else ""
+        return _move(
+            replace(progress, suspicions=0),
+            policy,
+            "Walled",
+            f"{account} reached its{window} usage limit (resets {_clock(end.resets_at)})",
+            effect,
+        )
+
+    if end.outcome is Outcome.AUTH_FAILED:
+        effect_block = BlockAccount(account, end.evidence)
+        return _move(
+            replace(progress, suspicions=0),
+            policy,
+            "AuthFailed",
+            f"{account} rejected its credentials at startup (401); the account is blocked",
+            effect_block,
+        )
+
+    if end.outcome is Outcome.THROTTLED or (end.outcome is Outcome.WALLED):
+        # A limit without a reset time is a suspicion. Only `confirmations` in a row make it a
+        # wall, and not at all inside the cooldown after a swap (no ping-pong, seed 002).
+        count = progress.suspicions + 1
+        confirmed = count >= policy.confirmations and not progress.in_cooldown(policy, now)
+        if confirmed:
+            wall = WallAccount(account, now + retry.suspected_wall, None, end.evidence, True)
+            return _move(
+                replace(progress, suspicions=0),
+                policy,
+                "ThrottleConfirmed",
+                f"{account} throttled {count} attempts in a row without a reset time; "
+                f"treating it as walled for {_minutes(retry.suspected_wall)}",
+                wall,
+            )
+        suspected = replace(progress, suspicions=count)
+        wait = retry.backoff(count)
+        why = " (cooldown after a recent swap)" if count >= policy.confirmations else ""
+        return Decision(
+            suspected,
+            Reschedule(
+                "Throttled",
+                f"{account} throttled without a reset time ({count}/{policy.confirmations}"
+                f" to confirm){why}; retrying the same account in {_seconds(wait)}",
+                leave=False,
+                not_before=now + wait,
+            ),
+            NoteSuspicion(account, end.evidence, count),
+        )
+
+    # failed: bounded retries on the same account with backoff, then Failed with the reason.
+    failures = progress.failures + 1
+    detail = end.detail or "the agent failed without saying why"
+    if failures > retry.max_failures:
+        return Decision(
+            replace(progress, failures=failures),
+            Finish(
+                SessionPhase.FAILED,
+                "RetriesExhausted",
+                f"{failures} attempts in a row failed; last: {detail}",
+            ),
+        )
+    wait = retry.backoff(failures)
+    return Decision(
+        replace(progress, failures=failures, suspicions=0),
+        Reschedule(
+            "AttemptFailed",
+            f"attempt {progress.attempt} failed ({detail}); retry {failures}/{retry.max_failures}"
+            f" in {_seconds(wait)}",
+            leave=False,
+            not_before=now + wait,
+        ),
+    )
+
+
+def evicted(progress: Progress, policy: FailoverPolicy, reason: str, message: str) -> Decision:
+    """The operator is moving a running session off its account (a drill, or the account went
+    AuthFailed through another session's pod)."""
+    return _move(progress, policy, reason, message, None)
+
+
+def _move(
+    progress: Progress,
+    policy: FailoverPolicy,
+    reason: str,
+    message: str,
+    effect: AccountEffect | None,
+) -> Decision:
+    if progress.swap_count >= policy.max_swaps:
+        return Decision(
+            progress,
+            Finish(
+                SessionPhase.FAILED,
+                "SwapLimitReached",
+                f"{message}; the session already moved {progress.swap_count} times "
+                f"(spec.failover.maxSwaps)",
+            ),
+            effect,
+        )
+    return Decision(progress, Reschedule(reason, message, leave=True), effect)
+
+
+def record_swap(progress: Progress, to_account: str, now: datetime) -> Progress:
+    """The session starts an attempt on `to_account`; a different account than the last one
+    is a swap, which starts the cooldown."""
+    moved = progress.account is not None and progress.account != to_account
+    return replace(
+        progress,
+        attempt=progress.attempt + 1,
+        account=to_account,
+        swap_count=progress.swap_count + (1 if moved else 0),
+        last_swap_at=now if moved else progress.last_swap_at,
+        suspicions=0 if moved else progress.suspicions,
+    )
+
+
+def _clock(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{int(value.total_seconds())}s"
+
+
+def _minutes(value: timedelta) -> str:
+    return f"{int(value.total_seconds() // 60)}m"

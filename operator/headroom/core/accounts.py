@@ -50,6 +50,7 @@ class Account:
     name: str
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     credential_type: CredentialType = CredentialType.OAUTH_TOKEN
+    credential_key: str = "token"  # key in the runtime Secret the agent pod reads
     max_sessions: int = 1
     priority: int = 0
     paused: bool = False

@@ -1,0 +1,1 @@
+"""kopf handlers: thin, one module per resource. They route events to `headroom.reconcilers`."""

@@ -1,0 +1,44 @@
+"""ClaudeAccount and Secret events. Both kinds are namespaced, so `namespace` is never None
+here; kopf's signature is generic over cluster-scoped kinds too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from headroom import GROUP, VERSION
+from headroom.controllers.context import installed, runtime
+from headroom.core.accounts import Account
+from headroom.reconcilers import account
+from headroom.reconcilers.roster import account_from_body
+
+
+@kopf.index(GROUP, VERSION, "claudeaccounts")
+def claudeaccounts_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Account]:
+    """The roster: namespace -> accounts. The only list of accounts in the operator."""
+    return {namespace or "": account_from_body(body)}
+
+
+@kopf.on.event(GROUP, VERSION, "claudeaccounts")
+async def account_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
+    rt, ns = runtime(**kwargs), namespace or ""
+    if type == "DELETED":
+        rt.roster.forget(ns, name)
+        rt.wakeups.cancel(("account", ns, name))
+        return
+    await account.reconcile(rt, ns, name)
+
+
+def _referenced(namespace: str | None, name: str, **_: Any) -> bool:
+    rt = installed()
+    return rt is not None and bool(rt.secret_refs.get((namespace or "", name)))
+
+
+@kopf.on.event("", "v1", "secrets", when=_referenced)
+async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+    """A source Secret changed (e.g. a rotated token): re-check the accounts that read it.
+    This is how an AuthFailed account heals without anyone touching the ClaudeAccount."""
+    rt, ns = runtime(**kwargs), namespace or ""
+    for account_name in sorted(rt.secret_refs.get((ns, name), ())):
+        await account.reconcile(rt, ns, account_name)

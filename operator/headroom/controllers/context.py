@@ -1,0 +1,28 @@
+"""The one Runtime of this operator process, created at start-up (see `main`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headroom.reconcilers.runtime import Runtime
+
+_runtime: Runtime | None = None
+
+
+def install(runtime: Runtime) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def runtime(**indexes: Any) -> Runtime:
+    """The Runtime, with kopf's live indexes attached on first use."""
+    if _runtime is None:
+        raise RuntimeError("the operator's runtime is not installed yet")
+    if "claudeaccounts_index" in indexes and "agent_pods_index" in indexes:
+        _runtime.attach(indexes["claudeaccounts_index"], indexes["agent_pods_index"])
+    return _runtime
+
+
+def installed() -> Runtime | None:
+    """The Runtime if the operator has started (for filters that run before handlers)."""
+    return _runtime

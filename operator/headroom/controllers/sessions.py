@@ -1,0 +1,60 @@
+"""AgentSession and agent Pod events (both namespaced)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from headroom import GROUP, VERSION
+from headroom.controllers.context import runtime
+from headroom.kube.manifests import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
+from headroom.reconcilers import session
+from headroom.reconcilers.runtime import LivePod
+
+
+def _pod_finished(body: kopf.Body) -> bool:
+    status = body.get("status") or {}
+    if status.get("phase") in {"Succeeded", "Failed"}:
+        return True
+    return any(
+        (cs.get("state") or {}).get("terminated") for cs in status.get("containerStatuses") or []
+    )
+
+
+@kopf.index("", "v1", "pods", labels={LABEL_MANAGED: MANAGER})
+def agent_pods_index(
+    namespace: str | None, name: str, meta: kopf.Meta, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], LivePod] | None:
+    """Live agent pods by session: seeds the ledger after a restart, finds adoptable pods."""
+    annotations = meta.get("annotations") or {}
+    if _pod_finished(body) or ANN_SESSION not in annotations:
+        return None
+    attempt = int((meta.get("labels") or {}).get(LABEL_ATTEMPT, "0") or 0)
+    live = LivePod(name=name, account=annotations.get(ANN_ACCOUNT, ""), attempt=attempt)
+    return {(namespace or "", annotations[ANN_SESSION]): live}
+
+
+@kopf.on.event(GROUP, VERSION, "agentsessions")
+async def session_event(
+    type: str, namespace: str | None, name: str, status: kopf.Status, **kwargs: Any
+) -> None:
+    rt, ns = runtime(**kwargs), namespace or ""
+    if type == "DELETED":
+        rt.session_phases.pop((ns, name), None)
+        session.forget(rt, ns, name)
+        return
+    rt.session_phases[(ns, name)] = status.get("phase") or "Pending"
+    await session.reconcile(rt, ns, name)
+
+
+def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> bool:
+    """Only endings matter: the session records its pod when it creates it."""
+    return type == "DELETED" or _pod_finished(body) or bool(meta.get("deletionTimestamp"))
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED: MANAGER}, when=_agent_pod_ended)
+async def agent_pod_event(namespace: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
+    owner = (meta.get("annotations") or {}).get(ANN_SESSION)
+    if owner:
+        await session.reconcile(runtime(**kwargs), namespace or "", owner)

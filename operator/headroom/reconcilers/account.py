@@ -1,0 +1,237 @@
+"""ClaudeAccount reconciliation: credentials, the runtime Secret, derived phase, conditions,
+drills and wall expiry."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from headroom.core.accounts import (
+    DEFAULT_KEY,
+    AccountPhase,
+    CredentialType,
+    account_state,
+    unavailable_until,
+)
+from headroom.core.durations import format_time, parse_time
+from headroom.kube import manifests
+from headroom.kube.client import KubeError
+from headroom.reconcilers import metrics
+from headroom.reconcilers.conditions import same_conditions, set_conditions
+from headroom.reconcilers.roster import account_from_body, merge
+from headroom.reconcilers.runtime import Runtime
+
+log = logging.getLogger("headroom.account")
+JSON = dict[str, Any]
+DRILL_ANNOTATION = "headroom.dev/drill"
+
+
+def credentials_of(
+    spec: JSON, secret: JSON | None, namespace: str
+) -> tuple[str | None, str, str, str]:
+    """(base64 value or None, key, reason, message) for the account's source Secret. The
+    message names Secret and key, never a value."""
+    creds = spec.get("credentials") or {}
+    kind = CredentialType(creds.get("type", "OAuthToken"))
+    key = creds.get("key") or DEFAULT_KEY[kind]
+    ref = (creds.get("secretRef") or {}).get("name", "")
+    if secret is None:
+        return None, key, "SecretNotFound", f"Secret {ref!r} was not found in namespace {namespace}"
+    data = secret.get("data") or {}
+    if key not in data:
+        known = ", ".join(sorted(data)) or "none"
+        return (
+            None,
+            key,
+            "KeyNotFound",
+            f"Secret {ref!r} has no key {key!r} (keys present: {known})",
+        )
+    try:
+        raw = base64.b64decode(data[key], validate=True)
+    except (binascii.Error, ValueError):
+        return None, key, "Unreadable", f"key {key!r} of Secret {ref!r} is not valid base64"
+    if not raw.strip():
+        return None, key, "EmptyCredential", f"key {key!r} of Secret {ref!r} is empty"
+    return data[key], key, "Valid", f"Secret {ref!r} key {key!r} is present"
+
+
+def credentials_hash(value_b64: str) -> str:
+    return "sha256:" + hashlib.sha256(base64.b64decode(value_b64)).hexdigest()
+
+
+async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
+    async with rt.lock("account", namespace, name):
+        body = await rt.kube.request(
+            "GET", f"/apis/headroom.dev/v1alpha1/namespaces/{namespace}/claudeaccounts/{name}"
+        )
+        if body is None:
+            rt.roster.forget(namespace, name)
+            rt.wakeups.cancel(("account", namespace, name))
+            return
+        try:
+            await _reconcile(rt, body)
+        except KubeError as exc:
+            metrics.reconcile_error("ClaudeAccount")
+            log.warning("account %s/%s: API error %s; will retry", namespace, name, exc)
+            rt.wakeups.at(
+                ("account", namespace, name), datetime.now(UTC) + rt.settings.retry.base_backoff / 5
+            )
+
+
+async def _reconcile(rt: Runtime, body: JSON) -> None:
+    now = datetime.now(UTC)
+    meta, spec = body["metadata"], body.get("spec") or {}
+    status: JSON = dict(body.get("status") or {})
+    ns, name = meta["namespace"], meta["name"]
+    key = (ns, name)
+    rt.account_uids[key] = meta.get("uid", "")
+    secret_name = ((spec.get("credentials") or {}).get("secretRef") or {}).get("name", "")
+    for refs in rt.secret_refs.values():
+        refs.discard(name)
+    rt.secret_refs[(ns, secret_name)].add(name)
+
+    secret = await rt.kube.get(ns, "secrets", secret_name) if secret_name else None
+    value, data_key, creds_reason, creds_message = credentials_of(spec, secret, ns)
+    patch: JSON = {}
+    runtime_name = manifests.runtime_secret_name(name)
+    if value is not None:
+        digest = credentials_hash(value)
+        if (
+            status.get("credentialsHash") != digest
+            or status.get("runtimeSecretName") != runtime_name
+        ):
+            await rt.kube.replace_or_create(
+                ns, "secrets", manifests.runtime_secret(body, data_key, value)
+            )
+            patch.update(credentialsHash=digest, runtimeSecretName=runtime_name)
+    elif status.get("credentialsHash") is not None:
+        patch["credentialsHash"] = None
+
+    patch.update(_drill(rt, body, status, now))
+    signals = rt.roster.signals(ns, name)
+    if signals is not None:
+        if (
+            signals.walled_until
+            and (parse_time(status.get("walledUntil")) or now) < signals.walled_until
+        ):
+            patch["walledUntil"] = format_time(signals.walled_until)
+        if signals.auth_failed_hash and status.get("authFailedHash") != signals.auth_failed_hash:
+            patch["authFailedHash"] = signals.auth_failed_hash
+
+    merged_status = {**status, **patch}
+    account = merge(account_from_body({**body, "status": merged_status}), signals)
+    if value is None:
+        account = replace(account, credentials_hash=None, credentials_problem=creds_message)
+    state = account_state(account, now)
+    active = rt.ledger.active(key)
+    auth_failed = state.phase is AccountPhase.AUTH_FAILED
+    generation = int(meta.get("generation", 1))
+    conditions = set_conditions(
+        status.get("conditions"),
+        [
+            ("Ready", state.phase is AccountPhase.AVAILABLE, state.reason, state.message),
+            (
+                "CredentialsValid",
+                value is not None and not auth_failed,
+                "AuthenticationFailed" if auth_failed else creds_reason,
+                state.message if auth_failed else creds_message,
+            ),
+            (
+                "Walled",
+                state.phase is AccountPhase.WALLED,
+                state.reason if state.phase is AccountPhase.WALLED else "NotWalled",
+                state.message
+                if state.phase is AccountPhase.WALLED
+                else "the account is not walled",
+            ),
+        ],
+        generation,
+        format_time(now),
+    )
+    if not same_conditions(status.get("conditions"), conditions):
+        patch["conditions"] = conditions
+    desired = {
+        "phase": state.phase.value,
+        "activeSessions": active,
+        "observedGeneration": generation,
+    }
+    patch.update({k: v for k, v in desired.items() if status.get(k) != v})
+    if patch:
+        await rt.kube.patch_account_status(ns, name, patch)
+
+    previous = status.get("phase")
+    if previous != state.phase.value:
+        _announce(rt, body, previous, state.phase.value, state.message)
+        if state.phase is AccountPhase.AVAILABLE:
+            rt.wake_waiting(ns)
+    if state.phase is AccountPhase.AVAILABLE and active < account.max_sessions:
+        rt.wake_waiting(ns, account.max_sessions - active)
+    until = unavailable_until(account, now)
+    if until is not None:
+        rt.wakeups.at(("account", ns, name), until)
+    metrics.set_account(ns, name, state.phase.value, active, account.max_sessions)
+    for w in account.windows:
+        metrics.window_utilization.labels(ns, name, w.name).set(w.utilization)
+        left = (w.resets_at - now).total_seconds() if w.resets_at else 0.0
+        metrics.window_reset.labels(ns, name, w.name).set(max(0.0, left))
+
+
+def _announce(rt: Runtime, body: JSON, previous: str | None, phase: str, message: str) -> None:
+    if previous is None and phase == "Available":
+        rt.event(body, "Available", "credentials verified; ready for sessions")
+        return
+    warning = phase in {"AuthFailed", "Unknown"}
+    rt.event(body, phase, f"{previous or 'new'} -> {phase}: {message}", warning=warning)
+
+
+def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
+    """Start a drill when the annotation's value is new; report its progress."""
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
+    wanted = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
+    drill: JSON = dict(status.get("drill") or {})
+    if wanted and wanted != drill.get("value"):
+        until = now + rt.settings.drill_duration
+        to_move = rt.ledger.sessions_on(key)
+        rt.drills[key] = {"started": now, "sessions": len(to_move), "moved": 0, "last_move": None}
+        rt.roster.note(*key, drill_until=until)
+        for ns, session in to_move:
+            rt.wakeups.at(("session", ns, session), now)
+        rt.event(
+            body,
+            "DrillStarted",
+            f"drill {wanted!r}: treating the account as walled until {format_time(until)}; "
+            f"moving {len(to_move)} session(s)",
+            warning=True,
+        )
+        return {
+            "drill": {
+                "value": wanted,
+                "startedAt": format_time(now),
+                "until": format_time(until),
+                "sessionsToMove": len(to_move),
+                "sessionsMoved": 0,
+            }
+        }
+    tracker = rt.drills.get(key)
+    if tracker is None:
+        return {}
+    update: JSON = {}
+    if drill.get("sessionsMoved") != tracker["moved"]:
+        update["sessionsMoved"] = tracker["moved"]
+    if tracker["moved"] >= tracker["sessions"] and not drill.get("completedAt"):
+        done = tracker["last_move"] or now
+        update["completedAt"] = format_time(done)
+        update["moveSeconds"] = round((done - tracker["started"]).total_seconds(), 3)
+        rt.event(
+            body,
+            "DrillCompleted",
+            f"moved {tracker['moved']} session(s) in {update['moveSeconds']}s",
+        )
+        del rt.drills[key]
+    return {"drill": {**drill, **update}} if update else {}

@@ -1,0 +1,134 @@
+"""What an attempt's end does to its account: walls, 401 blocks, suspicions, usage windows.
+
+Each effect lands in the roster overlay first (placement sees it at once) and then in the
+account's status, with an Event and a log line as the forensic record (seed 002).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from headroom.core.accounts import Account
+from headroom.core.durations import format_time
+from headroom.core.outcome import AttemptEnd
+from headroom.core.session import AccountEffect, BlockAccount, NoteSuspicion, WallAccount
+from headroom.reconcilers import metrics
+from headroom.reconcilers.runtime import Runtime
+
+log = logging.getLogger("headroom.account")
+JSON = dict[str, Any]
+
+
+def account_ref(account: Account, uid: str | None = None) -> JSON:
+    """Enough of a ClaudeAccount body for kopf to post an Event about it."""
+    return {
+        "apiVersion": "headroom.dev/v1alpha1",
+        "kind": "ClaudeAccount",
+        "metadata": {"namespace": account.namespace, "name": account.name, "uid": uid or ""},
+    }
+
+
+async def apply(
+    rt: Runtime,
+    account: Account,
+    effect: AccountEffect,
+    session: str,
+    end: AttemptEnd,
+    now: datetime,
+) -> None:
+    windows = merged_windows(account, end, now)
+    signal: JSON = {"at": format_time(now), "session": session, "evidence": end.evidence[:120]}
+    patch: JSON = {"windows": windows}
+    body = account_ref(account, rt.account_uids.get((account.namespace, account.name)))
+    if isinstance(effect, WallAccount):
+        rt.roster.note(
+            account.namespace, account.name, walled_until=effect.until, wall_window=effect.window
+        )
+        signal.update(type="walled", window=effect.window or "unconfirmed")
+        patch["walledUntil"] = format_time(effect.until)
+        how = (
+            "confirmed by repeated throttling"
+            if effect.confirmed_by_repetition
+            else "structured rate-limit signal"
+        )
+        rt.event(
+            body,
+            "Walled",
+            f"walled until {format_time(effect.until)} (window {effect.window or 'unknown'}, {how}); "
+            f"session {session}; evidence: {effect.evidence or '-'}",
+            warning=True,
+        )
+        metrics.walls.labels(account.namespace, account.name, effect.window or "unknown").inc()
+    elif isinstance(effect, BlockAccount):
+        rt.roster.note(account.namespace, account.name, auth_failed_hash=account.credentials_hash)
+        signal.update(type="auth_failed")
+        patch["authFailedHash"] = account.credentials_hash
+        rt.event(
+            body,
+            "AuthFailed",
+            f"the API rejected the credentials at startup (401) for session {session}; no new "
+            f"sessions until the Secret's content changes; evidence: {effect.evidence or '-'}",
+            warning=True,
+        )
+        metrics.auth_failures.labels(account.namespace, account.name).inc()
+    elif isinstance(effect, NoteSuspicion):
+        signal.update(type="throttled")
+        rt.event(
+            body,
+            "Throttled",
+            f"limit without a reset time ({effect.count} in a row) for session {session}; "
+            f"not a wall; evidence: {effect.evidence or '-'}",
+        )
+    patch["lastSignal"] = signal
+    log.info(
+        "signal %s on %s/%s from session %s window=%s evidence=%r",
+        signal.get("type"),
+        account.namespace,
+        account.name,
+        session,
+        signal.get("window"),
+        signal["evidence"],
+    )
+    await rt.kube.patch_account_status(account.namespace, account.name, patch)
+    rt.mark_account_dirty(account.namespace, account.name)
+
+
+async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: datetime) -> None:
+    await rt.kube.patch_account_status(
+        account.namespace, account.name, {"windows": merged_windows(account, end, now)}
+    )
+
+
+def merged_windows(account: Account, end: AttemptEnd, now: datetime) -> list[JSON]:
+    """The account's windows updated with what this attempt reported (names are open-ended)."""
+    by_name: dict[str, JSON] = {}
+    for w in account.windows:
+        entry: JSON = {"name": w.name, "status": w.status, "utilization": w.utilization}
+        if w.resets_at:
+            entry["resetsAt"] = format_time(w.resets_at)
+        if w.observed_at:
+            entry["observedAt"] = format_time(w.observed_at)
+        by_name[w.name] = entry
+    for name, utilization in end.utilization.items():
+        entry = by_name.setdefault(name, {"name": name})
+        entry.update(
+            status="allowed", utilization=round(float(utilization), 4), observedAt=format_time(now)
+        )
+    if end.window and end.resets_at:
+        entry = by_name.setdefault(end.window, {"name": end.window, "utilization": 1.0})
+        entry.update(
+            status="rejected", resetsAt=format_time(end.resets_at), observedAt=format_time(now)
+        )
+        entry["utilization"] = max(float(entry.get("utilization", 1.0)), 1.0)
+    return sorted(by_name.values(), key=lambda w: w["name"])[:16]
+
+
+def drill_progress(rt: Runtime, namespace: str, account: str, now: datetime) -> None:
+    """A session left a drilled account: count it; the account reconciler records the rest."""
+    drill = rt.drills.get((namespace, account))
+    if drill is not None:
+        drill["moved"] += 1
+        drill["last_move"] = now
+        rt.mark_account_dirty(namespace, account)

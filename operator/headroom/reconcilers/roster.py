@@ -1,0 +1,131 @@
+"""The roster: every ClaudeAccount, read through one index (seed 001: one source of truth).
+
+kopf keeps the index current from its watch. Signals this operator has just acted on (a wall,
+a 401, a drill) are kept in an overlay until the account's status catches up, so placement
+never trusts a stale view for the few milliseconds a status write takes to come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from headroom.core.accounts import DEFAULT_KEY, Account, CredentialType, Window
+from headroom.core.durations import parse_time
+
+
+@dataclass(frozen=True)
+class Signals:
+    walled_until: datetime | None = None
+    wall_window: str | None = None
+    auth_failed_hash: str | None = None
+    drill_until: datetime | None = None
+
+
+def account_from_body(body: Mapping[str, Any]) -> Account:
+    """An Account from a ClaudeAccount object (spec and the status the operator wrote)."""
+    meta, spec = body["metadata"], body.get("spec") or {}
+    status = body.get("status") or {}
+    creds = spec.get("credentials") or {}
+    drill = status.get("drill") or {}
+    kind = CredentialType(creds.get("type", "OAuthToken"))
+    return Account(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        labels=dict(meta.get("labels") or {}),
+        credential_type=kind,
+        credential_key=creds.get("key") or DEFAULT_KEY[kind],
+        max_sessions=int(spec.get("maxSessions", 1)),
+        priority=int(spec.get("priority", 0)),
+        paused=bool(spec.get("paused", False)),
+        # The account reconciler records the hash only while the Secret and its key are readable.
+        credentials_hash=status.get("credentialsHash"),
+        credentials_problem=_creds_message(status),
+        auth_failed_hash=status.get("authFailedHash"),
+        walled_until=parse_time(status.get("walledUntil")),
+        wall_window=(status.get("lastSignal") or {}).get("window"),
+        drill_until=parse_time(drill.get("until")),
+        windows=tuple(
+            Window(
+                name=w["name"],
+                status=w.get("status", ""),
+                utilization=float(w.get("utilization", 0.0)),
+                resets_at=parse_time(w.get("resetsAt")),
+                observed_at=parse_time(w.get("observedAt")),
+            )
+            for w in status.get("windows") or []
+            if "name" in w
+        ),
+    )
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
+
+
+def _creds_message(status: Mapping[str, Any]) -> str:
+    cond = _condition(status, "CredentialsValid")
+    return str(cond.get("message", "")) if cond.get("status") != "True" else ""
+
+
+def merge(account: Account, signals: Signals | None) -> Account:
+    if signals is None:
+        return account
+    ours_is_later = signals.walled_until is not None and (
+        account.walled_until is None or signals.walled_until >= account.walled_until
+    )
+    return replace(
+        account,
+        walled_until=_later(account.walled_until, signals.walled_until),
+        wall_window=signals.wall_window if ours_is_later else account.wall_window,
+        auth_failed_hash=signals.auth_failed_hash or account.auth_failed_hash,
+        drill_until=_later(account.drill_until, signals.drill_until),
+    )
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+class Roster:
+    def __init__(self) -> None:
+        self._index: Mapping[str, Iterable[Account]] | None = None
+        self._signals: dict[tuple[str, str], Signals] = {}
+
+    def attach(self, index: Mapping[str, Iterable[Account]]) -> None:
+        """Called with kopf's live index (namespace -> accounts) the first time a handler runs."""
+        self._index = index
+
+    @property
+    def attached(self) -> bool:
+        return self._index is not None
+
+    def accounts(self, namespace: str) -> list[Account]:
+        if self._index is None or namespace not in self._index:
+            return []
+        return [merge(a, self._signals.get((namespace, a.name))) for a in self._index[namespace]]
+
+    def get(self, namespace: str, name: str) -> Account | None:
+        for account in self.accounts(namespace):
+            if account.name == name:
+                return account
+        return None
+
+    def note(self, namespace: str, name: str, **changes: Any) -> None:
+        current = self._signals.get((namespace, name), Signals())
+        self._signals[(namespace, name)] = replace(current, **changes)
+
+    def signals(self, namespace: str, name: str) -> Signals | None:
+        return self._signals.get((namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._signals.pop((namespace, name), None)

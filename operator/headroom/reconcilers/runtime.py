@@ -1,0 +1,147 @@
+"""The operator's shared in-memory state, built once at start-up and handed to reconcilers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import kopf
+
+from headroom.contract.scrub import scrub
+from headroom.core.ledger import Ledger
+from headroom.core.session import RetryPolicy
+from headroom.kube.client import Kube
+from headroom.kube.manifests import PodSettings
+from headroom.reconcilers.roster import Roster
+from headroom.reconcilers.wakeups import Key, Wakeups
+
+log = logging.getLogger("headroom")
+
+
+@dataclass(frozen=True)
+class Settings:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pods: PodSettings = field(default_factory=PodSettings)
+    drill_duration: timedelta = timedelta(minutes=2)
+    # Debounce for account status writes that only move counters (activeSessions).
+    account_status_delay: float = 1.0
+
+
+@dataclass(frozen=True)
+class LivePod:
+    """What the pods index keeps per agent pod that is still alive."""
+
+    name: str
+    account: str
+    attempt: int
+
+
+class Runtime:
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.roster = Roster()
+        self.ledger = Ledger()
+        self.wakeups = Wakeups(self._wake)
+        self._pods_index: Mapping[tuple[str, str], Iterable[LivePod]] | None = None
+        self._ledger_seeded = False
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self.placement_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.waiting: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
+        self.reconcile_session: Any = None  # set by the session reconciler module
+        self.reconcile_account: Any = None  # set by the account reconciler module
+        self.dirty_accounts: set[tuple[str, str]] = set()
+        # (namespace, secret name) -> accounts that read it, to react to Secret changes
+        self.secret_refs: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self.account_uids: dict[tuple[str, str], str] = {}
+        # drills under way: (namespace, account) -> {started, sessions, moved, last_move}
+        self.drills: dict[tuple[str, str], dict[str, Any]] = {}
+        self.session_phases: dict[tuple[str, str], str] = {}
+
+    # --- indexes handed over by kopf ---------------------------------------------------
+
+    def attach(self, accounts: Any, pods: Any) -> None:
+        if not self.roster.attached:
+            self.roster.attach(accounts)
+        if self._pods_index is None:
+            self._pods_index = pods
+
+    def seed_ledger(self) -> None:
+        """Rebuild who holds which account from live pods: after a restart the ledger is
+        exactly what the cluster says, so maxSessions holds across restarts."""
+        if self._ledger_seeded or self._pods_index is None:
+            return
+        for (namespace, session), pods in self._pods_index.items():
+            newest = max(pods, key=lambda p: p.attempt, default=None)
+            if newest is not None:
+                self.ledger.assign((namespace, session), (namespace, newest.account))
+        self._ledger_seeded = True
+
+    def live_pods(self, namespace: str, session: str) -> list[LivePod]:
+        if self._pods_index is None:
+            return []
+        return list(self._pods_index.get((namespace, session), []))
+
+    # --- serialization -----------------------------------------------------------------
+
+    def lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((kind, namespace, name), asyncio.Lock())
+
+    def forget_lock(self, kind: str, namespace: str, name: str) -> None:
+        self._locks.pop((kind, namespace, name), None)
+
+    # --- wake-ups ----------------------------------------------------------------------
+
+    async def _wake(self, key: Key) -> None:
+        kind, namespace, name = key
+        if kind == "session" and self.reconcile_session is not None:
+            await self.reconcile_session(self, namespace, name)
+        elif kind == "account" and self.reconcile_account is not None:
+            await self.reconcile_account(self, namespace, name)
+
+    def wake_waiting(self, namespace: str, slots: int | None = None) -> None:
+        """Capacity appeared in `namespace`: wake the longest-waiting sessions, as many as
+        there are free slots (not the whole queue: no thundering herd)."""
+        queue = self.waiting.get(namespace)
+        if not queue:
+            return
+        if slots is None:
+            load = self.ledger.load(namespace)
+            slots = sum(
+                max(0, a.max_sessions - load.get(a.name, 0))
+                for a in self.roster.accounts(namespace)
+            )
+        now = datetime.now(UTC)
+        for name, _since in sorted(queue.items(), key=lambda kv: kv[1])[: max(slots, 0)]:
+            self.wakeups.at(("session", namespace, name), now)
+
+    def mark_account_dirty(self, namespace: str, name: str) -> None:
+        self.dirty_accounts.add((namespace, name))
+
+    # --- records -----------------------------------------------------------------------
+
+    def event(
+        self, body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        """A Kubernetes Event and a structured log line, with secrets scrubbed from both."""
+        text = scrub(message)[:1000]
+        kopf.event(
+            cast(Any, dict(body)),
+            type="Warning" if warning else "Normal",
+            reason=reason,
+            message=text,
+        )
+        meta = body.get("metadata", {})
+        log.info(
+            "%s %s/%s: %s",
+            reason,
+            meta.get("namespace"),
+            meta.get("name"),
+            text,
+            extra={"reason": reason, "object": meta.get("name"), "kind": body.get("kind")},
+        )

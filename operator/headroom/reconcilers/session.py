@@ -1,0 +1,469 @@
+"""AgentSession reconciliation: one pass brings one session one step closer to done.
+
+A pass reads the session and its current pod fresh from the API (never a cached copy: the
+previous pass may have just written), lets the pure core decide, and writes in crash-safe
+order: account effects, then the next pod (named by attempt, so a repeat after a crash finds
+it and adopts it), then the session's status.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from headroom.core import session as machine
+from headroom.core.accounts import Account
+from headroom.core.durations import format_time, parse_duration, parse_time
+from headroom.core.outcome import AttemptEnd, ContainerExit, classify
+from headroom.core.placement import NoHeadroom, Placed, Request, place
+from headroom.kube import manifests
+from headroom.kube.client import KubeError
+from headroom.reconcilers import effects, metrics
+from headroom.reconcilers.conditions import set_conditions
+from headroom.reconcilers.runtime import Runtime
+
+log = logging.getLogger("headroom.session")
+JSON = dict[str, Any]
+MAX_SWAP_RECORDS = 20
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def policy_of(spec: JSON) -> machine.FailoverPolicy:
+    failover = spec.get("failover") or {}
+    return machine.FailoverPolicy(
+        cooldown=parse_duration(failover.get("cooldown", "5m")),
+        confirmations=int(failover.get("confirmations", 2)),
+        max_swaps=int(failover.get("maxSwaps", 20)),
+    )
+
+
+def progress_of(status: JSON) -> machine.Progress:
+    return machine.Progress(
+        attempt=int(status.get("attempt", 0)),
+        account=status.get("account"),
+        swap_count=int(status.get("swapCount", 0)),
+        last_swap_at=parse_time(status.get("lastSwapAt")),
+        suspicions=int(status.get("suspicions", 0)),
+        failures=int(status.get("failures", 0)),
+        transcript=bool(status.get("transcript", False)),
+    )
+
+
+def container_exit(pod: JSON) -> ContainerExit | bool | None:
+    """The agent container's terminated state; True while it still runs; None if the pod ended
+    without one (e.g. deleted before start, or evicted)."""
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        if cs.get("name") == "agent":
+            term = (cs.get("state") or {}).get("terminated")
+            if term:
+                return ContainerExit(
+                    term.get("exitCode"), term.get("reason", ""), term.get("message")
+                )
+    if status.get("phase") in {"Succeeded", "Failed"}:
+        return None
+    return True
+
+
+class Pass:
+    """One reconcile pass over one session. Accumulates a status patch written once."""
+
+    def __init__(self, rt: Runtime, body: JSON) -> None:
+        self.rt = rt
+        self.body = body
+        self.meta = body["metadata"]
+        self.spec = body.get("spec") or {}
+        self.status: JSON = dict(body.get("status") or {})
+        self.ns: str = self.meta["namespace"]
+        self.name: str = self.meta["name"]
+        self.key = (self.ns, self.name)
+        self.patch: JSON = {}
+        self.conditions: list[tuple[str, bool, str, str]] = []
+        self.now = _now()
+
+    # -- status helpers ----------------------------------------------------------------
+
+    def set(self, **fields: Any) -> None:
+        """Stage status fields; unchanged values are not written (no write, no event, no loop)."""
+        for key, value in fields.items():
+            if self.status.get(key) != value or (key not in self.status and value is not None):
+                self.patch[key] = value
+                self.status[key] = value
+
+    def condition(self, kind: str, ok: bool, reason: str, message: str) -> None:
+        self.conditions.append((kind, ok, reason, message))
+
+    async def flush(self) -> None:
+        generation = int(self.meta.get("generation", 1))
+        if self.status.get("observedGeneration") != generation:
+            self.set(observedGeneration=generation)
+        if self.conditions:
+            merged = set_conditions(
+                self.body.get("status", {}).get("conditions"),
+                self.conditions,
+                generation,
+                format_time(self.now),
+            )
+            if merged != (self.body.get("status") or {}).get("conditions"):
+                self.patch["conditions"] = merged
+        if self.patch:
+            await self.rt.kube.patch_session_status(self.ns, self.name, self.patch)
+
+    # -- the pass --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        phase = machine.SessionPhase(self.status.get("phase") or "Pending")
+        if phase.finished:
+            self.rt.ledger.assign(self.key, None)
+            self.rt.waiting[self.ns].pop(self.name, None)
+            return
+        if not self.status.get("claudeSessionId"):
+            # Chosen once, before the first pod, and kept for the session's life: every
+            # attempt on every account resumes this conversation.
+            self.set(
+                claudeSessionId=str(uuid.uuid4()),
+                phase="Pending",
+                attempt=0,
+                swapCount=0,
+            )
+            self.condition("Scheduled", False, "Placing", "choosing an account")
+            self.condition("Ready", False, "Placing", "choosing an account")
+            self.condition("Completed", False, "NotFinished", "the session has not finished")
+        try:
+            policy = policy_of(self.spec)
+        except ValueError as exc:  # the CRD pattern should prevent this; never crash-loop
+            await self._finish(machine.SessionPhase.FAILED, "InvalidSpec", str(exc))
+            return
+
+        if await self._follow_current_pod(policy):
+            await self.flush()
+            return
+        await self._start_next_attempt()
+        await self.flush()
+
+    async def _follow_current_pod(self, policy: machine.FailoverPolicy) -> bool:
+        """Handle the current attempt's pod. True when nothing more is to be done now."""
+        pod_name = self.status.get("podName")
+        adopted = await self._adopt_newer_pod()
+        if adopted is not None:
+            pod_name = adopted
+        if not pod_name:
+            return False
+        pod = await self.rt.kube.get(self.ns, "pods", pod_name)
+        state = container_exit(pod) if pod is not None else None
+        if state is True:
+            assert pod is not None
+            return await self._while_running(pod, policy)
+        if self.status.get("lastOutcome", {}).get("podName") == pod_name:
+            return False  # this attempt's end is already recorded; go on to the next step
+        end = classify(state if isinstance(state, ContainerExit) else None)
+        terminated_at = _terminated_at(pod) or self.now
+        await self._apply_end(pod_name, end, policy, terminated_at)
+        return self.status.get("phase") in ("Succeeded", "Failed")
+
+    async def _adopt_newer_pod(self) -> str | None:
+        """After a crash between creating a pod and recording it, the pod exists with a higher
+        attempt number than status says. Adopt it instead of creating another."""
+        attempt = int(self.status.get("attempt", 0))
+        newer = [p for p in self.rt.live_pods(self.ns, self.name) if p.attempt > attempt]
+        if not newer:
+            return None
+        pod = max(newer, key=lambda p: p.attempt)
+        log.info("adopting pod %s/%s created before a restart", self.ns, pod.name)
+        self.rt.ledger.assign(self.key, (self.ns, pod.account))
+        self._record_start(
+            pod.account, pod.name, pod.attempt, self.status.get("authPath", "primary")
+        )
+        return pod.name
+
+    async def _while_running(self, pod: JSON, policy: machine.FailoverPolicy) -> bool:
+        account_name = self.status.get("account") or ""
+        self.rt.ledger.assign(self.key, (self.ns, account_name))
+        if self.status.get("phase") != "Running":
+            self.set(phase="Running", waitingUntil=None, retryAt=None)
+        account = self.rt.roster.get(self.ns, account_name)
+        drilling = (
+            account is not None
+            and account.drill_until is not None
+            and account.drill_until > self.now
+        )
+        if drilling and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            # A drill moves the session for real: stop this pod, and once it is gone the next
+            # pass places the session elsewhere (never two live pods for one session).
+            self.set(evictionReason="Drill")
+            await self.rt.kube.delete(self.ns, "pods", pod["metadata"]["name"])
+            self.rt.event(
+                self.body,
+                "Evicting",
+                f"drill on {account_name}: stopping pod {pod['metadata']['name']} to move the session",
+            )
+        return True
+
+    async def _apply_end(
+        self,
+        pod_name: str,
+        end: AttemptEnd,
+        policy: machine.FailoverPolicy,
+        terminated_at: datetime,
+    ) -> None:
+        progress = progress_of(self.status)
+        eviction = self.status.get("evictionReason")
+        if eviction:
+            decision = machine.evicted(
+                progress, policy, eviction, f"moved off {progress.account} by a {eviction.lower()}"
+            )
+        else:
+            decision = machine.after_attempt(
+                progress, end, policy, self.rt.settings.retry, self.now
+            )
+        account = self.rt.roster.get(self.ns, progress.account or "")
+        if decision.effect is not None and account is not None:
+            await effects.apply(self.rt, account, decision.effect, self.name, end, self.now)
+        elif account is not None and end.utilization:
+            await effects.record_windows(self.rt, account, end, self.now)
+        # The attempt is over: its slot is free until the next placement.
+        self.rt.ledger.assign(self.key, None)
+        self.rt.mark_account_dirty(self.ns, progress.account or "")
+        p = decision.progress
+        self.set(
+            lastOutcome={
+                "outcome": end.outcome.value if not eviction else "evicted",
+                "at": format_time(self.now),
+                "podName": pod_name,
+                "detail": (end.detail or "")[:1024],
+                "evidence": end.evidence[:120],
+                **({"window": end.window} if end.window else {}),
+                **({"resetsAt": format_time(end.resets_at)} if end.resets_at else {}),
+            },
+            suspicions=p.suspicions,
+            failures=p.failures,
+            transcript=p.transcript,
+            podTerminatedAt=format_time(terminated_at),
+            evictionReason=None,
+        )
+        metrics.attempt_ended(end.outcome.value if not eviction else "evicted")
+        step = decision.step
+        if isinstance(step, machine.Finish):
+            result = {
+                "outcome": end.outcome.value,
+                "turns": end.turns,
+                "costUSD": end.cost_usd,
+                "detail": step.message[:1024],
+            }
+            self.set(result={k: v for k, v in result.items() if v is not None})
+            await self._finish(step.phase, step.reason, step.message)
+            return
+        self.set(
+            pendingMove={
+                "reason": step.reason,
+                "message": step.message[:1024],
+                "leave": step.leave,
+            },
+            retryAt=format_time(step.not_before) if step.not_before else None,
+        )
+        self.rt.event(self.body, step.reason, step.message, warning=step.leave)
+
+    async def _finish(self, phase: machine.SessionPhase, reason: str, message: str) -> None:
+        ok = phase is machine.SessionPhase.SUCCEEDED
+        self.set(phase=phase.value, retryAt=None, waitingUntil=None, pendingMove=None)
+        self.condition("Completed", True, reason, message)
+        self.condition("Ready", ok, reason, message)
+        self.rt.ledger.assign(self.key, None)
+        self.rt.waiting[self.ns].pop(self.name, None)
+        self.rt.event(self.body, reason, message, warning=not ok)
+        self.rt.wake_waiting(self.ns)
+
+    async def _start_next_attempt(self) -> None:
+        retry_at = parse_time(self.status.get("retryAt"))
+        if retry_at is not None and retry_at > self.now:
+            self.rt.wakeups.at(("session", self.ns, self.name), retry_at)
+            if self.status.get("phase") != "Pending":
+                self.set(phase="Pending")
+            self.condition(
+                "Scheduled", False, "BackingOff", f"next attempt at {format_time(retry_at)}"
+            )
+            return
+        move = self.status.get("pendingMove") or {}
+        previous = self.status.get("account")
+        fallback = self.spec.get("fallback")
+        request = Request(
+            selector=self.spec.get("accountSelector"),
+            fallback_selector=(fallback or {}).get("accountSelector", {})
+            if fallback is not None
+            else None,
+            avoid=previous if move.get("leave") else None,
+            prefer=previous if move and not move.get("leave") else None,
+        )
+        async with self.rt.placement_locks[self.ns]:
+            self.rt.seed_ledger()
+            self.rt.ledger.assign(self.key, None)
+            accounts = self.rt.roster.accounts(self.ns)
+            choice = place(accounts, self.rt.ledger.load(self.ns), request, self.now)
+            if isinstance(choice, Placed):
+                self.rt.ledger.assign(self.key, (self.ns, choice.account))
+        if isinstance(choice, NoHeadroom):
+            self._wait(choice)
+            return
+        account = next(a for a in accounts if a.name == choice.account)
+        await self._create_pod(account, choice)
+
+    def _wait(self, choice: NoHeadroom) -> None:
+        was_waiting = self.status.get("phase") == "Waiting"
+        self.rt.waiting[self.ns].setdefault(self.name, self.now)
+        until = format_time(choice.earliest_reset) if choice.earliest_reset else None
+        self.set(phase="Waiting", waitingUntil=until)
+        self.condition("Scheduled", False, "NoHeadroom", choice.message)
+        self.condition("Ready", False, "NoHeadroom", choice.message)
+        if choice.earliest_reset is not None:
+            self.rt.wakeups.at(("session", self.ns, self.name), choice.earliest_reset)
+        if not was_waiting or self.status.get("waitingMessage") != choice.message[:512]:
+            self.set(waitingMessage=choice.message[:512])
+            self.rt.event(self.body, "NoHeadroom", choice.message, warning=True)
+            metrics.waiting_started()
+
+    async def _create_pod(self, account: Account, choice: Placed) -> None:
+        progress = progress_of(self.status)
+        attempt = progress.attempt + 1
+        plan = manifests.Attempt(
+            number=attempt,
+            account=account.name,
+            credential_type=account.credential_type,
+            credential_key=account.credential_key,
+            claude_session_id=self.status["claudeSessionId"],
+            expect_transcript=progress.transcript,
+            auth_path=choice.auth_path.value,
+        )
+        if attempt == 1:
+            workspace = self.spec.get("workspace") or {}
+            claim = manifests.workspace_claim(
+                self.body, workspace.get("size", "1Gi"), workspace.get("storageClassName")
+            )
+            await self.rt.kube.create(self.ns, "persistentvolumeclaims", claim)
+        pod = manifests.agent_pod(self.body, plan, self.rt.settings.pods)
+        name = pod["metadata"]["name"]
+        try:
+            created = await self.rt.kube.create(self.ns, "pods", pod)
+        except KubeError as exc:
+            self.rt.ledger.assign(self.key, None)
+            self.set(phase="Pending")
+            self.condition(
+                "Scheduled", False, "PodCreateFailed", f"could not create pod {name}: {exc.message}"
+            )
+            self.rt.event(
+                self.body,
+                "PodCreateFailed",
+                f"could not create pod {name}: {exc.message}",
+                warning=True,
+            )
+            raise
+        account_name, auth_path = account.name, choice.auth_path.value
+        if not created:  # made by a pass that crashed before recording it: adopt as is
+            existing = await self.rt.kube.get(self.ns, "pods", name) or {}
+            ann = (existing.get("metadata") or {}).get("annotations") or {}
+            account_name = ann.get(manifests.ANN_ACCOUNT, account_name)
+            auth_path = ann.get(manifests.ANN_AUTH_PATH, auth_path)
+            self.rt.ledger.assign(self.key, (self.ns, account_name))
+        self._record_start(account_name, name, attempt, auth_path)
+        # Previous attempts' pods are finished; keep only the current one.
+        if self.status.get("previousPod"):
+            await self.rt.kube.delete(self.ns, "pods", self.status["previousPod"])
+
+    def _record_start(self, account_name: str, pod_name: str, attempt: int, auth_path: str) -> None:
+        progress = progress_of(self.status)
+        moved = progress.account is not None and progress.account != account_name
+        after = replace(machine.record_swap(progress, account_name, self.now), attempt=attempt)
+        move = self.status.get("pendingMove") or {}
+        fields: JSON = {
+            "phase": "Running",
+            "account": account_name,
+            "podName": pod_name,
+            "previousPod": self.status.get("podName")
+            if self.status.get("podName") != pod_name
+            else None,
+            "attempt": after.attempt,
+            "authPath": auth_path,
+            "swapCount": after.swap_count,
+            "suspicions": after.suspicions,
+            "waitingUntil": None,
+            "waitingMessage": None,
+            "retryAt": None,
+            "pendingMove": None,
+        }
+        if moved:
+            swap = {
+                "from": progress.account,
+                "to": account_name,
+                "at": format_time(self.now),
+                "reason": move.get("reason", "Moved"),
+            }
+            window = (self.status.get("lastOutcome") or {}).get("window")
+            if window:
+                swap["window"] = window
+            fields["swaps"] = ([*(self.status.get("swaps") or []), swap])[-MAX_SWAP_RECORDS:]
+            fields["lastSwapAt"] = format_time(self.now)
+            terminated = parse_time(self.status.get("podTerminatedAt"))
+            if terminated is not None:
+                metrics.failover_latency((self.now - terminated).total_seconds())
+            self.rt.event(
+                self.body,
+                "Swapped",
+                f"moved from {progress.account} to {account_name} ({swap['reason']}); attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
+            )
+            effects.drill_progress(self.rt, self.ns, progress.account or "", self.now)
+        else:
+            verb = "resumes" if progress.transcript else "starts"
+            self.rt.event(
+                self.body,
+                "Placed",
+                f"attempt {attempt} on {account_name} ({auth_path}) {verb} conversation {self.status.get('claudeSessionId')}",
+            )
+        self.set(**fields)
+        self.rt.waiting[self.ns].pop(self.name, None)
+        self.rt.mark_account_dirty(self.ns, account_name)
+        self.condition(
+            "Scheduled",
+            True,
+            "Placed",
+            f"attempt {attempt} runs on {account_name} ({auth_path} credentials)",
+        )
+        self.condition("Ready", True, "Running", f"the agent runs on {account_name}")
+
+
+def _terminated_at(pod: JSON | None) -> datetime | None:
+    if not pod:
+        return None
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
+        if term and term.get("finishedAt"):
+            return parse_time(term["finishedAt"])
+    return None
+
+
+async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
+    async with rt.lock("session", namespace, name):
+        body = await rt.kube.get_session(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            forget(rt, namespace, name)
+            return
+        try:
+            await Pass(rt, body).run()
+        except KubeError as exc:
+            metrics.reconcile_error("AgentSession")
+            log.warning("session %s/%s: API error %s; will retry", namespace, name, exc)
+            rt.wakeups.at(("session", namespace, name), _now() + rt.settings.retry.base_backoff / 5)
+
+
+def forget(rt: Runtime, namespace: str, name: str) -> None:
+    holder = rt.ledger.holder((namespace, name))
+    rt.ledger.assign((namespace, name), None)
+    rt.waiting[namespace].pop(name, None)
+    rt.wakeups.cancel(("session", namespace, name))
+    if holder is not None:
+        rt.mark_account_dirty(*holder)
+        rt.wake_waiting(namespace)

@@ -20,6 +20,9 @@ def runtime(**indexes: Any) -> Runtime:
         raise RuntimeError("the operator's runtime is not installed yet")
     if "claudeaccounts_index" in indexes and "agent_pods_index" in indexes:
         _runtime.attach(indexes["claudeaccounts_index"], indexes["agent_pods_index"])
+    # Background tasks start from the first handler, not from the startup hook: tasks inherit
+    # the handler's context, which kopf needs for posting Events.
+    _runtime.start_background()
     return _runtime
 
 

@@ -117,22 +117,20 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
     install(rt)
-    for coro in (rt.wakeups.run(), _flush_accounts(rt), _export_session_phases(rt)):
-        task = asyncio.get_running_loop().create_task(coro)
-        _BACKGROUND.add(task)
+    rt.background_jobs = [_run_wakeups, _flush_accounts, _export_session_phases]
     log.info("headroom operator started; it needs no Claude account of its own")
-
-
-_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    for task in _BACKGROUND:
-        task.cancel()
     rt = installed()
     if rt is not None:
+        rt.stop_background()
         await rt.kube.close()
+
+
+async def _run_wakeups(rt: Runtime) -> None:
+    await rt.wakeups.run()
 
 
 async def _flush_accounts(rt: Runtime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -62,6 +62,21 @@ class Runtime:
         # drills under way: (namespace, account) -> {started, sessions, moved, last_move}
         self.drills: dict[tuple[str, str], dict[str, Any]] = {}
         self.session_phases: dict[tuple[str, str], str] = {}
+        # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
+        self.background_jobs: list[Callable[[Runtime], Awaitable[None]]] = []
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- background tasks ---------------------------------------------------------------
+
+    def start_background(self) -> None:
+        if self._background or not self.background_jobs:
+            return
+        loop = asyncio.get_running_loop()
+        self._background = {loop.create_task(job(self)) for job in self.background_jobs}
+
+    def stop_background(self) -> None:
+        for task in self._background:
+            task.cancel()
 
     # --- indexes handed over by kopf ---------------------------------------------------
 

@@ -1,0 +1,289 @@
+"""The Messages API routes of the stand-in: authenticate, apply injected faults and usage
+windows, answer with a streamed reply, and record the request (never its secret)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from headroom.sandbox import sse
+from headroom.sandbox.config import SandboxConfig
+from headroom.sandbox.state import (
+    Allowed,
+    Credential,
+    Fault,
+    Injected,
+    Rejected,
+    SandboxState,
+    Unauthorized,
+    fingerprint,
+    marker_presence,
+)
+from headroom.sandbox.windows import seconds_until, standard_headers, unified_headers
+
+log = logging.getLogger("headroom.sandbox")
+
+STATE = web.AppKey("state", SandboxState)
+CONFIG = web.AppKey("config", SandboxConfig)
+CLOCK = web.AppKey("clock", Callable[[], float])
+MAX_BODY = 64 * 1024 * 1024  # a long conversation with tool results is large
+
+SERVER_ERROR_TEXT = "Internal server error: upstream rate limit exceeded, please retry"
+BARE_429_TEXT = "Number of request tokens has exceeded your per-minute rate limit"
+USAGE_429_TEXT = "This request would exceed your account's rate limit. Please try again later."
+
+
+def create_app(config: SandboxConfig, clock: Callable[[], float] = time.time) -> web.Application:
+    from headroom.sandbox import admin  # admin imports this module's keys
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    app[STATE] = config.build_state(clock())
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    admin.add_routes(app)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+def presented_secret(request: web.Request) -> tuple[str, str | None]:
+    """(scheme, secret): Claude Code sends API keys as `x-api-key` and OAuth tokens as
+    `Authorization: Bearer`."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return "x-api-key", key
+    authorization = request.headers.get("Authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return "bearer", authorization[7:].strip()
+    return "none", None
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    state, now = request.app[STATE], request.app[CLOCK]()
+    request_id = "req_" + uuid.uuid4().hex[:24]
+    body, size = await _read_body(request)
+    scheme, secret = presented_secret(request)
+    credential = state.find(secret) if secret else None
+    entry = _describe(request, body, size, state, scheme, secret, credential)
+    if body is None:
+        return _finish(
+            state,
+            entry,
+            400,
+            "invalid_request",
+            _error(400, "invalid_request_error", "request body is not a JSON object", request_id),
+        )
+    decision = state.decide(credential, scheme, now)
+    if isinstance(decision, Unauthorized):
+        return _finish(
+            state,
+            entry,
+            401,
+            "unauthorized",
+            _error(401, "authentication_error", decision.message, request_id),
+        )
+    assert credential is not None  # decide() authenticates first
+    if isinstance(decision, Injected):
+        fault = decision.fault
+        if fault.kind != "stall":
+            return _finish(state, entry, *_fault_response(fault, request_id))
+        await asyncio.sleep(fault.seconds)
+        now = request.app[CLOCK]()
+        entry["stalledSeconds"] = fault.seconds
+        decision = state.decide_windows(credential, now)
+    if isinstance(decision, Rejected):
+        window = decision.window
+        windows = list(credential.windows.values())
+        headers = {"retry-after": str(seconds_until(window.resets_at, now))}
+        if credential.kind == "oauth":
+            headers.update(unified_headers(windows, rejected=window))
+        else:
+            headers.update(standard_headers(windows, now))
+        response = _error(429, "rate_limit_error", USAGE_429_TEXT, request_id, headers)
+        entry["window"] = window.name
+        entry["resetsAt"] = window.resets_at
+        return _finish(state, entry, 429, "rejected", response)
+    assert isinstance(decision, Allowed)
+    return await _answer(request, state, credential, body, entry, request_id, now)
+
+
+async def _answer(
+    request: web.Request,
+    state: SandboxState,
+    credential: Credential,
+    body: dict[str, Any],
+    entry: dict[str, Any],
+    request_id: str,
+    now: float,
+) -> web.StreamResponse:
+    text = state.reply
+    if entry["markerInHistory"]:
+        text += f" I remember {state.marker}."
+    reply = sse.Reply.create(
+        str(body.get("model") or "claude-sonnet-4-5"), text, entry["inputTokens"]
+    )
+    for window in credential.windows.values():
+        window.charge(reply.input_tokens + reply.output_tokens)
+    windows = list(credential.windows.values())
+    headers = {"request-id": request_id}
+    if credential.kind == "oauth":
+        headers.update(unified_headers(windows, rejected=None))
+    else:
+        headers.update(standard_headers(windows, now))
+    entry["outputTokens"] = reply.output_tokens
+    _record(state, entry, 200, "ok")
+    if not body.get("stream"):
+        return web.json_response(sse.message(reply), headers=headers)
+    response = web.StreamResponse(
+        headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    try:
+        for event, data in sse.events(reply):
+            await response.write(sse.encode(event, data))
+        await response.write_eof()
+    except ConnectionError:  # the CLI was stopped mid-answer; nothing left to tell it
+        pass
+    return response
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    request_id = "req_" + uuid.uuid4().hex[:24]
+    body, size = await _read_body(request)
+    scheme, secret = presented_secret(request)
+    credential = state.find(secret) if secret else None
+    entry = _describe(request, body, size, state, scheme, secret, credential)
+    if credential is None or credential.expired:
+        decision = state.decide(credential, scheme, request.app[CLOCK]())
+        message = decision.message if isinstance(decision, Unauthorized) else "unauthorized"
+        return _finish(
+            state,
+            entry,
+            401,
+            "unauthorized",
+            _error(401, "authentication_error", message, request_id),
+        )
+    _record(state, entry, 200, "ok")
+    return web.json_response({"input_tokens": entry["inputTokens"]})
+
+
+async def not_found(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    request_id = "req_" + uuid.uuid4().hex[:24]
+    entry = {"method": request.method, "path": request.path_qs, "at": _now_iso()}
+    return _finish(
+        state, entry, 404, "not_found", _error(404, "not_found_error", "Not found", request_id)
+    )
+
+
+def _fault_response(fault: Fault, request_id: str) -> tuple[int, str, web.Response]:
+    if fault.kind == "server_error":
+        message = fault.message or SERVER_ERROR_TEXT
+        return 500, fault.kind, _error(500, "api_error", message, request_id)
+    if fault.kind == "overloaded":
+        return (
+            529,
+            fault.kind,
+            _error(529, "overloaded_error", fault.message or "Overloaded", request_id),
+        )
+    headers = {"retry-after": _seconds_text(fault.retry_after)}
+    return (
+        429,
+        fault.kind,
+        _error(429, "rate_limit_error", fault.message or BARE_429_TEXT, request_id, headers),
+    )
+
+
+def _describe(
+    request: web.Request,
+    body: dict[str, Any] | None,
+    size: int,
+    state: SandboxState,
+    scheme: str,
+    secret: str | None,
+    credential: Credential | None,
+) -> dict[str, Any]:
+    """The request as tests see it through /_admin/requests: who asked and what history it
+    carried. The credential appears by name, label and fingerprint, never by value."""
+    conversation = body.get("messages") if body else None
+    conversation = conversation if isinstance(conversation, list) else []
+    in_history, present = marker_presence(conversation, state.marker)
+    return {
+        "at": _now_iso(),
+        "method": request.method,
+        "path": request.path_qs,
+        "auth": scheme,
+        "credential": credential.name if credential else None,
+        "label": (credential.label or credential.name) if credential else None,
+        "fingerprint": fingerprint(secret) if secret else None,
+        "session": request.headers.get("X-Claude-Code-Session-Id"),
+        "model": body.get("model") if body else None,
+        "stream": bool(body.get("stream")) if body else False,
+        "messages": len(conversation),
+        "markerInHistory": in_history,
+        "markerPresent": present,
+        "inputTokens": max(1, size // 4),  # about four bytes a token
+    }
+
+
+def _finish(
+    state: SandboxState, entry: dict[str, Any], status: int, result: str, response: web.Response
+) -> web.Response:
+    _record(state, entry, status, result)
+    return response
+
+
+def _record(state: SandboxState, entry: dict[str, Any], status: int, result: str) -> None:
+    entry = state.record({**entry, "status": status, "result": result})
+    log.info(
+        "%s %s -> %d %s credential=%s fingerprint=%s messages=%s marker=%s",
+        entry.get("method"),
+        entry.get("path"),
+        status,
+        result,
+        entry.get("credential"),
+        entry.get("fingerprint"),
+        entry.get("messages"),
+        entry.get("markerInHistory"),
+    )
+
+
+def _error(
+    status: int,
+    error_type: str,
+    message: str,
+    request_id: str,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return web.json_response(
+        sse.error_body(error_type, message, request_id),
+        status=status,
+        headers={"request-id": request_id, **(headers or {})},
+    )
+
+
+async def _read_body(request: web.Request) -> tuple[dict[str, Any] | None, int]:
+    raw = await request.read()
+    try:
+        doc = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None, len(raw)
+    return (doc if isinstance(doc, dict) else None), len(raw)
+
+
+def _seconds_text(seconds: float) -> str:
+    return str(int(seconds)) if seconds == int(seconds) else f"{seconds:g}"
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,188 @@
+"""What the stand-in knows: credentials with their usage windows, injected faults, and the
+record of every request. Plain data and decisions; the HTTP layer lives in `server.py`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from headroom.sandbox.windows import Window, binding_window
+
+Kind = Literal["api_key", "oauth"]
+FaultKind = Literal["server_error", "overloaded", "rate_limit", "stall"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("server_error", "overloaded", "rate_limit", "stall")
+MAX_RECORDS = 10_000
+
+
+def fingerprint(secret: str) -> str:
+    """A stable, non-reversible name for a secret, safe to log."""
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass
+class Credential:
+    name: str
+    kind: Kind
+    secret: str = field(repr=False)
+    label: str = ""
+    windows: dict[str, Window] = field(default_factory=dict)
+    expired: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.secret)
+
+    def view(self) -> dict[str, Any]:
+        """Everything about the credential except the secret itself."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "label": self.label or self.name,
+            "fingerprint": self.fingerprint,
+            "expired": self.expired,
+            "windows": [w.view() for w in self.windows.values()],
+        }
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    remaining: int
+    credential: str | None = None  # None: whichever credential asks next
+    retry_after: float = 1.0  # for rate_limit: the `retry-after` seconds to send
+    seconds: float = 5.0  # for stall: how long to hold the request before answering
+    message: str = ""
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "remaining": self.remaining,
+            "credential": self.credential,
+            "retryAfter": self.retry_after,
+            "seconds": self.seconds,
+            "message": self.message,
+        }
+
+
+# What to do with one API request, decided before any byte of the answer is written.
+@dataclass(frozen=True)
+class Unauthorized:
+    message: str
+
+
+@dataclass(frozen=True)
+class Injected:
+    fault: Fault
+
+
+@dataclass(frozen=True)
+class Rejected:
+    window: Window
+
+
+@dataclass(frozen=True)
+class Allowed:
+    pass
+
+
+Decision = Unauthorized | Injected | Rejected | Allowed
+
+
+@dataclass
+class SandboxState:
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    records: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_RECORDS))
+    marker: str = ""
+    reply: str = "Done."
+    sequence: int = 0
+
+    def restore(self, fresh: SandboxState) -> None:
+        """Take over another state's contents; the sequence keeps counting so `since=N`
+        queries stay meaningful across resets."""
+        self.credentials, self.faults = fresh.credentials, fresh.faults
+        self.marker, self.reply = fresh.marker, fresh.reply
+        self.records.clear()
+
+    def find(self, secret: str) -> Credential | None:
+        for credential in self.credentials.values():
+            if credential.secret == secret:
+                return credential
+        return None
+
+    def decide(self, credential: Credential | None, scheme: str, now: float) -> Decision:
+        """Anthropic's order: authenticate, then (our additions) injected faults, then the
+        usage windows."""
+        if credential is None:
+            if scheme == "x-api-key":
+                return Unauthorized("invalid x-api-key")
+            if scheme == "bearer":
+                return Unauthorized("Invalid bearer token")
+            return Unauthorized("x-api-key header is required")
+        if credential.expired:
+            if credential.kind == "oauth":
+                return Unauthorized(
+                    "OAuth token has expired. Please obtain a new token or refresh your "
+                    "existing token."
+                )
+            return Unauthorized("invalid x-api-key")
+        fault = self.take_fault(credential.name)
+        if fault is not None:
+            return Injected(fault)
+        return self.decide_windows(credential, now)
+
+    def decide_windows(self, credential: Credential, now: float) -> Rejected | Allowed:
+        windows = list(credential.windows.values())
+        for window in windows:
+            window.roll(now)
+        blocked = binding_window(windows)
+        return Rejected(blocked) if blocked is not None else Allowed()
+
+    def take_fault(self, credential: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.remaining > 0 and fault.credential in (None, credential):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def record(self, entry: dict[str, Any]) -> dict[str, Any]:
+        self.sequence += 1
+        entry = {"seq": self.sequence, **entry}
+        self.records.append(entry)
+        return entry
+
+
+def marker_presence(messages: list[Any], marker: str) -> tuple[bool, bool]:
+    """(marker in an earlier turn, marker anywhere in the messages).
+
+    Earlier turns are the messages before the last user message: on a resumed conversation
+    they are the history the CLI carried over, the last user message is the new prompt.
+    """
+    if not marker:
+        return False, False
+    texts = [_text_of(m) for m in messages if isinstance(m, dict)]
+    roles = [m.get("role") for m in messages if isinstance(m, dict)]
+    last_user = max((i for i, role in enumerate(roles) if role == "user"), default=len(texts))
+    earlier = any(marker in text for text in texts[:last_user])
+    return earlier, earlier or any(marker in text for text in texts)
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    if isinstance(content, list):
+        for block in content:
+            if isinstance(block, dict):
+                for key in ("text", "content", "thinking"):
+                    value = block.get(key)
+                    if isinstance(value, str):
+                        parts.append(value)
+                    elif isinstance(value, list):
+                        parts.append(_text_of({"content": value}))
+    return "\n".join(parts)

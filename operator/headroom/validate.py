@@ -47,7 +47,8 @@ class Problem:
 
     def __str__(self) -> str:
         suffix = f" [{self.where}]" if self.where else ""
-        return f"{self.file}: {self.path}: {self.message}{suffix}"
+        message = " ".join(self.message.split())  # one line per problem, whatever YAML says
+        return f"{self.file}: {self.path}: {message}{suffix}"
 
 
 @dataclass(frozen=True)

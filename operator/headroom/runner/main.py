@@ -1,0 +1,159 @@
+"""`headroom agent`: prepare, run Claude Code, classify, report, exit with the contract code.
+
+Reads only the environment (the pod contract); see docs/runner.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+
+from headroom.contract.scrub import scrub
+from headroom.contract.termination import Outcome
+from headroom.runner import report, workspace
+from headroom.runner.process import StopSwitch, install_signal_handlers, run_cli
+from headroom.runner.settings import (
+    CREDENTIAL_ENV,
+    RunnerSettings,
+    SettingsError,
+    session_id_of,
+    settings_from_env,
+    termination_log_path,
+)
+from headroom.runner.stream import StreamClassifier, Verdict
+
+# Beyond this a prompt goes through stdin: one exec argument is limited to 128 KiB on Linux.
+MAX_ARGUMENT_BYTES = 100_000
+USAGE = """usage: headroom agent
+
+Runs Claude Code inside an agent pod as the pod contract says (environment only, no flags),
+writes the termination message and exits with its code: completed 0, walled 75,
+auth_failed 77, throttled 69, failed 1. See docs/runner.md."""
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in {"-h", "--help"}:
+        print(USAGE)
+        return 0
+    return asyncio.run(run(dict(os.environ)))
+
+
+async def run(env: Mapping[str, str]) -> int:
+    secrets = [env[name] for name in CREDENTIAL_ENV if env.get(name)]
+    switch = StopSwitch(grace_seconds=10)
+    install_signal_handlers(switch)
+    try:
+        settings = settings_from_env(env)
+    except SettingsError as exc:
+        verdict = Verdict(Outcome.FAILED, detail=f"Bad pod environment: {exc}.")
+        return finish(verdict, session_id_of(env), False, termination_log_path(env), secrets)
+    switch.grace_seconds = settings.stop_grace_seconds
+    if settings.credentials_file is not None:
+        secrets += workspace.credential_values(settings.credentials_file)
+    verdict = await attempt(settings, env, switch, secrets)
+    transcript = workspace.transcript_exists(settings.config_dir, settings.session_id)
+    return finish(verdict, settings.session_id, transcript, settings.termination_log, secrets)
+
+
+async def attempt(
+    settings: RunnerSettings, env: Mapping[str, str], switch: StopSwitch, secrets: list[str]
+) -> Verdict:
+    problem = prepare(settings)
+    if problem:
+        return Verdict(Outcome.FAILED, detail=problem)
+    start = workspace.choose_start(
+        workspace.transcript_exists(settings.config_dir, settings.session_id),
+        settings.expect_transcript,
+    )
+    if start is workspace.Start.MISSING:
+        return Verdict(
+            Outcome.FAILED,
+            detail="Resume found no conversation: an earlier attempt reported a transcript for "
+            f"session {settings.session_id}, but none is under "
+            f"{settings.config_dir}/projects. Not starting a blank conversation.",
+        )
+    argv, stdin_text = command(settings, start)
+    log(
+        f"attempt {settings.attempt}: "
+        f"{'--resume' if start is workspace.Start.RESUME else '--session-id'} "
+        f"{settings.session_id} in {settings.workdir}"
+    )
+    classifier = StreamClassifier()
+    child_env = {**env, "CLAUDE_CONFIG_DIR": str(settings.config_dir)}
+    child_env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    cli = await run_cli(
+        argv,
+        child_env,
+        settings.workdir,
+        classifier,
+        switch,
+        scrub=lambda text: scrub(text, secrets),
+        stdin_text=stdin_text,
+    )
+    if cli.start_error:
+        return Verdict(Outcome.FAILED, detail=cli.start_error)
+    verdict = classifier.verdict(cli.exit_code, cli.interrupted)
+    if verdict.outcome is Outcome.FAILED and cli.stderr_tail.strip():
+        tail = " ".join(cli.stderr_tail.split())[-300:]
+        verdict = Verdict(**{**verdict.__dict__, "detail": f"{verdict.detail} stderr: {tail}"})
+    return verdict
+
+
+def prepare(settings: RunnerSettings) -> str:
+    """Set up the config dir and credentials; a sentence describing the problem, or ""."""
+    if not settings.workdir.is_dir():
+        return (
+            f"HEADROOM_WORKDIR {settings.workdir} is not a directory (is the workspace mounted?)."
+        )
+    try:
+        workspace.prepare_config_dir(settings.config_dir)
+    except OSError as exc:
+        return f"CLAUDE_CONFIG_DIR {settings.config_dir} is not writable: {exc.strerror or exc}."
+    if settings.credentials_file is not None:
+        try:
+            workspace.install_credentials_file(settings.credentials_file, settings.config_dir)
+        except OSError as exc:
+            return (
+                f"Cannot copy HEADROOM_CREDENTIALS_FILE {settings.credentials_file}: "
+                f"{exc.strerror or exc}."
+            )
+    return ""
+
+
+def command(settings: RunnerSettings, start: workspace.Start) -> tuple[list[str], str | None]:
+    argv = [settings.claude_bin, "-p", "--output-format", "stream-json", "--verbose"]
+    if start is workspace.Start.RESUME:
+        argv += ["--resume", settings.session_id]
+        prompt = settings.resume_prompt
+    else:
+        argv += ["--session-id", settings.session_id]
+        prompt = settings.prompt
+    if settings.model:
+        argv += ["--model", settings.model]
+    if settings.max_turns:
+        argv += ["--max-turns", str(settings.max_turns)]
+    if settings.permission_mode:
+        argv += ["--permission-mode", settings.permission_mode]
+    if len(prompt.encode("utf-8")) > MAX_ARGUMENT_BYTES:
+        return argv, prompt
+    return [*argv, "--", prompt], None
+
+
+def finish(
+    verdict: Verdict,
+    session_id: str | None,
+    transcript: bool,
+    path: os.PathLike[str] | str,
+    secrets: list[str],
+) -> int:
+    from pathlib import Path
+
+    text = report.render(report.message_for(verdict, session_id, transcript, secrets))
+    report.deliver(text, Path(path))
+    return report.exit_code(text)
+
+
+def log(message: str) -> None:
+    print(f"headroom agent: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,65 @@
+"""Turn a verdict into the termination message, write it where the kubelet reads it, and
+print it on stdout as well (the only report left if the file cannot be written)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from headroom.contract.scrub import scrub, snippet
+from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
+from headroom.runner.stream import Verdict
+
+DETAIL_LIMIT = 1024
+
+
+def message_for(
+    verdict: Verdict, session_id: str | None, transcript: bool, secrets: Iterable[str]
+) -> TerminationMessage:
+    secrets = list(secrets)
+    detail = " ".join(scrub(verdict.detail, secrets).split())
+    if len(detail) > DETAIL_LIMIT:
+        detail = detail[: DETAIL_LIMIT - 1] + "…"
+    return TerminationMessage(
+        outcome=verdict.outcome,
+        session_id=session_id,
+        window=verdict.window,
+        resets_at=verdict.resets_at,
+        utilization=dict(verdict.utilization),
+        evidence=snippet(verdict.evidence, secrets) if verdict.evidence else "",
+        detail=detail,
+        transcript=transcript,
+        turns=verdict.turns,
+        cost_usd=verdict.cost_usd,
+    )
+
+
+def render(message: TerminationMessage) -> str:
+    """The JSON text; a message that breaks the schema is a runner bug, reported as such
+    rather than crashing without a report."""
+    try:
+        return encode(message)
+    except ValueError as exc:
+        fallback = TerminationMessage(
+            outcome=Outcome.FAILED,
+            session_id=message.session_id,
+            detail=f"the runner built an invalid termination message: {str(exc)[:600]}",
+            transcript=message.transcript,
+        )
+        return encode(fallback)
+
+
+def deliver(text: str, path: Path) -> None:
+    try:
+        path.write_text(text, "utf-8")
+    except OSError as exc:
+        print(f"headroom agent: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+    print(text, flush=True)
+
+
+def exit_code(text: str) -> int:
+    from headroom.contract.termination import parse
+
+    parsed = parse(text).message
+    return EXIT_CODES[parsed.outcome] if parsed else EXIT_CODES[Outcome.FAILED]

@@ -46,9 +46,13 @@ EVIDENCE = "You've hit your 5-hour limit"
 # A session on alice, 2nd attempt, never swapped: the baseline most rows start from.
 FRESH = Progress(attempt=2, account="alice")
 # Swapped onto alice one minute ago: inside the 5-minute cooldown.
-COOLING = Progress(attempt=4, account="alice", swap_count=1, last_swap_at=NOW - timedelta(minutes=1))
+COOLING = Progress(
+    attempt=4, account="alice", swap_count=1, last_swap_at=NOW - timedelta(minutes=1)
+)
 # Swapped ten minutes ago: the cooldown is over.
-COOLED = Progress(attempt=4, account="alice", swap_count=1, last_swap_at=NOW - timedelta(minutes=10))
+COOLED = Progress(
+    attempt=4, account="alice", swap_count=1, last_swap_at=NOW - timedelta(minutes=10)
+)
 AT_LIMIT = Progress(attempt=9, account="alice", swap_count=3, last_swap_at=NOW - timedelta(hours=1))
 
 
@@ -397,9 +401,7 @@ AFTER_ATTEMPT: list[tuple[str, Progress, AttemptEnd, FailoverPolicy, RetryPolicy
     ),
     (
         "throttle-cooldown-boundary-is-outside",
-        replace(
-            FRESH, swap_count=1, last_swap_at=NOW - timedelta(minutes=5), suspicions=1
-        ),
+        replace(FRESH, swap_count=1, last_swap_at=NOW - timedelta(minutes=5), suspicions=1),
         THROTTLED,
         POLICY,
         RETRY,
@@ -673,9 +675,7 @@ def test_transcript_flag_is_sticky(outcome: Outcome, had: bool, reported: bool |
 
 @pytest.mark.parametrize("reported", [None, False], ids=["unknown", "false"])
 def test_transcript_flag_survives_swap_limit_and_retry_exhaustion(reported: bool | None) -> None:
-    swapped_out = after_attempt(
-        replace(AT_LIMIT, transcript=True), AUTH, POLICY, RETRY, NOW
-    )
+    swapped_out = after_attempt(replace(AT_LIMIT, transcript=True), AUTH, POLICY, RETRY, NOW)
     worn_out = after_attempt(
         replace(FRESH, transcript=True, failures=3),
         AttemptEnd(Outcome.FAILED, transcript=reported),
@@ -690,7 +690,11 @@ def test_transcript_flag_survives_swap_limit_and_retry_exhaustion(reported: bool
 # --- evicted: the operator moves a running session (drill, 401 seen by another pod) ----------
 
 EVICTED = [
-    ("drill-moves", FRESH, Expect(FRESH, Reschedule, "Drill", leave=True, says=("drill on alice",))),
+    (
+        "drill-moves",
+        FRESH,
+        Expect(FRESH, Reschedule, "Drill", leave=True, says=("drill on alice",)),
+    ),
     (
         "drill-inside-cooldown-moves",
         COOLING,
@@ -715,9 +719,7 @@ EVICTED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("before", "want"), [pytest.param(*row[1:], id=row[0]) for row in EVICTED]
-)
+@pytest.mark.parametrize(("before", "want"), [pytest.param(*row[1:], id=row[0]) for row in EVICTED])
 def test_evicted(before: Progress, want: Expect) -> None:
     decision = evicted(before, POLICY, "Drill", "a failover drill on alice moves its sessions")
     check(decision, want)
@@ -799,9 +801,7 @@ def test_backoff_doubles_and_caps(consecutive: int, seconds: int) -> None:
     assert RETRY.backoff(consecutive) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize(
-    "phase", list(SessionPhase), ids=[p.value for p in SessionPhase]
-)
+@pytest.mark.parametrize("phase", list(SessionPhase), ids=[p.value for p in SessionPhase])
 def test_only_succeeded_and_failed_are_finished(phase: SessionPhase) -> None:
     assert phase.finished is (phase in {SessionPhase.SUCCEEDED, SessionPhase.FAILED})
 

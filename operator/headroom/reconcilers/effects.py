@@ -56,8 +56,9 @@ async def apply(
         rt.event(
             body,
             "Walled",
-            f"walled until {format_time(effect.until)} (window {effect.window or 'unknown'}, {how}); "
-            f"session {session}; evidence: {effect.evidence or '-'}",
+            f"walled until {format_time(effect.until)} "
+            f"(window {effect.window or 'unknown'}, {how}); session {session}; "
+            f"evidence: {effect.evidence or '-'}",
             warning=True,
         )
         metrics.walls.labels(account.namespace, account.name, effect.window or "unknown").inc()

@@ -70,6 +70,8 @@ def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
 
 def _creds_message(status: Mapping[str, Any]) -> str:
     cond = _condition(status, "CredentialsValid")
+    if not cond:
+        return "the operator has not checked the credentials yet"
     return str(cond.get("message", "")) if cond.get("status") != "True" else ""
 
 

@@ -201,7 +201,8 @@ class Pass:
             self.rt.event(
                 self.body,
                 "Evicting",
-                f"drill on {account_name}: stopping pod {pod['metadata']['name']} to move the session",
+                f"drill on {account_name}: stopping pod {pod['metadata']['name']} "
+                "to move the session",
             )
         return True
 
@@ -413,7 +414,8 @@ class Pass:
             self.rt.event(
                 self.body,
                 "Swapped",
-                f"moved from {progress.account} to {account_name} ({swap['reason']}); attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
+                f"moved from {progress.account} to {account_name} ({swap['reason']}); "
+                f"attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
             )
             effects.drill_progress(self.rt, self.ns, progress.account or "", self.now)
         else:
@@ -421,7 +423,8 @@ class Pass:
             self.rt.event(
                 self.body,
                 "Placed",
-                f"attempt {attempt} on {account_name} ({auth_path}) {verb} conversation {self.status.get('claudeSessionId')}",
+                f"attempt {attempt} on {account_name} ({auth_path}) {verb} conversation "
+                f"{self.status.get('claudeSessionId')}",
             )
         self.set(**fields)
         self.rt.waiting[self.ns].pop(self.name, None)

@@ -18,6 +18,12 @@ programs=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwo
 have_all() { for p in "${programs[@]}"; do [ -x "$bin/$p" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi
 
+# One build at a time per machine: a second caller waits, then finds the result.
+mkdir -p "$cache_root/cluster-bin"
+exec 8>"$cache_root/cluster-bin/build.lock"
+flock 8
+if have_all; then echo "$bin"; exit 0; fi
+
 mkdir -p "$bin.partial"
 export CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath -buildvcs=false"
 

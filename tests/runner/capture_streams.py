@@ -1,0 +1,172 @@
+"""Record what the real Claude Code CLI prints, scenario by scenario, into tests/runner/data/.
+
+The classifier's unit tests replay these lines, so they test real output rather than lines
+we imagined. Run again after changing the pinned CLI version:
+
+    .venv/bin/python tests/runner/capture_streams.py
+
+Each scenario runs the CLI directly (not through the runner) against `headroom sandbox-api`,
+with fake credentials, and stores its stdout as <scenario>.jsonl plus an entry in
+manifest.json (exit code, CLI version, what the stand-in was told to do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from headroom.sandbox.client import SandboxClient, start_sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+CLAUDE = os.environ.get("HEADROOM_CLAUDE_BIN") or str(
+    REPO / "hack" / "claude-code" / "node_modules" / ".bin" / "claude"
+)
+OAUTH = "sk-ant-oat01-FIXTUREoauthTOKEN0000"
+API_KEY = "sk-ant-api03-FIXTUREapiKEY00000000"
+SESSION = "0f1e2d3c-4b5a-4697-8877-665544332211"
+MISSING_SESSION = "00000000-1111-4222-8333-444444444444"
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    credential: str = "oauth"  # oauth | api_key
+    setup: Callable[[SandboxClient], None] = lambda sandbox: None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=lambda: ["--session-id", SESSION])
+    timeout: float = 90
+
+
+SCENARIOS = [
+    Scenario("completed_oauth", "one turn with an OAuth token; windows allowed"),
+    Scenario("completed_api_key", "one turn with an API key", credential="api_key"),
+    Scenario(
+        "walled_five_hour_oauth",
+        "OAuth token whose five_hour window is full",
+        setup=lambda s: s.fill_window("cred", "five_hour", reset_in_seconds=3600),
+    ),
+    Scenario(
+        "walled_seven_day_oauth",
+        "OAuth token whose seven_day window is full",
+        setup=lambda s: s.fill_window("cred", "seven_day", reset_in_seconds=86400),
+    ),
+    Scenario(
+        "usage_429_api_key",
+        "API key whose window is full: 429 with retry-after and no unified headers",
+        credential="api_key",
+        setup=lambda s: s.fill_window("cred", "five_hour", reset_in_seconds=3600),
+    ),
+    Scenario(
+        "auth_failed_oauth_expired",
+        "expired OAuth token: 401 authentication_error",
+        setup=lambda s: s.expire("cred"),
+    ),
+    Scenario(
+        "auth_failed_api_key",
+        "revoked API key: 401 authentication_error (retries cut to 2)",
+        credential="api_key",
+        setup=lambda s: s.expire("cred"),
+        extra_env={"CLAUDE_CODE_MAX_RETRIES": "2"},
+    ),
+    Scenario(
+        "server_error_recovered",
+        "two 500s whose text says 'rate limit', then success",
+        setup=lambda s: s.inject("server_error", 2),
+    ),
+    Scenario(
+        "server_error_exhausted",
+        "500s whose text says 'rate limit' until the retries run out (1 retry)",
+        setup=lambda s: s.inject("server_error", 5),
+        extra_env={"CLAUDE_CODE_MAX_RETRIES": "1"},
+    ),
+    Scenario(
+        "overloaded_exhausted",
+        "529 overloaded_error until the retries run out (1 retry)",
+        setup=lambda s: s.inject("overloaded", 5),
+        extra_env={"CLAUDE_CODE_MAX_RETRIES": "1"},
+    ),
+    Scenario(
+        "bare_429_recovered",
+        "two bare 429s with retry-after: 1, then success",
+        setup=lambda s: s.inject("rate_limit", 2, retryAfter=1),
+    ),
+    Scenario(
+        "bare_429_exhausted",
+        "bare 429s with retry-after: 1 until the retries run out (1 retry)",
+        setup=lambda s: s.inject("rate_limit", 5, retryAfter=1),
+        extra_env={"CLAUDE_CODE_MAX_RETRIES": "1"},
+    ),
+    Scenario(
+        "resume_missing",
+        "--resume of a session id that has no transcript",
+        args=["--resume", MISSING_SESSION],
+    ),
+]
+
+
+def capture(scenario: Scenario, sandbox: SandboxClient, version: str) -> dict[str, object]:
+    sandbox.reset()
+    kind, secret = ("oauth", OAUTH) if scenario.credential == "oauth" else ("api_key", API_KEY)
+    sandbox.add_credential("cred", kind, secret)
+    scenario.setup(sandbox)
+    with tempfile.TemporaryDirectory(prefix="headroom-capture-") as tmp:
+        root = Path(tmp)
+        (root / "work").mkdir()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(root),
+            "CLAUDE_CONFIG_DIR": str(root / "config"),
+            "ANTHROPIC_BASE_URL": sandbox.url,
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            ("CLAUDE_CODE_OAUTH_TOKEN" if kind == "oauth" else "ANTHROPIC_API_KEY"): secret,
+            **scenario.extra_env,
+        }
+        argv = [CLAUDE, "-p", "--output-format", "stream-json", "--verbose", *scenario.args]
+        done = subprocess.run(
+            [*argv, "--", "Say hello."],
+            cwd=root / "work",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=scenario.timeout,
+            check=False,
+        )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    # Fixtures are committed: make sure no credential made it into them.
+    assert not any(s in done.stdout for s in (OAUTH, API_KEY)), scenario.name
+    (DATA / f"{scenario.name}.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+    return {
+        "description": scenario.description,
+        "exitCode": done.returncode,
+        "cliVersion": version,
+        "credential": scenario.credential,
+        "env": scenario.extra_env,
+        "stderr": done.stderr.strip()[-300:],
+        "lines": len(lines),
+    }
+
+
+def main() -> int:
+    version = subprocess.run(
+        [CLAUDE, "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    DATA.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, object] = {}
+    with start_sandbox() as sandbox:
+        for scenario in SCENARIOS:
+            manifest[scenario.name] = capture(scenario, sandbox, version)
+            print(scenario.name, manifest[scenario.name]["exitCode"], file=sys.stderr)
+    (DATA / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

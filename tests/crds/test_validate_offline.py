@@ -297,3 +297,26 @@ def test_names_and_default_columns(name: str, short: str, columns: list[str]) ->
     assert version["subresources"] == {"status": {}}
     shown = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
     assert shown == columns
+
+
+def field_paths(node: dict[str, Any], path: str = "") -> list[str]:
+    out = []
+    for key, child in node.get("properties", {}).items():
+        if not path and key in {"apiVersion", "kind", "metadata"}:
+            continue
+        here = f"{path}.{key}" if path else key
+        out.append(here)
+        is_list = "items" in child
+        out += field_paths(child.get("items", child), here + "[]" * is_list)
+    return out
+
+
+@pytest.mark.parametrize("name", ["claudeaccounts", "agentsessions"])
+def test_docs_describe_every_field_and_column(name: str) -> None:
+    docs = (REPO / "docs" / "api.md").read_text()
+    # The fallback selector is the same schema as accountSelector (test above), documented once.
+    paths = [p for p in field_paths(schema_of(name))
+             if not p.startswith("spec.fallback.accountSelector.")]  # fmt: skip
+    assert [p for p in paths if f"`{p}`" not in docs] == []
+    for column in crd(name)["spec"]["versions"][0]["additionalPrinterColumns"]:
+        assert f"**{column['name'].upper()}**" in docs

@@ -157,7 +157,7 @@ def k8s(kubeconfig: Path) -> Iterator[Any]:
     """A kubernetes.client.ApiClient (sync client) for the test cluster."""
     from kubernetes import config
 
-    client = config.new_client_from_config(config_file=str(kubeconfig))
+    client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     try:
         yield client
     finally:
@@ -194,4 +194,3 @@ def namespace(k8s: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
-

@@ -420,7 +420,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
     parser.add_argument(
-        "--crds", type=Path, default=None,
+        "--crds", type=Path, default=None, metavar="DIR",
         help="directory of CRD YAML files (default: the repository's crds/, else the copy "
         "installed with the package)",
     )  # fmt: skip

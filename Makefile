@@ -1,0 +1,71 @@
+# One path for developers and CI (.ci/run): every setup step is a target here.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLAUDE_CODE := hack/claude-code
+
+.PHONY: help venv cluster-bin cluster cluster-down claude-cli lint test bench simulate run clean
+
+help:
+	@echo "make run          start the local cluster (unless KUBECONFIG is set), install CRDs and samples, run the operator"
+	@echo "make test         lint, then every test except benchmarks (starts the local cluster itself)"
+	@echo "make bench        benchmarks (tests/bench)"
+	@echo "make simulate     fleet simulation"
+	@echo "make cluster      start or reuse the local cluster; kubeconfig in .local/kubeconfig"
+	@echo "make cluster-down stop the local cluster"
+	@echo "make venv | cluster-bin | claude-cli | lint | clean"
+
+# The stamp is newer than pyproject.toml once its dependencies are installed.
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "Python 3.11+ required ($(PYTHON) is $$($(PYTHON) --version))" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl,
+# built from Go modules into a cache outside the repo (no-op when already built).
+cluster-bin:
+	hack/cluster/build.sh
+
+cluster: cluster-bin
+	hack/cluster/up.sh
+
+cluster-down:
+	hack/cluster/down.sh
+
+# The pinned Claude Code CLI. The stamp lives inside node_modules, which npm ci replaces.
+claude-cli: $(CLAUDE_CODE)/node_modules/.headroom-installed
+$(CLAUDE_CODE)/node_modules/.headroom-installed: $(CLAUDE_CODE)/package.json $(CLAUDE_CODE)/package-lock.json
+	npm ci --prefix hack/claude-code --no-audit --no-fund
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: venv cluster-bin claude-cli
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -m "not bench"
+
+bench: venv cluster-bin claude-cli
+	$(BIN)/pytest -m bench tests/bench -s
+
+simulate: venv
+	$(BIN)/python -m headroom.sim
+
+run: venv cluster-bin
+	hack/run.sh
+
+# Repo-local artefacts only; the Go binaries stay cached (~/.cache/headroom, keyed by version).
+clean: cluster-down
+	rm -rf $(VENV) .local $(CLAUDE_CODE)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

@@ -37,6 +37,8 @@ apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   runtime: binary
+  # Loopback only: etcd listens without TLS or auth.
+  bindAddress: 127.0.0.1
   kubeBinaryPrefix: $bin
   kubeApiserverBinary: $bin/kube-apiserver
   kubeControllerManagerBinary: $bin/kube-controller-manager

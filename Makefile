@@ -61,7 +61,7 @@ bench: venv cluster-bin claude-cli
 simulate: venv
 	$(BIN)/python -m headroom.sim
 
-run: venv cluster-bin
+run: venv
 	hack/run.sh
 
 # Repo-local artefacts only; the Go binaries stay cached (~/.cache/headroom, keyed by version).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -88,6 +89,10 @@ def kubectl_path(cluster_bin: Path | None) -> str:
     return found
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def _cluster(request: pytest.FixtureRequest) -> Iterator[Path]:
     """Kubeconfig of the cluster under test, started or reused for this session."""
@@ -108,9 +113,13 @@ def _cluster(request: pytest.FixtureRequest) -> Iterator[Path]:
             pytrace=False,
         )
     print(f"\n[cluster] up.sh took {time.monotonic() - started:.1f}s")
+    # A SIGTERM (e.g. from `timeout`) would kill pytest without teardown and leave the
+    # lease, and a cluster this session started, behind: turn it into an interrupt.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield Path(up.stdout.strip().splitlines()[-1])
     finally:
+        signal.signal(signal.SIGTERM, previous)
         down = _run([str(CLUSTER_SCRIPTS / "down.sh"), "--release", lease])
         if down.returncode != 0:
             print(f"[cluster] down.sh --release failed:\n{_tail(down.stderr)}")

@@ -44,6 +44,7 @@ async def show_state(request: web.Request) -> web.Response:
             "credentials": [c.view() for c in state.credentials.values()],
             "faults": [f.view() for f in state.faults],
             "requests": state.sequence,
+            "inFlight": state.in_flight,
         }
     )
 

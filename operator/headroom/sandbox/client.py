@@ -97,6 +97,10 @@ class SandboxClient:
         retryAfter, seconds, message."""
         return self.call("POST", "/_admin/faults", {"kind": kind, "count": count, **options})
 
+    def state(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "/_admin/state")
+        return result
+
     def requests(self, since: int = 0) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.call("GET", f"/_admin/requests?since={since}")[
             "requests"

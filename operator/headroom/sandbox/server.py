@@ -33,7 +33,8 @@ log = logging.getLogger("headroom.sandbox")
 
 STATE = web.AppKey("state", SandboxState)
 CONFIG = web.AppKey("config", SandboxConfig)
-CLOCK = web.AppKey("clock", Callable[[], float])
+Clock = Callable[[], float]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 MAX_BODY = 64 * 1024 * 1024  # a long conversation with tool results is large
 
 SERVER_ERROR_TEXT = "Internal server error: upstream rate limit exceeded, please retry"
@@ -41,7 +42,7 @@ BARE_429_TEXT = "Number of request tokens has exceeded your per-minute rate limi
 USAGE_429_TEXT = "This request would exceed your account's rate limit. Please try again later."
 
 
-def create_app(config: SandboxConfig, clock: Callable[[], float] = time.time) -> web.Application:
+def create_app(config: SandboxConfig, clock: Clock = time.time) -> web.Application:
     from headroom.sandbox import admin  # admin imports this module's keys
 
     app = web.Application(client_max_size=MAX_BODY)
@@ -68,7 +69,16 @@ def presented_secret(request: web.Request) -> tuple[str, str | None]:
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    state, now = request.app[STATE], request.app[CLOCK]()
+    state = request.app[STATE]
+    state.in_flight += 1
+    try:
+        return await _messages(request, state)
+    finally:
+        state.in_flight -= 1
+
+
+async def _messages(request: web.Request, state: SandboxState) -> web.StreamResponse:
+    now = request.app[CLOCK]()
     request_id = "req_" + uuid.uuid4().hex[:24]
     body, size = await _read_body(request)
     scheme, secret = presented_secret(request)

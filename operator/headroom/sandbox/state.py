@@ -98,6 +98,7 @@ class SandboxState:
     marker: str = ""
     reply: str = "Done."
     sequence: int = 0
+    in_flight: int = 0  # API requests being answered right now (a stalled one counts)
 
     def restore(self, fresh: SandboxState) -> None:
         """Take over another state's contents; the sequence keeps counting so `since=N`
@@ -159,30 +160,35 @@ class SandboxState:
 def marker_presence(messages: list[Any], marker: str) -> tuple[bool, bool]:
     """(marker in an earlier turn, marker anywhere in the messages).
 
-    Earlier turns are the messages before the last user message: on a resumed conversation
-    they are the history the CLI carried over, the last user message is the new prompt.
+    The new prompt is the last text block of the last user message; everything else is the
+    history the CLI sent along. (Measured: when the previous answer was an API error, the CLI
+    merges the old and the new prompt into one user message, as separate text blocks.)
     """
     if not marker:
         return False, False
-    texts = [_text_of(m) for m in messages if isinstance(m, dict)]
-    roles = [m.get("role") for m in messages if isinstance(m, dict)]
-    last_user = max((i for i, role in enumerate(roles) if role == "user"), default=len(texts))
-    earlier = any(marker in text for text in texts[:last_user])
-    return earlier, earlier or any(marker in text for text in texts)
+    blocks: list[tuple[int, str]] = []  # (message index, text), in order
+    for index, message in enumerate(messages):
+        if isinstance(message, dict):
+            blocks += [(index, text) for text in _texts(message.get("content"))]
+    users = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
+    prompt_at = max((n for n, (i, _) in enumerate(blocks) if users and i == users[-1]), default=-1)
+    earlier = any(marker in text for n, (_, text) in enumerate(blocks) if n != prompt_at)
+    return earlier, any(marker in text for _, text in blocks)
 
 
-def _text_of(message: dict[str, Any]) -> str:
-    content = message.get("content")
+def _texts(content: Any) -> list[str]:
+    """The text of each content block (tool results and thinking included), in order."""
     if isinstance(content, str):
-        return content
-    parts: list[str] = []
+        return [content]
+    texts: list[str] = []
     if isinstance(content, list):
         for block in content:
-            if isinstance(block, dict):
-                for key in ("text", "content", "thinking"):
-                    value = block.get(key)
-                    if isinstance(value, str):
-                        parts.append(value)
-                    elif isinstance(value, list):
-                        parts.append(_text_of({"content": value}))
-    return "\n".join(parts)
+            if not isinstance(block, dict):
+                continue
+            for key in ("text", "thinking", "content"):
+                value = block.get(key)
+                if isinstance(value, str):
+                    texts.append(value)
+                elif isinstance(value, list):
+                    texts.append("\n".join(_texts(value)))
+    return texts

@@ -1,0 +1,60 @@
+"""Fixtures for the runner's tests: the pinned Claude Code CLI (found in one place), a
+stand-in API process shared by the session, and simulated agent pods (see agent_pods.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from agent_pods import DEFAULT_CLAUDE_BIN, MARKER, PINNED_CLI_VERSION, Pod
+
+from headroom.sandbox.client import SandboxProcess, start_sandbox
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> str:
+    """The pinned CLI: $HEADROOM_CLAUDE_BIN, else hack/claude-code's npm install. Missing is a
+    failure, not a skip: these tests are the point of the runner."""
+    configured = os.environ.get("HEADROOM_CLAUDE_BIN") or str(DEFAULT_CLAUDE_BIN)
+    found = shutil.which(configured)
+    if found is None:
+        pytest.fail(
+            f"Claude Code CLI not found at {configured}. Run `make claude-cli` "
+            "(npm ci --prefix hack/claude-code --no-audit --no-fund) or set HEADROOM_CLAUDE_BIN."
+        )
+    version = subprocess.run(
+        [found, "--version"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout
+    if PINNED_CLI_VERSION not in version:
+        pytest.fail(f"{found} is {version.strip()!r}, not the pinned {PINNED_CLI_VERSION}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxProcess]:
+    with start_sandbox("--marker", MARKER) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxProcess) -> SandboxProcess:
+    """The shared stand-in, back to a blank state for each test."""
+    sandbox_server.reset()
+    sandbox_server.settings(marker=MARKER, reply="Done.")
+    return sandbox_server
+
+
+@pytest.fixture
+def make_pod(
+    tmp_path: Path, claude_bin: str, sandbox: SandboxProcess
+) -> Iterator[Callable[..., Pod]]:
+    counter = iter(range(1, 1000))
+
+    def make(session_id: str = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b") -> Pod:
+        return Pod(tmp_path / f"pod-{next(counter)}", claude_bin, sandbox.url, session_id)
+
+    yield make

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from headroom.contract.termination import Outcome
+from headroom.core.durations import parse_duration
 from headroom.core.outcome import AttemptEnd
 from headroom.core.session import (
     AccountEffect,
@@ -903,3 +904,15 @@ def test_failures_count_only_consecutive_failed_attempts(between: AttemptEnd) ->
     progress = record_swap(decision.progress, target, NOW)
     after = after_attempt(progress, FAILED, POLICY, RETRY, NOW)
     assert isinstance(after.step, Reschedule), after.step.message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a cooldown the CRD accepts (e.g. '99999999h', ~11,000 years) parses, but "
+    "`last_swap_at + cooldown` overflows datetime, so in_cooldown/after_attempt raise "
+    "OverflowError instead of treating the session as cooling down",
+)
+def test_very_long_cooldown_does_not_overflow() -> None:
+    policy = replace(POLICY, cooldown=parse_duration("99999999h"))
+    decision = after_attempt(replace(COOLING, suspicions=1), THROTTLED, policy, RETRY, NOW)
+    assert decision.step.reason == "Throttled"

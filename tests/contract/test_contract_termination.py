@@ -26,7 +26,7 @@ from headroom.contract.termination import (
 
 SID = "6f1c2a3b-1111-4222-8333-444455556666"
 RESET = "2026-11-23T14:00:00Z"
-FAST = settings(max_examples=150, deadline=None, database=None)
+FAST = settings(max_examples=100, deadline=None, database=None)
 CLEF = "𝄞"  # 4 bytes in UTF-8: the worst case for the byte limit
 
 

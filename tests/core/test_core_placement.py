@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 SOON = NOW + timedelta(minutes=10)
 LATER = NOW + timedelta(hours=2)
 PAST = NOW - timedelta(minutes=1)
-FAST = settings(max_examples=120, deadline=None, database=None)
+FAST = settings(max_examples=80, deadline=None, database=None)
 
 ALL = Request(selector={})
 MAX_TIER = {"matchLabels": {"tier": "max"}}
@@ -461,6 +461,12 @@ def test_no_headroom_counts_fallback_accounts() -> None:
     assert result.earliest_reset == SOON
     assert "key is Walled" in result.message and "max-a is Walled" in result.message
     assert "unrelated" not in result.message
+
+
+def test_no_headroom_names_an_account_matching_both_selectors_once() -> None:
+    result = place([walled(BOTH), walled(KEY, SOON)], {}, Request(MAX_TIER, API_KEYS), NOW)
+    assert isinstance(result, NoHeadroom)
+    assert result.message.count("both is Walled") == 1
 
 
 def test_no_headroom_ignores_accounts_outside_the_selector() -> None:

@@ -7,6 +7,7 @@ sessions, then name. Deterministic. Fallback only when no primary account can ta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -577,7 +578,7 @@ def test_shuffled_roster_gives_the_same_answer(
     assert place(shuffled, load, request_, NOW) == place(roster, load, request_, NOW)
 
 
-def _matches(selector: dict[str, Any] | None, account: Account) -> bool:
+def _matches(selector: Mapping[str, Any] | None, account: Account) -> bool:
     return matches(selector, account.labels)
 
 

@@ -595,7 +595,8 @@ def test_after_attempt(
 
 
 def _backoff(count: int) -> timedelta:
-    return min(timedelta(minutes=5), timedelta(seconds=10) * 2 ** (count - 1))
+    doubled: timedelta = timedelta(seconds=10) * 2 ** (count - 1)
+    return min(timedelta(minutes=5), doubled)
 
 
 def _throttle_rows() -> list[object]:

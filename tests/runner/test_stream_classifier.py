@@ -1,0 +1,204 @@
+"""The pure stream classifier, replaying lines the real CLI printed (tests/runner/data/,
+recorded by capture_streams.py from Claude Code 2.1.330 against the stand-in)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from headroom.contract.termination import Outcome
+from headroom.runner.stream import LineSplitter, StreamClassifier, classify, rfc3339
+
+DATA = Path(__file__).resolve().parent / "data"
+MANIFEST = json.loads((DATA / "manifest.json").read_text())
+
+
+def lines_of(name: str) -> list[str]:
+    return (DATA / f"{name}.jsonl").read_text().splitlines()
+
+
+def events_of(name: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in lines_of(name)]
+
+
+EXPECTED = {
+    "completed_oauth": Outcome.COMPLETED,
+    "completed_api_key": Outcome.COMPLETED,
+    "walled_five_hour_oauth": Outcome.WALLED,
+    "walled_seven_day_oauth": Outcome.WALLED,
+    "usage_429_api_key": Outcome.THROTTLED,
+    "auth_failed_oauth_expired": Outcome.AUTH_FAILED,
+    "auth_failed_api_key": Outcome.AUTH_FAILED,
+    "server_error_recovered": Outcome.COMPLETED,
+    "server_error_exhausted": Outcome.FAILED,
+    "overloaded_exhausted": Outcome.FAILED,
+    "bare_429_recovered": Outcome.COMPLETED,
+    "bare_429_exhausted": Outcome.THROTTLED,
+    "resume_missing": Outcome.FAILED,
+}
+
+
+def test_every_recorded_scenario_has_an_expectation() -> None:
+    assert set(MANIFEST) == set(EXPECTED)
+    assert {entry["cliVersion"] for entry in MANIFEST.values()} == {"2.1.330"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_recorded_stream_classifies_as_measured(name: str) -> None:
+    verdict = classify(lines_of(name), exit_code=MANIFEST[name]["exitCode"])
+    assert verdict.outcome is EXPECTED[name], verdict
+
+
+@pytest.mark.parametrize("name", ["walled_five_hour_oauth", "walled_seven_day_oauth"])
+def test_wall_takes_window_and_reset_from_the_rate_limit_event(name: str) -> None:
+    [event] = [e for e in events_of(name) if e["type"] == "rate_limit_event"]
+    info = event["rate_limit_info"]
+    assert isinstance(info, dict)
+
+    verdict = classify(lines_of(name), exit_code=1)
+
+    assert verdict.window == info["rateLimitType"]
+    assert verdict.resets_at == rfc3339(info["resetsAt"])
+    assert verdict.utilization[info["rateLimitType"]] == 1.0
+    assert verdict.evidence.startswith("rate_limit_event status=rejected")
+
+
+def test_wall_is_decided_by_the_event_even_if_the_stream_is_cut_before_the_result() -> None:
+    lines = [line for line in lines_of("walled_five_hour_oauth") if '"type":"result"' not in line]
+    assert classify(lines, exit_code=None, interrupted="SIGTERM").outcome is Outcome.WALLED
+
+
+def test_wall_from_the_error_message_when_the_event_is_missing() -> None:
+    lines = [line for line in lines_of("walled_five_hour_oauth") if "rate_limit_event" not in line]
+    verdict = classify(lines, exit_code=1)
+    assert verdict.outcome is Outcome.WALLED
+    assert verdict.window == "five_hour"
+
+
+@pytest.mark.parametrize("name", ["auth_failed_oauth_expired", "auth_failed_api_key"])
+def test_the_first_authentication_retry_asks_to_stop(name: str) -> None:
+    classifier = StreamClassifier()
+    answers = [classifier.feed(line) for line in lines_of(name)]
+    first_retry = next(i for i, line in enumerate(lines_of(name)) if "api_retry" in line)
+    assert answers.index(True) == first_retry
+    # What the runner sees after stopping the CLI there:
+    verdict = classify(lines_of(name)[: first_retry + 1], exit_code=-15)
+    assert verdict.outcome is Outcome.AUTH_FAILED
+    assert "error_status=401 error=authentication_failed attempt=1" in verdict.evidence
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "server_error_recovered",
+        "server_error_exhausted",
+        "overloaded_exhausted",
+        "bare_429_recovered",
+        "bare_429_exhausted",
+        "usage_429_api_key",
+    ],
+)
+def test_retried_errors_never_wall_and_never_ask_to_stop(name: str) -> None:
+    classifier = StreamClassifier()
+    assert not any(classifier.feed(line) for line in lines_of(name))
+    verdict = classifier.verdict(MANIFEST[name]["exitCode"])
+    assert verdict.outcome is not Outcome.WALLED
+    assert verdict.window is None and verdict.resets_at is None
+
+
+def test_server_error_text_mentioning_rate_limit_is_still_a_failure() -> None:
+    assert "rate limit" in "\n".join(lines_of("server_error_exhausted"))
+    verdict = classify(lines_of("server_error_exhausted"), exit_code=1)
+    assert verdict.outcome is Outcome.FAILED
+    assert "500" in verdict.evidence
+
+
+def test_rejected_event_without_reset_is_only_a_throttle() -> None:
+    rejected = [e for e in events_of("bare_429_exhausted") if e["type"] == "rate_limit_event"]
+    assert rejected and all("resetsAt" not in e["rate_limit_info"] for e in rejected)  # type: ignore[operator]
+    assert classify(lines_of("bare_429_exhausted"), exit_code=1).outcome is Outcome.THROTTLED
+
+
+def test_completed_run_reports_turns_cost_and_utilization() -> None:
+    [result] = [e for e in events_of("completed_oauth") if e["type"] == "result"]
+    verdict = classify(lines_of("completed_oauth"), exit_code=0)
+    assert verdict.turns == result["num_turns"] == 1
+    assert verdict.cost_usd == result["total_cost_usd"]
+    assert set(verdict.utilization) == {"five_hour", "seven_day"}
+    assert verdict.session_id == result["session_id"]
+
+
+def test_completed_stream_without_its_result_line_is_a_failure() -> None:
+    lines = [line for line in lines_of("completed_oauth") if '"type":"result"' not in line]
+    verdict = classify(lines, exit_code=0)
+    assert verdict.outcome is Outcome.FAILED
+    assert "without a result" in verdict.detail
+
+
+def test_stop_by_signal_before_any_result_is_a_failure_naming_the_signal() -> None:
+    lines = lines_of("completed_oauth")[:1]  # only the init line
+    verdict = classify(lines, exit_code=-15, interrupted="SIGTERM")
+    assert verdict.outcome is Outcome.FAILED
+    assert "SIGTERM" in verdict.detail
+
+
+def test_missing_conversation_is_a_failure_with_the_cli_reason() -> None:
+    verdict = classify(lines_of("resume_missing"), exit_code=1)
+    assert verdict.outcome is Outcome.FAILED
+    assert "error_during_execution" in verdict.detail
+
+
+def test_utilization_is_clamped_and_window_names_are_checked() -> None:
+    event = {
+        "type": "rate_limit_event",
+        "rate_limit_info": {
+            "status": "allowed_warning",
+            "rateLimitType": "five_hour",
+            "utilization": 0.91,
+            "unifiedWindows": {
+                "seven_day": {"utilization": 1.7, "resetsAt": 1, "status": "rejected"},
+                "monthly_credit": {"utilization": -0.2, "resetsAt": 1},
+                "Bad Name!": {"utilization": 0.5, "resetsAt": 1},
+                "seven_day_opus": {"utilization": "high"},
+            },
+        },
+    }
+    classifier = StreamClassifier()
+    classifier.feed(json.dumps(event))
+    assert classifier.utilization == {"seven_day": 1.0, "monthly_credit": 0.0, "five_hour": 0.91}
+    assert classifier.wall is None  # allowed_warning is not a wall
+
+
+def test_window_names_are_open_ended_data() -> None:
+    event = {
+        "type": "rate_limit_event",
+        "rate_limit_info": {"status": "rejected", "resetsAt": 1795000000, "rateLimitType": "xyz_9"},
+    }
+    verdict = classify([json.dumps(event)], exit_code=1)
+    assert (verdict.outcome, verdict.window) == (Outcome.WALLED, "xyz_9")
+
+
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        (1795433267, "2026-11-23T11:27:47Z"),
+        (0, None),
+        (-5, None),
+        (True, None),
+        ("1795433267", None),
+        (10**20, None),
+        (float("nan"), None),
+    ],
+)
+def test_rfc3339(epoch: object, expected: str | None) -> None:
+    assert rfc3339(epoch) == expected
+
+
+def test_line_splitter_joins_chunks_and_bounds_long_lines() -> None:
+    splitter = LineSplitter(limit=8)
+    out = splitter.feed(b'{"a"') + splitter.feed(b":1}\nxxxxxxxxxxxx") + splitter.feed(b"yy\nz")
+    out += splitter.flush()
+    assert out == [(b'{"a":1}', False), (b"xxxxxxxx", True), (b"z", False)]
+    assert splitter.flush() == []

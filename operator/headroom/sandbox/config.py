@@ -154,7 +154,10 @@ def load_file(path: Path) -> Any:
         return json.loads(text)
     import yaml  # only when a YAML file is given: keeps the start fast
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
 def _name(value: Any, what: str) -> str:

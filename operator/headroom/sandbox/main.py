@@ -88,7 +88,8 @@ async def serve(config: SandboxConfig, host: str, port: int, port_file: Path | N
     bound = sock.getsockname()[1]
     runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    # A stalled answer must not hold up shutdown: tests stop the server between sessions.
+    await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
     announce(host, bound, port_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

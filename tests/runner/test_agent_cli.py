@@ -42,7 +42,10 @@ def assert_outcome(run: object, outcome: str) -> dict[str, object]:
 
 
 def api_requests(sandbox: SandboxProcess) -> list[dict[str, object]]:
-    return [r for r in sandbox.requests() if str(r["path"]).startswith("/v1/messages")]
+    records = sandbox.requests()
+    # Every request the CLI made was one the stand-in knows how to answer.
+    assert not [r for r in records if r["result"] == "not_found"], records
+    return [r for r in records if str(r["path"]).startswith("/v1/messages")]
 
 
 @pytest.mark.parametrize("kind", ["oauth", "api_key"])
@@ -67,8 +70,6 @@ def test_normal_run_completes(
     assert request["session"] == pod.session_id
     assert request["status"] == 200
     assert "--session-id" in run.stderr
-    # Every request the CLI made was one the stand-in knows how to answer.
-    assert not [r for r in sandbox.requests() if r["result"] == "not_found"]
 
 
 def test_credentials_file_is_copied_not_linked(

@@ -6,9 +6,11 @@ Reads only the environment (the pod contract); see docs/runner.md.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from headroom.contract.scrub import scrub
 from headroom.contract.termination import Outcome
@@ -97,7 +99,7 @@ async def attempt(
     verdict = classifier.verdict(cli.exit_code, cli.interrupted)
     if verdict.outcome is Outcome.FAILED and cli.stderr_tail.strip():
         tail = " ".join(cli.stderr_tail.split())[-300:]
-        verdict = Verdict(**{**verdict.__dict__, "detail": f"{verdict.detail} stderr: {tail}"})
+        verdict = dataclasses.replace(verdict, detail=f"{verdict.detail} stderr: {tail}")
     return verdict
 
 
@@ -148,8 +150,6 @@ def finish(
     path: os.PathLike[str] | str,
     secrets: list[str],
 ) -> int:
-    from pathlib import Path
-
     text = report.render(report.message_for(verdict, session_id, transcript, secrets))
     report.deliver(text, Path(path))
     return report.exit_code(text)

@@ -8,7 +8,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from headroom.contract.scrub import scrub, snippet
-from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
+from headroom.contract.termination import (
+    EXIT_CODES,
+    Outcome,
+    TerminationMessage,
+    encode,
+    parse,
+)
 from headroom.runner.stream import Verdict
 
 DETAIL_LIMIT = 1024
@@ -59,7 +65,6 @@ def deliver(text: str, path: Path) -> None:
 
 
 def exit_code(text: str) -> int:
-    from headroom.contract.termination import parse
-
+    """The contract's exit code for a rendered message (read back the way the operator will)."""
     parsed = parse(text).message
     return EXIT_CODES[parsed.outcome] if parsed else EXIT_CODES[Outcome.FAILED]

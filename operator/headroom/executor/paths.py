@@ -1,0 +1,86 @@
+"""Container paths mapped to local paths.
+
+A local process cannot see a container's filesystem, so every volume mount becomes a local
+directory and every container path under a mountPath is translated to the matching local
+path. Pure functions only.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Mount:
+    container_path: str  # normalised absolute mountPath
+    local_path: Path  # the volume's local directory (or its subPath) or a single file
+    volume: str
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A mount nested inside another mount: `target` (inside the outer mount's local
+    directory) must show the contents of `source`, as a bind mount would."""
+
+    source: Path
+    target: Path
+
+
+def normalise(path: str) -> str:
+    return posixpath.normpath(path) if path.startswith("/") else path
+
+
+def is_under(path: str, parent: str) -> bool:
+    return path == parent or parent == "/" or path.startswith(parent.rstrip("/") + "/")
+
+
+class PathMap:
+    def __init__(self, mounts: list[Mount]) -> None:
+        # Longest mountPath first, so a nested mount wins over the mount it sits in.
+        self.mounts = sorted(mounts, key=lambda m: len(m.container_path), reverse=True)
+
+    def local(self, container_path: str) -> Path | None:
+        """The local path of a container path, or None when no mount covers it."""
+        path = normalise(container_path)
+        if not path.startswith("/"):
+            return None
+        for mount in self.mounts:
+            if is_under(path, mount.container_path):
+                rest = posixpath.relpath(path, mount.container_path)
+                return mount.local_path if rest == "." else mount.local_path / rest
+        return None
+
+    def translate(self, value: str) -> str:
+        """An env value that is a container path under a mount becomes the local path;
+        anything else (URLs, words, relative paths, lists of paths) is left as it is."""
+        if not value.startswith("/") or ":" in value:
+            return value
+        local = self.local(value)
+        return str(local) if local is not None else value
+
+    def nested_binds(self) -> list[Bind]:
+        """Mounts that sit inside another mount whose local directory is elsewhere: the
+        process needs `target` to show `source` (e.g. a PVC subPath mounted at
+        <config emptyDir>/projects)."""
+        binds = []
+        for inner in self.mounts:
+            outer = next(
+                (
+                    m
+                    for m in self.mounts
+                    if m is not inner
+                    and len(m.container_path) < len(inner.container_path)
+                    and is_under(inner.container_path, m.container_path)
+                ),
+                None,
+            )
+            if outer is None:
+                continue
+            rest = posixpath.relpath(inner.container_path, outer.container_path)
+            target = outer.local_path / rest
+            if target != inner.local_path:
+                binds.append(Bind(source=inner.local_path, target=target))
+        # Deepest first: a recursive bind of an outer mount then carries the inner ones.
+        return binds

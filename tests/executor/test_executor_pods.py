@@ -1,0 +1,429 @@
+"""The dev executor against the real local control plane: pods bound to its node run as
+local processes, and their status reads as a kubelet's would."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.support.executor import ExecutorProcess
+
+pytestmark = pytest.mark.integration
+
+CANARY = "sk-canary-" + "7f3a9c" * 4  # a secret value that must reach the process only
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
+    """A failure bound, not a performance claim."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def pod_body(
+    name: str,
+    script: str,
+    executor: ExecutorProcess | None,
+    *,
+    env: list[dict[str, Any]] | None = None,
+    mounts: list[dict[str, Any]] | None = None,
+    volumes: list[dict[str, Any]] | None = None,
+    tolerate: bool = True,
+    grace: int | None = None,
+    **container: Any,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {
+                "name": "agent",
+                "image": "headroom-agent:test",
+                "command": ["sh", "-c", script],
+                "env": env or [],
+                "volumeMounts": mounts or [],
+                **container,
+            }
+        ],
+        "volumes": volumes or [],
+    }
+    if executor is not None:
+        spec["nodeSelector"] = executor.node_selector
+        if tolerate:
+            spec["tolerations"] = executor.tolerations
+    if grace is not None:
+        spec["terminationGracePeriodSeconds"] = grace
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+class Pods:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.core = client.CoreV1Api(api)
+        self.ns = namespace
+
+    def create(self, body: dict[str, Any]) -> client.V1Pod:
+        return self.core.create_namespaced_pod(self.ns, body)
+
+    def get(self, name: str) -> client.V1Pod | None:
+        try:
+            return self.core.read_namespaced_pod(name, self.ns)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def wait(self, name: str, phase: str, timeout: float = 60) -> client.V1Pod:
+        return wait_for(
+            f"pod {name} {phase}",
+            lambda: (p := self.get(name)) is not None and p.status.phase == phase and p,
+            timeout,
+        )
+
+    def finished(self, name: str, timeout: float = 60) -> client.V1Pod:
+        return wait_for(
+            f"pod {name} finished",
+            lambda: (
+                (p := self.get(name)) is not None
+                and p.status.phase in ("Succeeded", "Failed")
+                and p
+            ),
+            timeout,
+        )
+
+    def running(self, name: str) -> client.V1Pod:
+        def probe() -> client.V1Pod | None:
+            pod = self.get(name)
+            states = (pod.status.container_statuses or []) if pod else []
+            return pod if states and states[0].state.running else None
+
+        return wait_for(f"pod {name} running", probe)
+
+    def claim(self, name: str) -> client.V1PersistentVolumeClaim:
+        body = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+        self.core.create_namespaced_persistent_volume_claim(self.ns, body)
+        return wait_for(
+            f"claim {name} bound",
+            lambda: (c := self.core.read_namespaced_persistent_volume_claim(name, self.ns))
+            .status.phase == "Bound" and c,
+        )  # fmt: skip
+
+    def claim_dir(self, name: str) -> Path:
+        claim = self.core.read_namespaced_persistent_volume_claim(name, self.ns)
+        volume = self.core.read_persistent_volume(claim.spec.volume_name)
+        return Path(volume.spec.host_path.path)
+
+
+def wait_pid(directory: Path) -> int:
+    """The pid a pod's shell wrote into its claim."""
+
+    def probe() -> int | None:
+        try:
+            text = (directory / "pid").read_text()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.endswith("\n") and text.strip().isdigit() else None
+
+    return int(wait_for("pid file", probe))
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie nobody has reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def container_state(pod: client.V1Pod) -> Any:
+    return pod.status.container_statuses[0].state
+
+
+def conditions(pod: client.V1Pod) -> dict[str, tuple[str, str | None]]:
+    return {c.type: (c.status, c.reason) for c in pod.status.conditions or []}
+
+
+def workspace(claim: str = "ws") -> dict[str, Any]:
+    return {"name": "workspace", "persistentVolumeClaim": {"claimName": claim}}
+
+
+@pytest.fixture
+def pods(k8s: client.ApiClient, namespace: str) -> Pods:
+    return Pods(k8s, namespace)
+
+
+def test_exit_code_and_termination_message_as_a_kubelet_reports_them(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    # 4500 bytes then END: the kubelet keeps the last 4096 bytes of the file.
+    script = "head -c 4500 /dev/zero | tr '\\0' a > \"$HEADROOM_TERMINATION_LOG\"; " \
+             "printf END >> \"$HEADROOM_TERMINATION_LOG\"; exit 3"  # fmt: skip
+    pods.create(pod_body("exit3", script, executor))
+    pod = pods.finished("exit3")
+    term = container_state(pod).terminated
+    assert pod.status.phase == "Failed"
+    assert (term.exit_code, term.reason) == (3, "Error")
+    assert term.message == "a" * 4093 + "END"
+    assert term.started_at <= term.finished_at
+    assert term.container_id.startswith("headroom-executor://")
+    assert pod.spec.node_name == executor.node_name
+    assert pod.status.pod_ip == "127.0.0.1"
+    assert conditions(pod)["Ready"] == ("False", "PodFailed")
+    assert conditions(pod)["ContainersReady"] == ("False", "PodFailed")
+    assert conditions(pod)["PodScheduled"][0] == "True"
+    assert not pod.status.container_statuses[0].ready
+
+
+def test_env_from_secret_config_map_and_downward_api_reaches_the_process(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    pods.core.create_namespaced_secret(
+        pods.ns, {"metadata": {"name": "creds"}, "stringData": {"token": CANARY}}
+    )
+    pods.core.create_namespaced_config_map(
+        pods.ns, {"metadata": {"name": "cfg"}, "data": {"model": "claude-sonnet"}}
+    )
+    env = [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+        {"name": "MODEL", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "model"}}},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "GREETING", "value": "$(POD)@$(NS)"},
+    ]
+    # The secret itself never goes into status: the process reports its digest.
+    script = (
+        'printf "%s|%s|%s|%s" "$(printf %s "$TOKEN" | sha256sum | cut -d" " -f1)" "$MODEL" '
+        '"$GREETING" "${PYTEST_CURRENT_TEST:-not-inherited}" > "$HEADROOM_TERMINATION_LOG"'
+    )
+    pods.create(pod_body("env", script, executor, env=env))
+    pod = pods.finished("env")
+    term = container_state(pod).terminated
+    assert pod.status.phase == "Succeeded" and term.reason == "Completed" and term.exit_code == 0
+    digest, model, greeting, inherited = term.message.split("|")
+    assert digest == hashlib.sha256(CANARY.encode()).hexdigest()
+    assert model == "claude-sonnet"
+    assert greeting == f"env@{pods.ns}"
+    assert inherited == "not-inherited"  # the executor's own environment stays out
+    assert CANARY not in executor.log_text()
+
+
+def test_claim_outlives_pod_and_nested_subpath_mount_is_not_a_symlink(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    pods.claim("ws")
+    env = [{"name": "CLAUDE_CONFIG_DIR", "value": "/var/lib/headroom/claude"}]
+    mounts = [
+        {"name": "workspace", "mountPath": "/workspace"},
+        {"name": "config", "mountPath": "/var/lib/headroom/claude"},
+        {"name": "workspace", "mountPath": "/var/lib/headroom/claude/projects",
+         "subPath": ".claude-projects"},
+    ]  # fmt: skip
+    volumes = [workspace(), {"name": "config", "emptyDir": {}}]
+    write = (
+        "echo first-pod > note; mkdir -p $CLAUDE_CONFIG_DIR/projects/-workspace; "
+        "echo '{}' > $CLAUDE_CONFIG_DIR/projects/-workspace/s1.jsonl; "
+        "if [ -L $CLAUDE_CONFIG_DIR/projects ]; then r=symlink; else r=mount; fi; "
+        'printf %s "$r" > "$HEADROOM_TERMINATION_LOG"'
+    )
+    read = (
+        'printf "%s|%s" "$(cat note)" "$(ls $CLAUDE_CONFIG_DIR/projects/-workspace)" '
+        '> "$HEADROOM_TERMINATION_LOG"'
+    )
+    common = {"env": env, "mounts": mounts, "volumes": volumes, "workingDir": "/workspace"}
+    pods.create(pod_body("writer", write, executor, **common))
+    first = pods.finished("writer")
+    assert first.status.phase == "Succeeded", container_state(first).terminated
+    assert container_state(first).terminated.message == "mount"
+    pods.create(pod_body("reader", read, executor, **common))
+    second = pods.finished("reader")
+    assert container_state(second).terminated.message == "first-pod|s1.jsonl"
+    local = pods.claim_dir("ws")
+    assert (local / "note").read_text() == "first-pod\n"
+    assert (local / ".claude-projects" / "-workspace" / "s1.jsonl").exists()
+
+
+def test_deleting_a_running_pod_sends_sigterm_and_the_pod_disappears(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    pods.claim("ws")
+    script = (
+        'echo $$$$ > "$W/pid"; trap \'echo TERM > "$W/signal"; exit 0\' TERM; '
+        "while true; do sleep 0.1; done"
+    )
+    env = [{"name": "W", "value": "/workspace"}]
+    mounts = [{"name": "workspace", "mountPath": "/workspace"}]
+    body = pod_body("sleeper", script, executor, env=env, mounts=mounts, volumes=[workspace()])
+    pods.create(body)
+    pod = pods.running("sleeper")
+    assert pod.status.phase == "Running"
+    assert pod.status.container_statuses[0].ready is True
+    assert conditions(pod)["Ready"][0] == "True"
+    assert conditions(pod)["ContainersReady"][0] == "True"
+    local = pods.claim_dir("ws")
+    pid = wait_pid(local)
+    assert alive(pid)
+    pods.core.delete_namespaced_pod("sleeper", pods.ns)
+    wait_for("pod object gone", lambda: pods.get("sleeper") is None)
+    assert (local / "signal").read_text() == "TERM\n"
+    assert not alive(pid)
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    pods.claim("ws")
+    script = 'echo $$$$ > "$W/pid"; trap "" TERM; while true; do sleep 0.1; done'
+    env = [{"name": "W", "value": "/workspace"}]
+    mounts = [{"name": "workspace", "mountPath": "/workspace"}]
+    pods.create(
+        pod_body(
+            "stubborn", script, executor, env=env, mounts=mounts, volumes=[workspace()], grace=2
+        )
+    )
+    pods.running("stubborn")
+    local = pods.claim_dir("ws")
+    pid = wait_pid(local)
+    assert alive(pid)
+    pods.core.delete_namespaced_pod("stubborn", pods.ns)
+    wait_for("pod object gone", lambda: pods.get("stubborn") is None)
+    assert not alive(pid)
+
+
+def test_a_missing_secret_holds_the_pod_pending_until_it_exists(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]
+    pods.create(pod_body("patient", 'test -n "$TOKEN"', executor, env=env))
+
+    def waiting() -> Any:
+        pod = pods.get("patient")
+        states = (pod.status.container_statuses or []) if pod else []
+        return states and states[0].state.waiting and pod
+
+    pod = wait_for("CreateContainerConfigError", waiting)
+    assert pod.status.phase == "Pending"
+    assert container_state(pod).waiting.reason == "CreateContainerConfigError"
+    assert 'Secret "later" not found' in container_state(pod).waiting.message
+    value = base64.b64encode(b"now").decode()
+    pods.core.create_namespaced_secret(
+        pods.ns, {"metadata": {"name": "later"}, "data": {"token": value}}
+    )
+    assert pods.finished("patient").status.phase == "Succeeded"
+
+
+def test_an_unknown_command_is_a_start_error(pods: Pods, executor: ExecutorProcess) -> None:
+    body = pod_body("nocmd", "", executor)
+    body["spec"]["containers"][0]["command"] = ["no-such-command-here"]
+    pods.create(body)
+    term = container_state(pods.finished("nocmd")).terminated
+    assert (term.exit_code, term.reason) == (128, "StartError")
+    assert "no-such-command-here" in term.message
+
+
+def test_kwok_nodes_keep_plain_pods_and_the_executor_gets_only_tolerating_ones(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    pods.create(pod_body("plain", "exit 0", None))
+    plain = pods.wait("plain", "Running")  # kwok's simulated Running: nothing executes
+    assert plain.spec.node_name.startswith("kwok-node-")
+    assert not (plain.status.container_statuses[0].container_id or "").startswith(
+        "headroom-executor://"
+    )
+    pods.create(pod_body("intolerant", "exit 0", executor, tolerate=False))
+    unschedulable = wait_for(
+        "intolerant pod unschedulable",
+        lambda: (
+            (p := pods.get("intolerant")) is not None
+            and conditions(p).get("PodScheduled") == ("False", "Unschedulable")
+            and p
+        ),
+    )
+    assert unschedulable.spec.node_name is None
+    pods.create(pod_body("tolerant", "exit 0", executor))
+    tolerant = pods.finished("tolerant")
+    assert tolerant.spec.node_name == executor.node_name
+    assert tolerant.status.phase == "Succeeded"
+    assert tolerant.status.container_statuses[0].container_id.startswith("headroom-executor://")
+
+
+def test_provisioner_binds_a_claim_and_deletes_the_released_volume(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    sc = client.StorageV1Api(pods.core.api_client).read_storage_class("headroom-local")
+    assert sc.metadata.annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert (sc.provisioner, sc.volume_binding_mode) == ("headroom.dev/local", "Immediate")
+    claim = pods.claim("data")
+    assert claim.spec.storage_class_name == "headroom-local"  # the default class, assigned
+    volume = pods.core.read_persistent_volume(claim.spec.volume_name)
+    assert volume.spec.claim_ref.uid == claim.metadata.uid
+    assert volume.spec.persistent_volume_reclaim_policy == "Delete"
+    local = Path(volume.spec.host_path.path)
+    assert local.is_dir() and local.name == claim.metadata.uid
+    pods.core.delete_namespaced_persistent_volume_claim("data", pods.ns)
+
+    def volume_gone() -> bool:
+        try:
+            pods.core.read_persistent_volume(volume.metadata.name)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for("released volume deleted", volume_gone)
+    assert not local.exists()
+
+
+def test_restarted_executor_fails_pods_whose_process_it_lost(
+    pods: Pods, kubeconfig: Path, tmp_path: Path, volume_provisioner: Any
+) -> None:
+    own = ExecutorProcess(kubeconfig, tmp_path / "executor", state_dir=tmp_path / "state")
+    own.start()
+    try:
+        pods.claim("ws")
+        script = 'echo $$$$ > "$W/pid"; while true; do sleep 0.1; done'
+        env = [{"name": "W", "value": "/workspace"}]
+        mounts = [{"name": "workspace", "mountPath": "/workspace"}]
+        common = {"env": env, "mounts": mounts, "volumes": [workspace()]}
+        pods.create(pod_body("orphan", script, own, **common))
+        pods.running("orphan")
+        local = pods.claim_dir("ws")
+        pid = wait_pid(local)
+        own.kill()  # a crash: the pod's process outlives it
+        assert alive(pid)
+        own.start()
+        pod = pods.finished("orphan")
+        term = container_state(pod).terminated
+        assert pod.status.phase == "Failed"
+        assert (term.reason, term.exit_code) == ("ExecutorRestarted", 137)
+        wait_for("orphaned process killed", lambda: not alive(pid))
+
+        # A graceful stop ends running pods as a kubelet's graceful node shutdown does.
+        (local / "pid").unlink()
+        pods.create(pod_body("survivor", script, own, **common))
+        pods.running("survivor")
+        survivor = wait_pid(local)
+        own.stop()
+        stopped = pods.finished("survivor")
+        assert stopped.status.phase == "Failed"
+        assert stopped.status.reason == "Terminated"
+        assert container_state(stopped).terminated.exit_code == 143
+        assert not alive(survivor)
+    finally:
+        own.stop()

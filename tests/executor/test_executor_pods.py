@@ -377,6 +377,8 @@ def test_provisioner_binds_a_claim_and_deletes_the_released_volume(
     assert volume.spec.persistent_volume_reclaim_policy == "Delete"
     local = Path(volume.spec.host_path.path)
     assert local.is_dir() and local.name == claim.metadata.uid
+    # never inside a git checkout: the agent would take that repository for its workspace's
+    assert not any((parent / ".git").exists() for parent in local.parents)
     pods.core.delete_namespaced_persistent_volume_claim("data", pods.ns)
 
     def volume_gone() -> bool:

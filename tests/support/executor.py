@@ -3,8 +3,8 @@ subprocesses, for integration and e2e tests.
 
 Fixtures (register with `pytest_plugins = ["tests.support.executor"]` in tests/conftest.py,
 or import them into a domain conftest):
-- `volume_provisioner` (session): StorageClass headroom-local (default) + hostPath PVs under
-  <repo>/.local/volumes. Anything that creates PVCs in the local cluster needs it.
+- `volume_provisioner` (session): StorageClass headroom-local (default) and hostPath PVs
+  under ~/.cache/headroom/volumes. Anything that creates PVCs in the local cluster needs it.
 - `executor` (session): a throwaway Node `headroom-test-<id>` whose pods run as local
   processes. Steer pods to it with `executor.node_selector` and `executor.tolerations`, or
   start the operator with `*executor.operator_flags()`. A pod's output:
@@ -31,7 +31,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CLAUDE_BIN = REPO / "hack" / "claude-code" / "node_modules" / ".bin"
-VOLUMES_ROOT = REPO / ".local" / "volumes"
 TEST_NODE_LABEL = "headroom.dev/test-executor"
 TAINT_KEY = "headroom.dev/executor"
 STALE_NODE_SECONDS = 300
@@ -92,10 +91,8 @@ class _Process:
 
 @dataclass
 class ProvisionerProcess(_Process):
-    volumes_root: Path = VOLUMES_ROOT
-
     def args(self) -> list[str]:
-        return ["--provisioner-only", "--volumes-root", str(self.volumes_root)]
+        return ["--provisioner-only"]
 
     def start(self) -> ProvisionerProcess:
         self.launch()

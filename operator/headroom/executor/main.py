@@ -26,6 +26,15 @@ does. Also a dev PVC provisioner: StorageClass headroom-local (default class) ba
 hostPath directories. See docs/executor.md."""
 
 
+# Outside any git checkout on purpose: an agent whose workspace sat inside this repository
+# would see (and could commit to) the Headroom repository itself. Shared by every clone, as
+# the local cluster is.
+CACHE = Path(
+    os.environ.get("HEADROOM_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "headroom"
+)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="headroom executor",
@@ -42,14 +51,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(".local/executor"),
-        help="per-pod directories (logs, termination messages, emptyDirs)",
+        default=CACHE / "executor",
+        help="per-pod directories: logs, termination messages, emptyDirs (default: %(default)s)",
     )
     p.add_argument(
         "--volumes-root",
         type=Path,
-        default=Path(".local/volumes"),
-        help="where the provisioner creates volume directories",
+        default=CACHE / "volumes",
+        help="where the provisioner creates volume directories (default: %(default)s)",
     )
     p.add_argument(
         "--path",
@@ -94,6 +103,18 @@ def default_kubeconfig() -> Path | None:
         return None  # the client reads $KUBECONFIG itself
     local = Path(".local/kubeconfig")
     return local if local.exists() else None
+
+
+def warn_if_in_git_checkout(path: Path) -> None:
+    """Claude Code looks for the enclosing git repository: a workspace inside a checkout
+    would hand the agent that checkout (and its history) instead of an empty workspace."""
+    resolved = path.resolve()
+    for parent in (resolved, *resolved.parents):
+        if (parent / ".git").exists():
+            logging.getLogger("headroom.executor").warning(
+                "%s is inside the git checkout %s: agents would see that repository", path, parent
+            )
+            return
 
 
 def can_bind() -> bool:
@@ -142,6 +163,7 @@ def main(argv: list[str]) -> int:
         threads.append(thread)
 
     if not args.no_provisioner:
+        warn_if_in_git_checkout(args.volumes_root)
         provisioner = Provisioner(kube, args.volumes_root)
         provisioner.ensure_class()
         spawn("claims", provisioner.run_claims)
@@ -150,8 +172,13 @@ def main(argv: list[str]) -> int:
 
     node = manager = None
     if not args.provisioner_only:
+        warn_if_in_git_checkout(args.state_dir)
         venv_bin = str(Path(sys.prefix) / "bin")
-        search = [venv_bin, *map(str, args.path), *os.environ.get("PATH", "").split(os.pathsep)]
+        search = [
+            venv_bin,
+            *(str(Path(p).resolve()) for p in args.path),
+            *os.environ.get("PATH", "").split(os.pathsep),
+        ]
         spec = NodeSpec(name=args.node_name, pods=args.max_pods,
                         labels=dict(kv.split("=", 1) for kv in args.label))  # fmt: skip
         if args.cpu:

@@ -292,6 +292,7 @@ class PodWorker(threading.Thread):
         self.changed = threading.Event()
         self.gone = False  # the pod object no longer exists
         self.stopping = False  # the executor shuts down
+        self.pid: int | None = None
 
     @property
     def label(self) -> str:
@@ -318,6 +319,8 @@ class PodWorker(threading.Thread):
             self.lifecycle()
         except Exception as exc:
             log.exception("pod %s: executor failure", self.label)
+            if self.pid is not None:  # never leave a process nobody supervises
+                self.kill_group(self.pid)
             self.report(self.terminated(128, "StartError", f"headroom executor: {exc}"))
         finally:
             self.manager.worker_done(self)
@@ -444,6 +447,7 @@ class PodWorker(threading.Thread):
             raise StartError(f"exec {argv[0]}: {exc.strerror}") from exc
         finally:
             log_file.close()
+        self.pid = proc.pid
         started_at = status.timestamp()
         cid = f"{self.pod['metadata']['uid'][:8]}-{proc.pid}"
         stat = Path(f"/proc/{proc.pid}/stat").read_text()

@@ -8,7 +8,10 @@ import sys
 
 # subcommand -> (module, one-line help). Each module exposes `main(argv: list[str]) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "operator": ("headroom.controllers.main", "run the operator (kopf) against the current cluster"),
+    "operator": (
+        "headroom.controllers.main",
+        "run the operator (kopf) against the current cluster",
+    ),
     "agent": ("headroom.runner.main", "run Claude Code inside an agent pod and report the outcome"),
     "sandbox-api": ("headroom.sandbox.main", "serve a local stand-in for the Anthropic API"),
     "validate": ("headroom.validate", "check manifests offline against the CRD schemas"),

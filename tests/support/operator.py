@@ -29,7 +29,7 @@ NO_NODE = json.dumps({"headroom.dev/test-node": "none"})
 
 FAST_FLAGS = [
     "--backoff", "1s", "--max-backoff", "2s", "--max-failures", "2",
-    "--suspected-wall", "60s", "--drill-duration", "30s",
+    "--suspected-wall", "60s", "--drill-duration", "30s", "--min-wall", "1s",
 ]  # fmt: skip
 
 
@@ -131,8 +131,11 @@ class Scene:
         max_sessions: int = 2,
         priority: int = 0,
         labels: dict[str, str] | None = None,
+        ready: bool = True,
         **spec: Any,
     ) -> dict[str, Any]:
+        """Create an account and its Secret; by default wait until the operator verified it,
+        so tests place sessions on a known roster."""
         key = {"OAuthToken": "token", "APIKey": "apiKey", "CredentialsFile": "credentials.json"}[
             kind
         ]
@@ -148,9 +151,12 @@ class Scene:
                 **spec,
             },
         }
-        return self.custom.create_namespaced_custom_object(
+        created = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.ns, "claudeaccounts", body
         )
+        if ready:
+            self.wait_phase("claudeaccounts", name, "Available")
+        return created
 
     def session(self, name: str, **spec: Any) -> dict[str, Any]:
         body = {

@@ -71,6 +71,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="how long a wall confirmed by repeated throttles (no reset time) lasts",
     )
     p.add_argument(
+        "--min-wall",
+        default="30s",
+        help="shortest wall, even when the reported reset time is already past",
+    )
+    p.add_argument(
         "--drill-duration", default="2m", help="how long a drill treats an account as walled"
     )
     p.add_argument("--log-format", choices=["plain", "json"], default="plain")
@@ -85,6 +90,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             max_backoff=parse_duration(args.max_backoff),
             max_failures=args.max_failures,
             suspected_wall=parse_duration(args.suspected_wall),
+            min_wall=parse_duration(args.min_wall),
         ),
         pods=PodSettings(
             default_image=args.agent_image,

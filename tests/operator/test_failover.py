@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 
 import pytest
+from tests.support.operator import Scene, in_seconds, wait_for
 
 from headroom.contract.termination import Outcome
-from tests.support.operator import Scene, in_seconds, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +68,11 @@ def test_most_headroom_wins_among_equal_priority(scene: Scene, operator) -> None
     )
     # bob's window is 80% used, carol's 10%: recorded as the operator records signals
     for name, used in (("bob", 0.8), ("carol", 0.1)):
+        window = {"name": "five_hour", "status": "allowed", "utilization": used}
+        window["resetsAt"] = in_seconds(7200)
         scene.custom.patch_namespaced_custom_object_status(
             "headroom.dev", "v1alpha1", scene.ns, "claudeaccounts", name,
-            {"status": {"windows": [{"name": "five_hour", "status": "allowed", "utilization": used, "resetsAt": in_seconds(7200)}]}},
+            {"status": {"windows": [window]}},
         )  # fmt: skip
     wait_for("windows recorded", lambda: scene.status("claudeaccounts", "bob").get("windows"))
     first = scene.wait_running(scene.session("s1")["metadata"]["name"], attempt=1)

@@ -6,9 +6,9 @@ import re
 import threading
 
 import pytest
+from tests.support.operator import Scene, wait_for
 
 from headroom.contract.termination import Outcome
-from tests.support.operator import Scene, wait_for
 
 pytestmark = pytest.mark.integration
 

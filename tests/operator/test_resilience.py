@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.support.operator import Scene, in_seconds, wait_for
 
 from headroom.contract.termination import Outcome
-from tests.support.operator import Scene, in_seconds, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +107,8 @@ def test_deleting_a_session_removes_its_pod_and_workspace(scene: Scene, operator
 def test_missing_secret_is_a_condition_not_a_crash(scene: Scene, operator) -> None:
     scene.custom.create_namespaced_custom_object(
         "headroom.dev", "v1alpha1", scene.ns, "claudeaccounts",
-        {"apiVersion": "headroom.dev/v1alpha1", "kind": "ClaudeAccount", "metadata": {"name": "ghost", "labels": {"tier": "max"}},
+        {"apiVersion": "headroom.dev/v1alpha1", "kind": "ClaudeAccount",
+         "metadata": {"name": "ghost", "labels": {"tier": "max"}},
          "spec": {"credentials": {"secretRef": {"name": "ghost-claude"}, "type": "OAuthToken"}}},
     )  # fmt: skip
     cond = wait_for(
@@ -160,7 +161,8 @@ def test_canary_secret_never_leaks_and_spec_is_never_written(scene: Scene, opera
     )
     scene.wait_phase("agentsessions", "s1", "Waiting")
     everything = json.dumps([
-        scene.get("claudeaccounts", "alice"), scene.get("claudeaccounts", "bob"), scene.get("agentsessions", "s1"),
+        scene.get("claudeaccounts", "alice"), scene.get("claudeaccounts", "bob"),
+        scene.get("agentsessions", "s1"),
         [e.to_dict() for e in scene.events()],
         [p.metadata.to_dict() for p in scene.core.list_namespaced_pod(scene.ns).items],
     ], default=str)  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -63,7 +63,7 @@ class Runtime:
         self.drills: dict[tuple[str, str], dict[str, Any]] = {}
         self.session_phases: dict[tuple[str, str], str] = {}
         # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
-        self.background_jobs: list[Callable[[Runtime], Awaitable[None]]] = []
+        self.background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = []
         self._background: set[asyncio.Task[None]] = set()
 
     # --- background tasks ---------------------------------------------------------------

@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from headroom.contract.scrub import snippet
 from headroom.core.accounts import Account
 from headroom.core.durations import format_time
 from headroom.core.outcome import AttemptEnd
@@ -39,7 +40,8 @@ async def apply(
     now: datetime,
 ) -> None:
     windows = merged_windows(account, end, now)
-    signal: JSON = {"at": format_time(now), "session": session, "evidence": end.evidence[:120]}
+    # The runner scrubs already; scrub again: a termination message is untrusted input.
+    signal: JSON = {"at": format_time(now), "session": session, "evidence": snippet(end.evidence)}
     patch: JSON = {"windows": windows}
     body = account_ref(account, rt.account_uids.get((account.namespace, account.name)))
     if isinstance(effect, WallAccount):
@@ -58,7 +60,7 @@ async def apply(
             "Walled",
             f"walled until {format_time(effect.until)} "
             f"(window {effect.window or 'unknown'}, {how}); session {session}; "
-            f"evidence: {effect.evidence or '-'}",
+            f"evidence: {snippet(effect.evidence) or '-'}",
             warning=True,
         )
         metrics.walls.labels(account.namespace, account.name, effect.window or "unknown").inc()
@@ -70,7 +72,7 @@ async def apply(
             body,
             "AuthFailed",
             f"the API rejected the credentials at startup (401) for session {session}; no new "
-            f"sessions until the Secret's content changes; evidence: {effect.evidence or '-'}",
+            f"sessions until the Secret's content changes; evidence: {snippet(effect.evidence) or '-'}",
             warning=True,
         )
         metrics.auth_failures.labels(account.namespace, account.name).inc()
@@ -80,7 +82,7 @@ async def apply(
             body,
             "Throttled",
             f"limit without a reset time ({effect.count} in a row) for session {session}; "
-            f"not a wall; evidence: {effect.evidence or '-'}",
+            f"not a wall; evidence: {snippet(effect.evidence) or '-'}",
         )
     patch["lastSignal"] = signal
     log.info(

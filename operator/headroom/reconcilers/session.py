@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from headroom.contract.scrub import scrub, snippet
 from headroom.core import session as machine
 from headroom.core.accounts import Account
 from headroom.core.durations import format_time, parse_duration, parse_time
@@ -237,8 +238,8 @@ class Pass:
                 "outcome": end.outcome.value if not eviction else "evicted",
                 "at": format_time(self.now),
                 "podName": pod_name,
-                "detail": (end.detail or "")[:1024],
-                "evidence": end.evidence[:120],
+                "detail": scrub(end.detail or "")[:1024],
+                "evidence": snippet(end.evidence),
                 **({"window": end.window} if end.window else {}),
                 **({"resetsAt": format_time(end.resets_at)} if end.resets_at else {}),
             },

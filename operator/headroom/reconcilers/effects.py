@@ -72,7 +72,8 @@ async def apply(
             body,
             "AuthFailed",
             f"the API rejected the credentials at startup (401) for session {session}; no new "
-            f"sessions until the Secret's content changes; evidence: {snippet(effect.evidence) or '-'}",
+            "sessions until the Secret's content changes; "
+            f"evidence: {snippet(effect.evidence) or '-'}",
             warning=True,
         )
         metrics.auth_failures.labels(account.namespace, account.name).inc()

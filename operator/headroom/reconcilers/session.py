@@ -214,6 +214,8 @@ class Pass:
         policy: machine.FailoverPolicy,
         terminated_at: datetime,
     ) -> None:
+        # A termination message is untrusted input: scrub before it reaches status or Events.
+        end = replace(end, detail=scrub(end.detail), evidence=snippet(end.evidence))
         progress = progress_of(self.status)
         eviction = self.status.get("evictionReason")
         if eviction:

@@ -60,7 +60,9 @@ def classify(exit: ContainerExit | None) -> AttemptEnd:
     try:
         resets_at = parse_time(msg.resets_at)
     except ValueError:  # the schema checks the shape; an impossible date still lands here
-        return AttemptEnd(Outcome.FAILED, f"the reported reset time {msg.resets_at!r} is invalid")
+        if msg.outcome is Outcome.WALLED:  # a wall needs a real reset time; others ignore it
+            return AttemptEnd(Outcome.FAILED, f"the reported reset time {msg.resets_at!r} is invalid")
+        resets_at = None
     return AttemptEnd(
         outcome=msg.outcome,
         detail=msg.detail,

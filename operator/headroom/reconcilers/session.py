@@ -138,7 +138,7 @@ class Pass:
             self.condition("Completed", False, "NotFinished", "the session has not finished")
         try:
             policy = policy_of(self.spec)
-        except ValueError as exc:  # the CRD pattern should prevent this; never crash-loop
+        except (ValueError, OverflowError) as exc:  # never crash-loop on a spec
             await self._finish(machine.SessionPhase.FAILED, "InvalidSpec", str(exc))
             return
 

@@ -61,7 +61,8 @@ def classify(exit: ContainerExit | None) -> AttemptEnd:
         resets_at = parse_time(msg.resets_at)
     except ValueError:  # the schema checks the shape; an impossible date still lands here
         if msg.outcome is Outcome.WALLED:  # a wall needs a real reset time; others ignore it
-            return AttemptEnd(Outcome.FAILED, f"the reported reset time {msg.resets_at!r} is invalid")
+            problem = f"the reported reset time {msg.resets_at!r} is invalid"
+            return AttemptEnd(Outcome.FAILED, problem)
         resets_at = None
     return AttemptEnd(
         outcome=msg.outcome,

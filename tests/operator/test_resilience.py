@@ -89,9 +89,7 @@ def test_deleting_a_session_removes_its_pod_and_workspace(scene: Scene, operator
     # garbage collection by the real kube-controller-manager (ownerReferences)
     wait_for(
         "pod collected",
-        lambda: (
-            scene.pod(s["podName"]) is None or scene.pod(s["podName"]).metadata.deletion_timestamp
-        ),
+        lambda: (pod := scene.pod(s["podName"])) is None or pod.metadata.deletion_timestamp,
         timeout=60,
     )
 

@@ -52,10 +52,7 @@ def test_walled_session_moves_to_most_headroom_and_resumes_same_conversation(
     assert any(w["name"] == "five_hour" and w["status"] == "rejected" for w in alice["windows"])
     reasons = {e.reason for e in scene.events()}
     assert {"Placed", "Walled", "Swapped"} <= reasons
-    assert (
-        scene.pod(first["podName"]) is None
-        or scene.pod(first["podName"]).metadata.deletion_timestamp
-    )
+    assert (old := scene.pod(first["podName"])) is None or old.metadata.deletion_timestamp
 
 
 def test_most_headroom_wins_among_equal_priority(scene: Scene, operator) -> None:

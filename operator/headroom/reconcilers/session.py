@@ -470,6 +470,7 @@ def forget(rt: Runtime, namespace: str, name: str) -> None:
     rt.ledger.assign((namespace, name), None)
     rt.waiting[namespace].pop(name, None)
     rt.wakeups.cancel(("session", namespace, name))
+    rt.forget_lock("session", namespace, name)  # one lock per live session, not per ever-seen
     if holder is not None:
         rt.mark_account_dirty(*holder)
         rt.wake_waiting(namespace)

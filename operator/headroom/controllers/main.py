@@ -19,7 +19,7 @@ from headroom.controllers.context import install, installed
 from headroom.core.accounts import Account, AccountPhase, account_state
 from headroom.core.durations import parse_duration
 from headroom.core.session import RetryPolicy
-from headroom.kube.client import Kube
+from headroom.kube.client import Kube, KubeError
 from headroom.kube.manifests import PodSettings
 from headroom.reconcilers import account as account_reconciler
 from headroom.reconcilers import metrics
@@ -119,12 +119,29 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.clusterwide = bool(_ARGS.all_namespaces)
     else:
         settings.peering.standalone = True
-    rt = Runtime(await Kube.connect(), _SETTINGS)
+    kube = await Kube.connect()
+    if _ARGS.peering:
+        await _ensure_peerings(kube, _ARGS)
+    rt = Runtime(kube, _SETTINGS)
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
     install(rt)
     rt.background_jobs = [_run_wakeups, _flush_accounts, _export_session_phases]
     log.info("headroom operator started; it needs no Claude account of its own")
+
+
+async def _ensure_peerings(kube: Kube, args: argparse.Namespace) -> None:
+    """kopf waits forever, paused, while its peering object is missing: make it. Namespace
+    patterns (globs, negations) name no object to create; those need one made by hand."""
+    exact = [ns for ns in args.namespace if not set(ns) & set("*?[]!,")]
+    for namespace in [None] if args.all_namespaces else exact:
+        where = namespace or "cluster-wide"
+        try:
+            if await kube.ensure_peering(namespace, args.peering):
+                log.info("created kopf peering object %r (%s)", args.peering, where)
+        except KubeError as exc:
+            # 404: kopf's peering CRDs are not installed (manifests/kopf/peering-crds.yaml).
+            log.error("cannot create kopf peering object %r (%s): %s", args.peering, where, exc)
 
 
 @kopf.on.cleanup()

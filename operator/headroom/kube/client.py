@@ -112,6 +112,29 @@ class Kube:
                 return None
             raise
 
+    # --- kopf's peering object (HA) ------------------------------------------------------
+
+    async def ensure_peering(self, namespace: str | None, name: str) -> bool:
+        """Create kopf's peering object if it is missing (True if created). The operator makes
+        it itself so that Git never owns an object whose status kopf rewrites every few seconds,
+        and so that one `kubectl apply -k` installs everything (a KopfPeering listed next to
+        its own CRD would fail the first apply)."""
+        if namespace is None:
+            path, kind = "/apis/kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering"
+        else:
+            path, kind = (
+                f"/apis/kopf.dev/v1/namespaces/{quote(namespace)}/kopfpeerings",
+                "KopfPeering",
+            )
+        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+        try:
+            await self.request("POST", path, body)
+        except KubeError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
     # --- core objects ------------------------------------------------------------------
 
     async def get(self, namespace: str, plural: str, name: str) -> JSON | None:

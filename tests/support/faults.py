@@ -1,0 +1,193 @@
+"""Fault-injection scenarios shared by `make test` (short) and `make bench` (long).
+
+`kill_during_failovers`: a stream of walled pods (a kubelet's report, written as
+`Scene.finish_pod` does), with the operator SIGKILLed at random points of it and restarted.
+Everything random comes from one seeded RNG; the seed is printed so a failure reproduces with
+HEADROOM_FAULT_SEED=<seed>.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from tests.support.operator import OperatorProcess, Scene, in_seconds, wait_for
+from tests.support.pod_history import PodHistory
+
+from headroom.contract.termination import Outcome
+
+FINISHED = ("Succeeded", "Failed")
+
+
+def fault_seed() -> int:
+    """HEADROOM_FAULT_SEED to replay a run, otherwise a fresh one (printed by the caller)."""
+    given = os.environ.get("HEADROOM_FAULT_SEED")
+    return int(given) if given else random.SystemRandom().randrange(2**32)
+
+
+@dataclass
+class KillPlan:
+    accounts: int = 4
+    max_sessions: int = 2
+    sessions: int = 6
+    failovers: int = 24
+    kills: int = 4
+    # Walls reset soon, so the pool keeps turning over and sessions keep moving.
+    reset_seconds: tuple[float, float] = (4.0, 12.0)
+    settle_timeout: float = 180.0
+
+
+@dataclass
+class KillReport:
+    seed: int
+    failovers: int = 0
+    kills: int = 0
+    raced: int = 0  # pods that were gone before we could report them (not counted)
+    kill_points: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def line(self, history: PodHistory) -> str:
+        return (
+            f"seed={self.seed} failovers={self.failovers} kills={self.kills} "
+            f"raced={self.raced} elapsed={self.elapsed:.1f}s; {history.summary()}; "
+            f"kill points: {', '.join(self.kill_points)}"
+        )
+
+
+def make_pool(scene: Scene, plan: KillPlan) -> dict[str, int]:
+    limits = {}
+    for i in range(plan.accounts):
+        name = f"acct-{i}"
+        scene.account(name, max_sessions=plan.max_sessions)
+        limits[name] = plan.max_sessions
+    return limits
+
+
+def kill_during_failovers(
+    scene: Scene,
+    operator: OperatorProcess,
+    history: PodHistory,
+    plan: KillPlan,
+    seed: int,
+) -> KillReport:
+    """Drive the stream; returns once every failover was reported (the checks are separate)."""
+    rng = random.Random(seed)  # noqa: S311  (a replayable test schedule, not a secret)
+    report = KillReport(seed)
+    started = time.monotonic()
+    names = [f"s{i}" for i in range(plan.sessions)]
+    # Kill points are failover indexes; a kill lands a random fraction of a second after the
+    # walled report(s), i.e. while the operator reads, places, creates or records.
+    kill_after = set(rng.sample(range(1, plan.failovers), plan.kills))
+    for name in names:
+        scene.session(name, failover={"maxSwaps": 1000, "cooldown": "0s"})
+    finished: set[str] = set()
+    while report.failovers < plan.failovers:
+        running = wait_for(
+            "a Running session with a live pod",
+            lambda: _running_pods(scene, history, finished),
+            timeout=120,
+        )
+        burst = rng.sample(running, min(len(running), rng.randint(1, 3)))
+        for pod in burst:
+            if report.failovers >= plan.failovers:
+                break
+            finished.add(pod)
+            if not _report_walled(scene, pod, rng.uniform(*plan.reset_seconds)):
+                report.raced += 1
+                continue
+            report.failovers += 1
+            if report.failovers in kill_after:
+                delay = rng.uniform(0.0, 1.0)
+                time.sleep(delay)
+                operator.kill()
+                report.kills += 1
+                report.kill_points.append(f"#{report.failovers}+{delay:.2f}s")
+                time.sleep(rng.uniform(0.0, 1.0))  # down for a moment, as a crash-looping pod
+                operator.start()
+        time.sleep(rng.uniform(0.0, 0.3))
+    report.elapsed = time.monotonic() - started
+    return report
+
+
+def _running_pods(scene: Scene, history: PodHistory, finished: set[str]) -> list[str]:
+    live = history.live()
+    pods = []
+    for s in scene.sessions():
+        status = s.get("status") or {}
+        pod = status.get("podName")
+        if status.get("phase") == "Running" and pod in live and pod not in finished:
+            pods.append(pod)
+    return sorted(pods)
+
+
+def _report_walled(scene: Scene, pod: str, reset_in: float) -> bool:
+    try:
+        scene.finish_pod(
+            pod,
+            Outcome.WALLED,
+            window="five_hour",
+            resets_at=in_seconds(reset_in),
+            utilization={"five_hour": 1.0},
+            evidence="You've hit your 5-hour limit",
+        )
+    except client.ApiException as exc:
+        if exc.status in (404, 409):  # deleted under us (e.g. a drill or a cleanup)
+            return False
+        raise
+    return True
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def session_states(scene: Scene, history: PodHistory) -> dict[str, str]:
+    """Per session: 'ok:<phase>' when its state is coherent with the live pods, else why not."""
+    live = history.live()
+    by_session: dict[str, list[str]] = {}
+    for pod in live.values():
+        by_session.setdefault(pod.session, []).append(pod.name)
+    verdict: dict[str, str] = {}
+    for s in scene.sessions():
+        name, status = s["metadata"]["name"], s.get("status") or {}
+        phase, pods = status.get("phase"), sorted(by_session.get(name, []))
+        if phase == "Running" and pods == [status.get("podName")]:
+            verdict[name] = "ok:Running"
+        elif phase == "Waiting" and not pods:
+            verdict[name] = "ok:Waiting"
+        elif phase in FINISHED and not pods:
+            verdict[name] = f"ok:{phase}"
+        else:
+            verdict[name] = f"phase={phase} podName={status.get('podName')} live={pods}"
+    return verdict
+
+
+def settled(scene: Scene, history: PodHistory, want: set[str]) -> dict[str, str] | None:
+    states = session_states(scene, history)
+    return states if all(v in want for v in states.values()) else None
+
+
+def assert_history_clean(scene: Scene, history: PodHistory) -> None:
+    wait_for(
+        "the pod watch to catch up with a fresh list",
+        lambda: history.caught_up_with(
+            scene.core.list_namespaced_pod(
+                scene.ns, label_selector="app.kubernetes.io/managed-by=headroom"
+            ).items
+        ),
+        timeout=30,
+    )
+    assert not history.gaps, history.gaps
+    assert not history.violations, [f"event {v.event}: {v.what}" for v in history.violations[:20]]
+
+
+def active_sessions_match_live_pods(scene: Scene, history: PodHistory, accounts: Any) -> bool:
+    live = history.live().values()
+    for name in accounts:
+        count = sum(1 for p in live if p.account == name)
+        if scene.status("claudeaccounts", name).get("activeSessions") != count:
+            return False
+    return True

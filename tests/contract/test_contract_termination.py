@@ -194,24 +194,12 @@ def test_encode_rejects_invalid_messages(message: TerminationMessage, field: str
     ],
     ids=["nan-utilization", "nan-cost", "infinite-cost"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the schema's minimum/maximum do not reject NaN/Infinity (comparisons with NaN are "
-    "false), so encode writes `NaN`/`Infinity`, which is not JSON; such a value would also break "
-    "the status patch that carries utilization or costUSD",
-)
 def test_encode_rejects_non_finite_numbers(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         encode(TerminationMessage(Outcome.COMPLETED, **fields))
 
 
 @pytest.mark.parametrize("with_detail", [True, False], ids=["with-detail", "without-detail"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: encode only shrinks `detail`; when another field alone reaches 4096 bytes (the "
-    "resetsAt pattern allows any number of fraction digits) it returns an oversized message, or "
-    "loops forever once detail is down to '…' (max(0, len//2 - 1) keeps it at one character)",
-)
 def test_encode_never_returns_an_oversized_message_nor_hangs(
     with_detail: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,13 +280,6 @@ def test_parse_accepts_a_message_just_under_the_limit() -> None:
         '{"version": 1, "outcome": "completed", "utilization": {"five_hour": NaN}}',
     ],
     ids=["nan-cost", "infinite-cost", "overflowing-cost", "nan-utilization"],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: parse accepts NaN/Infinity (Python's json reads them, the schema's bounds do "
-    "not reject them); a NaN utilization makes headroom() depend on the order of the windows "
-    "(0.5 or 0.0 for the same two windows) and non-finite numbers cannot be written back to "
-    "the API server as JSON",
 )
 def test_parse_rejects_non_finite_numbers(text: str) -> None:
     assert parse(text).message is None

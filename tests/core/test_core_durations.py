@@ -79,12 +79,6 @@ def test_invalid_durations_raise_value_error_naming_the_text(text: str) -> None:
     ["9" * 31 + "h", "99999999999999999s", "1" + "0" * 30 + "m"],
     ids=["31-digit-hours", "17-digit-seconds", "31-digit-minutes"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a duration the CRD accepts (pattern + maxLength 32) but too large for timedelta "
-    "raises OverflowError, not the documented ValueError, so callers that catch ValueError "
-    "(policy_of, flag parsing) crash instead of reporting a bad spec",
-)
 def test_huge_duration_the_crd_accepts_raises_value_error(text: str) -> None:
     assert CRD_PATTERN.match(text) and len(text) <= 32
     with pytest.raises(ValueError):

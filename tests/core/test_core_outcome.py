@@ -206,12 +206,6 @@ def test_message_just_under_the_limit_is_read() -> None:
     assert classify(ContainerExit(75, "Error", just_fits())).outcome is Outcome.WALLED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with exit_code None the exit-code cross-check is skipped, so a walled message "
-    "is trusted without the exit code 75 that confirms it (classify: `if code is not None and "
-    "...`); anything not read with certainty must be failed",
-)
 def test_walled_message_without_an_exit_code_is_not_trusted() -> None:
     assert classify(ContainerExit(None, "", WALLED)).outcome is Outcome.FAILED
 

@@ -397,12 +397,6 @@ def test_fallback(
         assert result == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `prefer` is honoured on the fallback path before the primary pool is tried, so "
-    "a session retrying in place on an API-key fallback account stays there although a primary "
-    "account has room again (BRIEF: fallback only when no primary account can take it)",
-)
 def test_prefer_does_not_keep_a_session_on_fallback_when_primary_has_room() -> None:
     result = place([MAXA, KEY], {}, Request(MAX_TIER, API_KEYS, prefer="key"), NOW)
     assert result == Placed("max-a", AuthPath.PRIMARY)

@@ -6,15 +6,29 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# Anthropic credentials and the generic shapes they travel in (headers, env assignments).
+# Names whose value is a credential: HTTP headers, the agent's environment variables and the
+# fields of a .credentials.json. Matched case-insensitively and anywhere (MY_ANTHROPIC_API_KEY
+# too): scrubbing a word too many is harmless, missing one is a leak.
+_HEADER = r"authorization"
+_NAMES = (
+    r"x-api-key|anthropic_api_key|claude_code_oauth_token|anthropic_auth_token"
+    r"|accesstoken|refreshtoken"
+)
+# A quote, possibly escaped (`\"` in JSON printed inside JSON).
+_Q = r"""(?:\\?["'])"""
+# Everything between a name and its value, in every shape seen in logs:
+#   NAME=v  NAME: v  NAME = "v"  export NAME='v'  {"NAME": "v"}  {'NAME': 'v'}
+#   CIMultiDict('NAME': 'v')  {"name": "NAME", "value": "v"} (a pod's env entry)
+_BETWEEN = rf"{_Q}?(?:\s*,\s*{_Q}?value{_Q}?)?\s*[:=]\s*{_Q}?"
+# The value itself ends at whitespace, a quote, a backslash, a separator or a closing bracket.
+_VALUE = r"""[^\s"'\\,;)}\]>]+"""
+# An Authorization value may start with a scheme (Bearer, Basic, Digest, ...): both go.
+_SCHEME = r"(?:[a-z][\w-]*\s+)?"
+
 _PATTERNS = [
     re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}"),
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+)?[^\s,;\"']+"),
-    re.compile(r"(?i)(x-api-key\s*[:=]\s*)[^\s,;\"']+"),
-    re.compile(
-        r"(?i)((?:ANTHROPIC_API_KEY|CLAUDE_CODE_OAUTH_TOKEN|ANTHROPIC_AUTH_TOKEN)\s*[=:]\s*)[^\s,;\"']+"
-    ),
-    re.compile(r"(?i)(\"(?:accessToken|refreshToken)\"\s*:\s*\")[^\"]+"),
+    re.compile(rf"(?i)((?:{_HEADER}){_BETWEEN}){_SCHEME}{_VALUE}"),
+    re.compile(rf"(?i)((?:{_NAMES}){_BETWEEN}){_VALUE}"),
 ]
 REDACTED = "[redacted]"
 

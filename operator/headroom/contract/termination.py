@@ -6,6 +6,9 @@ Pure functions; the schema is read once at import from the package data.
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
@@ -36,6 +39,7 @@ EXIT_CODES: dict[Outcome, int] = {
 SCHEMA: dict[str, Any] = json.loads(
     resources.files("headroom.contract").joinpath("termination.schema.json").read_text("utf-8")
 )
+DETAIL_MAX_CHARS: int = SCHEMA["properties"]["detail"]["maxLength"]
 _VALIDATOR = jsonschema.Draft202012Validator(
     SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
 )
@@ -72,23 +76,110 @@ class TerminationMessage:
 
 
 def schema_errors(doc: object) -> list[str]:
-    """Every way `doc` breaks the schema, as `path: message` lines (empty when valid)."""
+    """Every way `doc` breaks the schema, as `path: message` lines (empty when valid).
+
+    Also every NaN or infinity: JSON has no such numbers, yet Python's json reads and writes
+    them and the schema's minimum/maximum let them through (every comparison with NaN is
+    false). One in `utilization` or `costUSD` would make decisions depend on window order and
+    could not be written back to the API server."""
     errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    return [f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}" for e in errors]
+    found = [(list(e.absolute_path), e.message) for e in errors]
+    found += [(path, f"{value!r} is not a finite number") for path, value in _non_finite(doc, [])]
+    return [f"{'.'.join(str(p) for p in path) or '<root>'}: {why}" for path, why in found]
+
+
+def _non_finite(value: object, path: list[str | int]) -> Iterator[tuple[list[str | int], float]]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, [*path, str(key)])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, [*path, index])
 
 
 def encode(message: TerminationMessage) -> str:
-    """Serialize a message, shrinking free text until it fits MAX_BYTES. Raises on a schema error,
-    because a runner that writes an invalid message is a bug we want to see in its tests."""
+    """Serialize a message in fewer than MAX_BYTES bytes. Raises ValueError on a schema error,
+    because a runner that writes an invalid message is a bug we want to see in its tests.
+
+    A valid message always encodes: a long `detail` is cut (ending in "…"); the fields the
+    schema does not bound (a `resetsAt` with a long fraction, a `turns` beyond int64) are
+    shortened or dropped if the message would not fit otherwise, and `detail` says so."""
     doc = message.to_json()
     problems = schema_errors(doc)
     if problems:
         raise ValueError("invalid termination message: " + "; ".join(problems))
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-    while len(text.encode("utf-8")) >= MAX_BYTES and doc.get("detail"):
-        doc["detail"] = doc["detail"][: max(0, len(doc["detail"]) // 2 - 1)] + "…"
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-    return text
+    text = _dumps(doc)
+    if text is not None and _fits(text):
+        return text
+    return _shrink(doc)
+
+
+def _dumps(doc: dict[str, Any]) -> str | None:
+    try:
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # an integer of thousands of digits: far too long anyway
+        return None
+
+
+def _fits(text: str | None) -> bool:
+    return text is not None and len(text.encode("utf-8")) < MAX_BYTES
+
+
+_LONG_FRACTION = re.compile(r"(?<=:\d\d\.\d{6})\d+")
+_INT64_MAX = 2**63 - 1
+# The order optional fields go in when even an empty detail does not fit: least useful first.
+# Never `outcome`, `window`, `resetsAt` (a wall needs both) or `transcript` (decides resume).
+_EXPENDABLE = ("utilization", "costUSD", "turns", "sessionId", "evidence")
+
+
+def _shrink(doc: dict[str, Any]) -> str:
+    notes: list[str] = []
+    reset = doc.get("resetsAt")
+    if isinstance(reset, str) and _LONG_FRACTION.search(reset):
+        # Microseconds are all the operator reads; the rest is noise that can fill 4 KiB.
+        doc["resetsAt"] = _LONG_FRACTION.sub("", reset)
+        notes.append("resetsAt cut to microseconds")
+    if isinstance(doc.get("turns"), int) and doc["turns"] > _INT64_MAX:
+        del doc["turns"]
+        notes.append("turns dropped")
+    detail: str = doc.pop("detail", "")
+    for field_name in (None, *_EXPENDABLE):
+        if field_name is not None and doc.pop(field_name, None) is not None:
+            notes.append(f"{field_name} dropped")
+        text = _fit_detail(doc, detail, notes)
+        if text is not None:
+            return text
+    # Unreachable with MAX_BYTES at 4096 (what is left is a few hundred bytes at most); kept
+    # so that encode returns a readable message whatever the limit.
+    return json.dumps({"version": FORMAT_VERSION, "outcome": Outcome.FAILED.value})
+
+
+def _fit_detail(doc: dict[str, Any], detail: str, notes: list[str]) -> str | None:
+    """The message with as much of `detail` as fits (cut ones end in "…"), plus a note naming
+    what else was shortened; None if it does not fit even without a detail."""
+    note = f" [shortened to fit {MAX_BYTES} bytes: {'; '.join(notes)}]" if notes else ""
+    limit = DETAIL_MAX_CHARS - len(note)
+
+    def attempt(keep: int) -> str | None:
+        cut = detail if keep >= len(detail) else detail[:keep] + "…"
+        text = cut + note if cut else note.lstrip()
+        return _dumps({**doc, "detail": text} if text else doc)
+
+    whole = attempt(len(detail)) if len(detail) <= limit else None
+    if _fits(whole):
+        return whole
+    # Binary search for the longest prefix that fits: a dozen encodings, never a loop.
+    low, high, best = 0, min(len(detail), limit - 1), None
+    while low <= high:
+        mid = (low + high) // 2
+        text = attempt(mid)
+        if _fits(text):
+            best, low = text, mid + 1
+        else:
+            high = mid - 1
+    return best
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,12 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if pos != len(text):
         raise ValueError(f"{text!r} is not a duration like 90s, 5m or 1h30m")
-    return timedelta(seconds=seconds)
+    try:
+        # The CRD's pattern allows 31 digits; timedelta stops near 2.7 million years (and a
+        # float of 400 digits is infinite). Callers catch ValueError, so say it that way.
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -49,10 +49,13 @@ def classify(exit: ContainerExit | None) -> AttemptEnd:
             why = f"{why}; the container ended with {exit.reason}"
         return AttemptEnd(Outcome.FAILED, f"{why} (exit code {code})", transcript=None)
     msg = parsed.message
-    if code is not None and EXIT_CODES[msg.outcome] != code:
+    # The runner exits with its outcome's code (BRIEF section 3); message and code must agree.
+    # A missing code confirms nothing, so it is no more trusted than a contradicting one.
+    if code is None or EXIT_CODES[msg.outcome] != code:
+        exited = "without an exit code" if code is None else f"exited with {code}"
         return AttemptEnd(
             Outcome.FAILED,
-            f"the agent reported {msg.outcome.value} but exited with {code}"
+            f"the agent reported {msg.outcome.value} but {exited}"
             f"{f' ({exit.reason})' if exit.reason else ''}, so the report is not trusted",
             evidence=msg.evidence,
             transcript=msg.transcript,

@@ -73,15 +73,17 @@ def place(
     def usable(pool: list[Account]) -> list[Account]:
         return [a for a in pool if a.name != request.avoid and schedulable(a, load, now)]
 
+    # Fallback only when no primary account can take the session (BRIEF section 2), and that
+    # holds for `prefer` too: a session retrying in place on a fallback account returns to a
+    # primary one as soon as one has room. Within one pool, `prefer` wins over the ranking.
     for path, pool in ((AuthPath.PRIMARY, primary), (AuthPath.FALLBACK, fallback)):
         candidates = usable(pool)
+        if not candidates:
+            continue
         if request.prefer is not None and any(a.name == request.prefer for a in candidates):
             return Placed(request.prefer, path)
-    for path, pool in ((AuthPath.PRIMARY, primary), (AuthPath.FALLBACK, fallback)):
-        candidates = usable(pool)
-        if candidates:
-            best = min(candidates, key=lambda a: _rank(a, load, now))
-            return Placed(best.name, path)
+        best = min(candidates, key=lambda a: _rank(a, load, now))
+        return Placed(best.name, path)
     return _no_headroom(primary + fallback, load, request, now)
 
 

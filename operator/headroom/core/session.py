@@ -8,7 +8,7 @@ through `core.placement.place`, the same function first placement uses).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from headroom.contract.termination import Outcome
@@ -51,7 +51,10 @@ class RetryPolicy:
 
     def backoff(self, consecutive: int) -> timedelta:
         steps = max(0, consecutive - 1)
-        delay: timedelta = self.base_backoff * (2 ** min(steps, 20))
+        try:
+            delay: timedelta = self.base_backoff * (2 ** min(steps, 20))
+        except OverflowError:  # a base backoff of years, doubled: capped like any other
+            return self.max_backoff
         return min(self.max_backoff, delay)
 
 
@@ -68,7 +71,9 @@ class Progress:
     transcript: bool = False
 
     def in_cooldown(self, policy: FailoverPolicy, now: datetime) -> bool:
-        return self.last_swap_at is not None and now < self.last_swap_at + policy.cooldown
+        # Compare elapsed time, not `last_swap_at + cooldown`: a cooldown the CRD accepts
+        # (e.g. 99999999h) pushes that sum past datetime's range.
+        return self.last_swap_at is not None and now - self.last_swap_at < policy.cooldown
 
 
 # --- effects on the account the attempt ran on -------------------------------------------
@@ -140,7 +145,10 @@ def after_attempt(
     retry: RetryPolicy,
     now: datetime,
 ) -> Decision:
-    """Decide what an attempt's end means for the session and its account."""
+    """Decide what an attempt's end means for the session and its account.
+
+    `failures` counts failed attempts *in a row*: any other outcome (a wall, a 401, a throttle)
+    ends the run, so a session that moves to a new account gets its own retries there."""
     account = progress.account or ""
     progress = replace(progress, transcript=progress.transcript or bool(end.transcript))
 
@@ -149,11 +157,11 @@ def after_attempt(
         return Decision(done, Finish(SessionPhase.SUCCEEDED, "Completed", "the run finished"))
 
     if end.outcome is Outcome.WALLED and end.resets_at is not None:
-        until = max(end.resets_at, now + retry.min_wall)
+        until = max(end.resets_at, _after(now, retry.min_wall))
         effect = WallAccount(account, until, end.window, end.evidence)
         window = f" {end.window}" if end.window else ""
         return _move(
-            replace(progress, suspicions=0),
+            replace(progress, suspicions=0, failures=0),
             policy,
             "Walled",
             f"{account} reached its{window} usage limit (resets {_clock(end.resets_at)})",
@@ -163,7 +171,7 @@ def after_attempt(
     if end.outcome is Outcome.AUTH_FAILED:
         effect_block = BlockAccount(account, end.evidence)
         return _move(
-            replace(progress, suspicions=0),
+            replace(progress, suspicions=0, failures=0),
             policy,
             "AuthFailed",
             f"{account} rejected its credentials at startup (401); the account is blocked",
@@ -176,16 +184,16 @@ def after_attempt(
         count = progress.suspicions + 1
         confirmed = count >= policy.confirmations and not progress.in_cooldown(policy, now)
         if confirmed:
-            wall = WallAccount(account, now + retry.suspected_wall, None, end.evidence, True)
+            wall = WallAccount(account, _after(now, retry.suspected_wall), None, end.evidence, True)
             return _move(
-                replace(progress, suspicions=0),
+                replace(progress, suspicions=0, failures=0),
                 policy,
                 "ThrottleConfirmed",
                 f"{account} throttled {count} attempts in a row without a reset time; "
                 f"treating it as walled for {_minutes(retry.suspected_wall)}",
                 wall,
             )
-        suspected = replace(progress, suspicions=count)
+        suspected = replace(progress, suspicions=count, failures=0)
         wait = retry.backoff(count)
         why = " (cooldown after a recent swap)" if count >= policy.confirmations else ""
         return Decision(
@@ -195,7 +203,7 @@ def after_attempt(
                 f"{account} throttled without a reset time ({count}/{policy.confirmations}"
                 f" to confirm){why}; retrying the same account in {_seconds(wait)}",
                 leave=False,
-                not_before=now + wait,
+                not_before=_after(now, wait),
             ),
             NoteSuspicion(account, end.evidence, count),
         )
@@ -220,7 +228,7 @@ def after_attempt(
             f"attempt {progress.attempt} failed ({detail}); retry {failures}/{retry.max_failures}"
             f" in {_seconds(wait)}",
             leave=False,
-            not_before=now + wait,
+            not_before=_after(now, wait),
         ),
     )
 
@@ -264,6 +272,16 @@ def record_swap(progress: Progress, to_account: str, now: datetime) -> Progress:
         last_swap_at=now if moved else progress.last_swap_at,
         suspicions=0 if moved else progress.suspicions,
     )
+
+
+def _after(now: datetime, delay: timedelta) -> datetime:
+    """`now + delay`, saturating at the end of time instead of raising OverflowError: every
+    duration here comes from a flag or a spec, and a huge one must mean "very long", not a
+    crash in the reconciler."""
+    try:
+        return now + delay
+    except OverflowError:
+        return datetime.max.replace(tzinfo=now.tzinfo or UTC)
 
 
 def _clock(value: datetime) -> str:

@@ -16,6 +16,7 @@ by hostname, so another session's node never gets its pods); provisioners coexis
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ class _Process:
     kubeconfig: Path
     log_path: Path
     extra: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
     proc: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
 
@@ -54,7 +56,9 @@ class _Process:
         cmd = [sys.executable, "-m", "headroom", "executor", "--kubeconfig", str(self.kubeconfig),
                *self.args(), *self.extra]  # fmt: skip
         with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **self.env}
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

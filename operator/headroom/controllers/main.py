@@ -6,20 +6,22 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from prometheus_client import start_http_server
 
 from headroom.controllers import accounts as _accounts  # noqa: F401  (registers handlers)
+from headroom.controllers import peering
 from headroom.controllers import sessions as _sessions  # noqa: F401  (registers handlers)
 from headroom.controllers.context import install, installed
 from headroom.core.accounts import Account, AccountPhase, account_state
 from headroom.core.durations import parse_duration
 from headroom.core.session import RetryPolicy
-from headroom.kube.client import Kube, KubeError
+from headroom.kube.client import Kube
 from headroom.kube.manifests import PodSettings
 from headroom.reconcilers import account as account_reconciler
 from headroom.reconcilers import metrics
@@ -49,9 +51,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="kopf liveness endpoint URL ('' to disable)",
     )
     p.add_argument(
-        "--peering", default="", help="kopf peering object name for HA ('' = standalone)"
+        "--peering",
+        default="",
+        help="kopf peering object name for HA ('' = standalone); replicas sharing it need "
+        "distinct priorities, and the cluster needs kopf's peering CRD (manifests/kopf/)",
     )
-    p.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    p.add_argument(
+        "--priority",
+        type=_priority,
+        default=0,
+        help="peering priority of this replica: the live replica with the highest one acts; "
+        "'auto' picks a random one (for identical replicas of one Deployment)",
+    )
+    p.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=60,
+        help="seconds a replica's keep-alive counts; a standby takes over this long after the "
+        "active replica's last keep-alive",
+    )
     p.add_argument("--agent-image", default=PodSettings.default_image, help="default agent image")
     p.add_argument(
         "--anthropic-base-url",
@@ -83,6 +101,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _priority(text: str) -> int:
+    if text == "auto":
+        # Same-priority peers all pause (kopf's rule), so identical replicas must differ.
+        return secrets.randbelow(2**31 - 2) + 1
+    return int(text)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         retry=RetryPolicy(
@@ -104,6 +129,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 _SETTINGS: Settings | None = None
 _ARGS: argparse.Namespace | None = None
+_IDENTITY = peering.own_identity()
+_PEERING_TARGETS: list[str | None] = []
+_PEERING_TASKS: set[asyncio.Task[None]] = set()
 
 
 @kopf.on.startup()
@@ -117,12 +145,26 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.priority = _ARGS.priority
         settings.peering.mandatory = True
         settings.peering.clusterwide = bool(_ARGS.all_namespaces)
+        settings.peering.lifetime = _ARGS.peering_lifetime
     else:
         settings.peering.standalone = True
-    kube = await Kube.connect()
+    rt = Runtime(await Kube.connect(), _SETTINGS)
     if _ARGS.peering:
-        await _ensure_peerings(kube, _ARGS)
-    rt = Runtime(kube, _SETTINGS)
+        rt.active.clear()  # stand by until the peering record says this replica leads
+        watcher = asyncio.create_task(
+            peering.watch_leadership(
+                rt.kube,
+                _ARGS.peering,
+                _PEERING_TARGETS,
+                _IDENTITY,
+                _ARGS.priority,
+                rt.active,
+                interval=min(5.0, max(1.0, _ARGS.peering_lifetime / 4)),
+            )
+        )
+        _PEERING_TASKS.add(watcher)
+    else:
+        metrics.operator_active.set(1)
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
     install(rt)
@@ -130,22 +172,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     log.info("headroom operator started; it needs no Claude account of its own")
 
 
-async def _ensure_peerings(kube: Kube, args: argparse.Namespace) -> None:
-    """kopf waits forever, paused, while its peering object is missing: make it. Namespace
-    patterns (globs, negations) name no object to create; those need one made by hand."""
-    exact = [ns for ns in args.namespace if not set(ns) & set("*?[]!,")]
-    for namespace in [None] if args.all_namespaces else exact:
-        where = namespace or "cluster-wide"
-        try:
-            if await kube.ensure_peering(namespace, args.peering):
-                log.info("created kopf peering object %r (%s)", args.peering, where)
-        except KubeError as exc:
-            # 404: kopf's peering CRDs are not installed (manifests/kopf/peering-crds.yaml).
-            log.error("cannot create kopf peering object %r (%s): %s", args.peering, where, exc)
-
-
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    for task in _PEERING_TASKS:
+        task.cancel()
     rt = installed()
     if rt is not None:
         rt.stop_background()
@@ -160,6 +190,7 @@ async def _flush_accounts(rt: Runtime) -> None:
     """Coalesce account status refreshes (activeSessions moves with every placement)."""
     while True:
         await asyncio.sleep(rt.settings.account_status_delay)
+        await rt.active.wait()  # a standby replica writes nothing
         dirty, rt.dirty_accounts = rt.dirty_accounts, set()
         for namespace, name in sorted(dirty):
             if name:
@@ -172,6 +203,10 @@ async def _export_session_phases(rt: Runtime) -> None:
         for (namespace, _), phase in list(rt.session_phases.items()):
             counts.setdefault(namespace, Counter())[phase] += 1
         metrics.set_session_phases(counts)
+        metrics.set_waiting(
+            {ns: min(queue.values(), default=None) for ns, queue in rt.waiting.items()},
+            datetime.now(UTC),
+        )
         available: Counter[str] = Counter()
         for namespace in {ns for ns, _ in rt.account_uids}:
             available[namespace] = sum(
@@ -193,6 +228,20 @@ def main(argv: list[str]) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
     )
+    if args.peering:
+        # Without its CRD kopf would pause forever in silence: refuse to start instead.
+        try:
+            _PEERING_TARGETS[:] = asyncio.run(_prepare_peering(args))
+        except peering.PeeringUnavailable as exc:
+            log.error("cannot start with --peering=%s: %s", args.peering, exc)
+            return 2
+        log.info(
+            "peering %r as %s with priority %d (lifetime %ds)",
+            args.peering,
+            _IDENTITY,
+            args.priority,
+            args.peering_lifetime,
+        )
     if args.metrics_port:
         start_http_server(args.metrics_port)
     kopf.run(
@@ -202,5 +251,16 @@ def main(argv: list[str]) -> int:
         standalone=not args.peering,
         priority=args.priority,
         peering_name=args.peering or None,
+        identity=cast(Any, _IDENTITY),  # kopf's Identity is a NewType over str
     )
     return 0
+
+
+async def _prepare_peering(args: argparse.Namespace) -> list[str | None]:
+    kube = await Kube.connect()
+    try:
+        return await peering.prepare(
+            kube, args.peering, list(args.namespace), bool(args.all_namespaces)
+        )
+    finally:
+        await kube.close()

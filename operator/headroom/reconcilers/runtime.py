@@ -64,6 +64,10 @@ class Runtime:
         self.session_phases: dict[tuple[str, str], str] = {}
         # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
         self.background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = []
+        # Set while this replica may act. kopf pauses only its watch streams when another
+        # replica leads (peering); the operator's own timers wait on this instead.
+        self.active = asyncio.Event()
+        self.active.set()
         self._background: set[asyncio.Task[None]] = set()
 
     # --- background tasks ---------------------------------------------------------------
@@ -114,6 +118,7 @@ class Runtime:
 
     async def _wake(self, key: Key) -> None:
         kind, namespace, name = key
+        await self.active.wait()
         if kind == "session" and self.reconcile_session is not None:
             await self.reconcile_session(self, namespace, name)
         elif kind == "account" and self.reconcile_account is not None:

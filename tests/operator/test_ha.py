@@ -1,0 +1,156 @@
+"""Two replicas, one actor: kopf peering with distinct priorities through the real apiserver.
+
+The active replica is SIGKILLed (no goodbye, so its peering record stays until its lifetime
+runs out); the standby must take over: adopt the pods the dead one made, place new sessions,
+move walled ones, and never run two live pods for one session (a watch witnesses every pod
+event of the whole scenario).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.support.operator import OperatorProcess, Scene, in_seconds, wait_for
+from tests.support.pod_history import PodHistory
+
+from headroom.contract.termination import Outcome
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+PEERING_CRDS = REPO / "manifests" / "kopf" / "peering-crds.yaml"
+PEERING = "headroom"
+# Short, so the standby notices the SIGKILLed replica quickly (kopf's default is 60 s).
+LIFETIME = 6
+PEERING_FLAGS = ["--peering", PEERING, "--peering-lifetime", str(LIFETIME)]
+
+
+@pytest.fixture(scope="module")
+def kopf_peering_crd(kubectl: Any) -> None:
+    """kopf's peering CRDs, installed like any user would (never removed: cluster-wide and
+    harmless to operators that run standalone)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
+    kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev",
+    )  # fmt: skip
+
+
+def replica(kubeconfig: Path, namespace: str, tmp_path: Path, name: str, priority: int) -> Any:
+    return OperatorProcess(
+        kubeconfig,
+        namespace,
+        tmp_path / name,
+        extra=[*PEERING_FLAGS, "--priority", str(priority)],
+    )
+
+
+@pytest.fixture
+def replicas(
+    kopf_peering_crd: None, kubeconfig: Path, namespace: str, tmp_path: Path
+) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
+    leader = replica(kubeconfig, namespace, tmp_path, "leader", 200).start()
+    standby = replica(kubeconfig, namespace, tmp_path, "standby", 100).start()
+    try:
+        yield leader, standby
+    finally:
+        leader.stop()
+        standby.stop()
+
+
+def peers(scene: Scene) -> dict[str, Any]:
+    try:
+        body = scene.custom.get_namespaced_custom_object(
+            "kopf.dev", "v1", scene.ns, "kopfpeerings", PEERING
+        )
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return dict(body.get("status") or {})
+
+
+def gauge(operator: OperatorProcess, name: str) -> float | None:
+    match = re.search(rf"^{name} (\S+)$", operator.metrics(), re.M)
+    return float(match.group(1)) if match else None
+
+
+def acted(operator: OperatorProcess) -> list[str]:
+    """Lines where this replica ran a handler or recorded a placement."""
+    return [
+        line
+        for line in operator.log_text().splitlines()
+        if "Handler 'session_event'" in line or re.search(r"\bPlaced\b", line)
+    ]
+
+
+def test_standby_takes_over_when_the_active_replica_is_killed(
+    scene: Scene, replicas: tuple[OperatorProcess, OperatorProcess], k8s: Any
+) -> None:
+    leader, standby = replicas
+    wait_for("both replicas in the peering record", lambda: len(peers(scene)) == 2, 60)
+    wait_for("the leader acts", lambda: gauge(leader, "headroom_operator_active") == 1, 60)
+    assert {info["priority"] for info in peers(scene).values()} == {100, 200}
+
+    history = PodHistory(k8s, scene.ns, max_sessions={"alice": 3, "bob": 3}).start()
+    try:
+        scene.account("alice", max_sessions=3, priority=5)
+        scene.account("bob", max_sessions=3)
+        names = ["s1", "s2", "s3"]
+        for name in names:
+            scene.session(name)
+        first = {n: scene.wait_running(n, attempt=1) for n in names}
+        assert {s["account"] for s in first.values()} == {"alice"}
+
+        # Only the leader acted; the standby watched nothing and wrote nothing.
+        assert acted(leader)
+        assert acted(standby) == [], acted(standby)
+        assert gauge(standby, "headroom_operator_active") == 0
+        assert standby.alive()
+
+        killed_at = time.monotonic()
+        leader.kill()
+        # A SIGKILLed replica says no goodbye: its record stays until its lifetime runs out.
+        assert any(info["priority"] == 200 for info in peers(scene).values())
+        # Work that arrives while nobody leads: a wall on s1's pod, and a new session.
+        scene.finish_pod(
+            first["s1"]["podName"], Outcome.WALLED, window="five_hour", resets_at=in_seconds(3600)
+        )
+        scene.session("s4")
+        placed = scene.wait_running("s4", attempt=1, timeout=LIFETIME * 10 + 60)
+        takeover = time.monotonic() - killed_at
+        moved = scene.wait_running("s1", attempt=2, timeout=60)
+
+        assert placed["account"] in {"alice", "bob"}  # s4 may take the slot s1 left on alice
+        assert moved["account"] == "bob"
+        assert moved["claudeSessionId"] == first["s1"]["claudeSessionId"]
+        for name in ("s2", "s3"):  # adopted as they were: no second pod, no new attempt
+            now = scene.status("agentsessions", name)
+            assert (now["attempt"], now["podName"]) == (1, first[name]["podName"])
+        assert acted(standby)
+        assert gauge(standby, "headroom_operator_active") == 1
+        print(f"\n[ha] takeover after SIGKILL: {takeover:.1f}s (peering lifetime {LIFETIME}s)")
+
+        live = scene.live_pods()
+        agent_pods = "app.kubernetes.io/managed-by=headroom"
+        wait_for(
+            "the watch caught up",
+            lambda: history.caught_up_with(
+                scene.core.list_namespaced_pod(scene.ns, label_selector=agent_pods).items
+            ),
+        )
+    finally:
+        history.stop()
+    assert history.violations == [], [v.what for v in history.violations[:5]]
+    assert history.peak_per_session == 1, history.summary()
+    assert not history.gaps, history.gaps
+    sessions = sorted(p.metadata.annotations["headroom.dev/session"] for p in live)
+    assert sessions == ["s1", "s2", "s3", "s4"]
+    # The dead leader's record expired and the survivor cleaned it (kopf's autoclean).
+    assert [info["priority"] for info in peers(scene).values()] == [100]

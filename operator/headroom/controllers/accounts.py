@@ -10,7 +10,7 @@ import kopf
 from headroom import GROUP, VERSION
 from headroom.controllers.context import installed, runtime
 from headroom.core.accounts import Account
-from headroom.reconcilers import account
+from headroom.reconcilers import account, metrics
 from headroom.reconcilers.roster import account_from_body
 
 
@@ -26,6 +26,7 @@ async def account_event(type: str, namespace: str | None, name: str, **kwargs: A
     if type == "DELETED":
         rt.roster.forget(ns, name)
         rt.wakeups.cancel(("account", ns, name))
+        metrics.forget_account(ns, name)
         return
     await account.reconcile(rt, ns, name)
 

@@ -72,6 +72,7 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
         if body is None:
             rt.roster.forget(namespace, name)
             rt.wakeups.cancel(("account", namespace, name))
+            metrics.forget_account(namespace, name)
             return
         try:
             await _reconcile(rt, body)
@@ -81,6 +82,9 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             rt.wakeups.at(
                 ("account", namespace, name), datetime.now(UTC) + rt.settings.retry.base_backoff / 5
             )
+        except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
+            metrics.reconcile_error("ClaudeAccount")
+            raise
 
 
 async def _reconcile(rt: Runtime, body: JSON) -> None:
@@ -175,10 +179,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     if until is not None:
         rt.wakeups.at(("account", ns, name), until)
     metrics.set_account(ns, name, state.phase.value, active, account.max_sessions)
-    for w in account.windows:
-        metrics.window_utilization.labels(ns, name, w.name).set(w.utilization)
-        left = (w.resets_at - now).total_seconds() if w.resets_at else 0.0
-        metrics.window_reset.labels(ns, name, w.name).set(max(0.0, left))
+    metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
 
 
 def _announce(rt: Runtime, body: JSON, previous: str | None, phase: str, message: str) -> None:

@@ -63,7 +63,7 @@ async def apply(
             f"evidence: {snippet(effect.evidence) or '-'}",
             warning=True,
         )
-        metrics.walls.labels(account.namespace, account.name, effect.window or "unknown").inc()
+        metrics.wall(account.namespace, account.name, effect.window)
     elif isinstance(effect, BlockAccount):
         rt.roster.note(account.namespace, account.name, auth_failed_hash=account.credentials_hash)
         signal.update(type="auth_failed")
@@ -76,7 +76,7 @@ async def apply(
             f"evidence: {snippet(effect.evidence) or '-'}",
             warning=True,
         )
-        metrics.auth_failures.labels(account.namespace, account.name).inc()
+        metrics.auth_failure(account.namespace, account.name)
     elif isinstance(effect, NoteSuspicion):
         signal.update(type="throttled")
         rt.event(

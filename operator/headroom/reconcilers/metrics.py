@@ -1,15 +1,35 @@
-"""Prometheus metrics. Labels are bounded: namespace, account, window, phase, reason,
-outcome. Never a session name (sessions are unbounded; accounts are a handful)."""
+"""Prometheus metrics. Labels are bounded: namespace, account, window, phase, reason, outcome,
+kind. Never a session name: sessions are unbounded, accounts are a handful. Window names come
+from untrusted termination messages, so they pass through `window_label`, which caps how many
+distinct names ever become labels.
+
+Names here are a contract with manifests/ (PrometheusRule) and docs: add, never rename.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 
+from prometheus_client import REGISTRY, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 PHASES = ("Available", "Walled", "AuthFailed", "Paused", "Unknown")
 SESSION_PHASES = ("Pending", "Running", "Waiting", "Succeeded", "Failed")
+# Why a session moved (core.session reasons and eviction reasons); anything else is "Other".
+SWAP_REASONS = frozenset(
+    {"Walled", "AuthFailed", "ThrottleConfirmed", "Throttled", "AttemptFailed", "Drill", "Moved"}
+)
+MAX_WINDOW_LABELS = 16
+_WINDOW_NAME = re.compile(r"^[a-z0-9_]{1,40}$")
+
+# --- per account ----------------------------------------------------------------------------
 
 account_phase = Gauge(
     "headroom_account_phase",
@@ -27,11 +47,6 @@ window_utilization = Gauge(
     "Utilization of a usage window (0..1) as last reported",
     ["namespace", "account", "window"],
 )
-window_reset = Gauge(
-    "headroom_account_window_reset_seconds",
-    "Seconds until the window resets (0 if unknown or past)",
-    ["namespace", "account", "window"],
-)
 walls = PromCounter(
     "headroom_account_walls_total",
     "Walls recorded on the account",
@@ -42,6 +57,9 @@ auth_failures = PromCounter(
     "Startup 401s that blocked the account",
     ["namespace", "account"],
 )
+
+# --- per fleet ------------------------------------------------------------------------------
+
 available_accounts = Gauge(
     "headroom_pool_available_accounts", "Accounts in phase Available", ["namespace"]
 )
@@ -54,13 +72,90 @@ attempts = PromCounter(
 )
 failover_seconds = Histogram(
     "headroom_failover_latency_seconds",
-    "From the walled pod's termination to the replacement pod's creation",
+    "From the walled pod's termination to the replacement pod's creation on another account "
+    "(moves that had to wait for headroom are in headroom_waiting_seconds instead)",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 waiting_total = PromCounter("headroom_waits_total", "Times a session had to wait for headroom")
+waiting_seconds = Histogram(
+    "headroom_waiting_seconds",
+    "How long a session waited for headroom before it was placed again",
+    buckets=(1, 5, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600),
+)
+waiting_oldest = Gauge(
+    "headroom_waiting_oldest_seconds",
+    "Age of the longest wait among sessions waiting for headroom now (0 if none wait)",
+    ["namespace"],
+)
 reconcile_errors = PromCounter(
     "headroom_reconcile_errors_total", "Reconcile passes that failed and were retried", ["kind"]
 )
+operator_active = Gauge(
+    "headroom_operator_active",
+    "1 while this replica is the one acting (standalone, or the live peer with the highest "
+    "priority); 0 while it stands by",
+)
+
+
+class _WindowResets(Collector):
+    """Seconds until each window resets, computed at scrape time: a gauge set when the account
+    was last reconciled would count down only in steps, and lie in between."""
+
+    def __init__(self) -> None:
+        self._resets: dict[tuple[str, str, str], float | None] = {}
+
+    def set(self, namespace: str, account: str, window: str, resets_at: float | None) -> None:
+        self._resets[(namespace, account, window)] = resets_at
+
+    def forget(self, namespace: str, account: str) -> None:
+        for key in [k for k in self._resets if k[:2] == (namespace, account)]:
+            del self._resets[key]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
+        left = GaugeMetricFamily(
+            "headroom_account_window_reset_seconds",
+            "Seconds until the window resets (0 if unknown or past)",
+            labels=["namespace", "account", "window"],
+        )
+        at = GaugeMetricFamily(
+            "headroom_account_window_resets_at_timestamp_seconds",
+            "When the window resets, as a Unix time (absent if unknown)",
+            labels=["namespace", "account", "window"],
+        )
+        for labels, resets_at in sorted(self._resets.items()):
+            left.add_metric(list(labels), max(0.0, resets_at - now) if resets_at else 0.0)
+            if resets_at:
+                at.add_metric(list(labels), resets_at)
+        yield left
+        yield at
+
+
+window_resets = _WindowResets()
+REGISTRY.register(window_resets)
+_window_labels: set[str] = set()
+_account_windows: dict[tuple[str, str], set[str]] = {}
+_session_namespaces: set[str] = set()
+
+
+def window_label(name: str | None) -> str:
+    """A window name fit to be a label value: well-formed, and one of at most
+    MAX_WINDOW_LABELS distinct names per process (a hostile agent cannot grow the series)."""
+    if not name:
+        return "unknown"
+    if name in _window_labels:
+        return name
+    if not _WINDOW_NAME.match(name) or len(_window_labels) >= MAX_WINDOW_LABELS:
+        return "other"
+    _window_labels.add(name)
+    return name
+
+
+def swap_reason(reason: str | None) -> str:
+    return reason if reason in SWAP_REASONS else "Other"
+
+
+# --- recorders called by the reconcilers ----------------------------------------------------
 
 
 def attempt_ended(outcome: str) -> None:
@@ -75,6 +170,24 @@ def waiting_started() -> None:
     waiting_total.inc()
 
 
+def waiting_ended(seconds: float) -> None:
+    waiting_seconds.observe(max(0.0, seconds))
+
+
+def swapped(namespace: str, reason: str | None) -> None:
+    swaps.labels(namespace, swap_reason(reason)).inc()
+
+
+def wall(namespace: str, account: str, window: str | None) -> None:
+    label = window_label(window)
+    _account_windows.setdefault((namespace, account), set()).add(label)
+    walls.labels(namespace, account, label).inc()
+
+
+def auth_failure(namespace: str, account: str) -> None:
+    auth_failures.labels(namespace, account).inc()
+
+
 def reconcile_error(kind: str) -> None:
     reconcile_errors.labels(kind).inc()
 
@@ -86,7 +199,48 @@ def set_account(namespace: str, account: str, phase: str, active: int, max_sessi
     account_max.labels(namespace, account).set(max_sessions)
 
 
-def set_session_phases(counts: dict[str, Counter[str]]) -> None:
-    for namespace, by_phase in counts.items():
+def set_windows(
+    namespace: str,
+    account: str,
+    windows: Iterable[tuple[str, float, datetime | None]],
+) -> None:
+    """(name, utilization, resets_at) per usage window the account's status names."""
+    seen = _account_windows.setdefault((namespace, account), set())
+    for name, utilization, resets_at in windows:
+        label = window_label(name)
+        seen.add(label)
+        window_utilization.labels(namespace, account, label).set(utilization)
+        window_resets.set(namespace, account, label, resets_at.timestamp() if resets_at else None)
+
+
+def forget_account(namespace: str, account: str) -> None:
+    """The account was deleted: drop its series so dashboards do not show a ghost."""
+    for p in PHASES:
+        _remove(account_phase, namespace, account, p)
+    for gauge in (account_active, account_max, auth_failures):
+        _remove(gauge, namespace, account)
+    for window in _account_windows.pop((namespace, account), set()):
+        _remove(window_utilization, namespace, account, window)
+        _remove(walls, namespace, account, window)
+    window_resets.forget(namespace, account)
+
+
+def _remove(metric: Gauge | PromCounter, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never set: nothing to drop
+        metric.remove(*labels)
+
+
+def set_session_phases(counts: Mapping[str, Counter[str]]) -> None:
+    # A namespace whose last session went away still gets zeros, not its last counts.
+    _session_namespaces.update(counts)
+    for namespace in sorted(_session_namespaces):
+        by_phase = counts.get(namespace, Counter())
         for phase in SESSION_PHASES:
             sessions.labels(namespace, phase).set(by_phase.get(phase, 0))
+
+
+def set_waiting(oldest_since: Mapping[str, datetime | None], now: datetime) -> None:
+    for namespace, since in oldest_since.items():
+        waiting_oldest.labels(namespace).set(
+            max(0.0, (now - since).total_seconds()) if since else 0.0
+        )

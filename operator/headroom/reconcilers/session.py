@@ -256,7 +256,7 @@ class Pass:
         if isinstance(step, machine.Finish):
             result = {
                 "outcome": end.outcome.value,
-                "turns": end.turns,
+                "turns": status_int32(end.turns),
                 "costUSD": end.cost_usd,
                 "detail": step.message[:1024],
             }
@@ -411,8 +411,10 @@ class Pass:
                 swap["window"] = window
             fields["swaps"] = ([*(self.status.get("swaps") or []), swap])[-MAX_SWAP_RECORDS:]
             fields["lastSwapAt"] = format_time(self.now)
+            metrics.swapped(self.ns, swap["reason"])
             terminated = parse_time(self.status.get("podTerminatedAt"))
-            if terminated is not None:
+            if terminated is not None and self.name not in self.rt.waiting[self.ns]:
+                # A move that had to wait for headroom is waiting time, not failover latency.
                 metrics.failover_latency((self.now - terminated).total_seconds())
             self.rt.event(
                 self.body,
@@ -430,7 +432,9 @@ class Pass:
                 f"{self.status.get('claudeSessionId')}",
             )
         self.set(**fields)
-        self.rt.waiting[self.ns].pop(self.name, None)
+        waited_since = self.rt.waiting[self.ns].pop(self.name, None)
+        if waited_since is not None:
+            metrics.waiting_ended((self.now - waited_since).total_seconds())
         self.rt.mark_account_dirty(self.ns, account_name)
         self.condition(
             "Scheduled",
@@ -439,6 +443,23 @@ class Pass:
             f"attempt {attempt} runs on {account_name} ({auth_path} credentials)",
         )
         self.condition("Ready", True, "Running", f"the agent runs on {account_name}")
+
+
+INT32_MAX = 2**31 - 1
+
+
+def status_int32(value: object) -> int | None:
+    """`value` if the CRD's int32 status fields can hold it (0..2^31-1), else None.
+
+    The termination message's schema bounds `turns` only from below (1e300 is an "integer" to
+    JSON Schema), but one out-of-range number makes the API server refuse the whole status
+    write: the session then retried that write forever and never finished (tests/faults)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    number = int(value)
+    return number if 0 <= number <= INT32_MAX else None
 
 
 def _terminated_at(pod: JSON | None) -> datetime | None:
@@ -463,6 +484,9 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             metrics.reconcile_error("AgentSession")
             log.warning("session %s/%s: API error %s; will retry", namespace, name, exc)
             rt.wakeups.at(("session", namespace, name), _now() + rt.settings.retry.base_backoff / 5)
+        except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
+            metrics.reconcile_error("AgentSession")
+            raise
 
 
 def forget(rt: Runtime, namespace: str, name: str) -> None:

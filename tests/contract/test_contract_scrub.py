@@ -206,3 +206,74 @@ def test_header_and_env_values_never_survive(
     assume(token not in REDACTED and token not in header and token not in before + after)
     text = f"{before} {header}{token}{after}"
     assert token not in scrub(text)
+
+
+# --- every shape a credential is printed in ----------------------------------------------------
+
+NAMES = [
+    "ANTHROPIC_API_KEY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_AUTH_TOKEN",
+    "x-api-key",
+    "accessToken",
+    "refreshToken",
+    "Authorization",
+]
+# How logs, shells, .env files, JSON dumps, Python reprs and pod specs print NAME and VALUE.
+SHAPES = [
+    "{n}={v}",
+    "{n}: {v}",
+    "{n} = {v}",
+    '{n}="{v}"',
+    "{n}='{v}'",
+    "export {n}='{v}'",
+    '{{"{n}": "{v}"}}',
+    '{{"{n}":"{v}"}}',
+    "{{'{n}': '{v}'}}",
+    "<CIMultiDict('{n}': '{v}')>",
+    '{{\\"{n}\\": \\"{v}\\"}}',
+    '{{"name": "{n}", "value": "{v}"}}',
+    "- name: {n}\n  value: {v}",
+    "curl -H '{n}: {v}' https://api.example",
+]
+SCHEMES = ["", "Bearer ", "bearer ", "Basic ", "Token ", "Bearer  "]
+
+
+def _random_case(draw: st.DrawFn, text: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+    return "".join(c.swapcase() if f else c for c, f in zip(text, flips, strict=True))
+
+
+@st.composite
+def printed_credentials(draw: st.DrawFn) -> tuple[str, str]:
+    name = _random_case(draw, draw(st.sampled_from(NAMES)))
+    token = draw(TOKENS | TOKENS.map(lambda t: t + "==") | TOKENS.map(lambda t: "a.b/c+" + t))
+    scheme = draw(st.sampled_from(SCHEMES)) if name.lower() == "authorization" else ""
+    shape = draw(st.sampled_from(SHAPES))
+    return shape.format(n=name, v=scheme + token), token
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    printed=printed_credentials(),
+    before=st.text(max_size=60),
+    after=st.sampled_from(["", " ", "\n", ",", ";", ")", "}"]).flatmap(
+        lambda sep: st.text(max_size=40).map(lambda tail: sep + tail)
+    ),
+)
+def test_a_canary_never_survives_any_printed_shape(
+    printed: tuple[str, str], before: str, after: str
+) -> None:
+    text, token = printed
+    assume(token not in REDACTED and token not in before + after)
+    cleaned = scrub(before + " " + text + after)
+    assert token not in cleaned
+    assert REDACTED in cleaned
+    assert token not in snippet(before + " " + text + after, limit=10_000)
+
+
+def test_a_mapping_keeps_its_shape_so_the_reader_knows_what_was_there() -> None:
+    assert scrub(f'{{"Authorization": "Bearer {OPAQUE}"}}') == f'{{"Authorization": "{REDACTED}"}}'
+    assert scrub(f"{{'x-api-key': '{OPAQUE}'}}") == f"{{'x-api-key': '{REDACTED}'}}"
+    assert scrub(f'ANTHROPIC_API_KEY="{OPAQUE}"') == f'ANTHROPIC_API_KEY="{REDACTED}"'
+    assert scrub(f"Authorization: Basic {OPAQUE}") == f"Authorization: {REDACTED}"

@@ -160,3 +160,15 @@ def test_format_then_parse_round_trips_to_the_second(value: datetime) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text)
     assert parse_time(text) == value.replace(microsecond=0)
     assert format_time(parse_time(text)) == text  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(text=st.from_regex(CRD_PATTERN, fullmatch=True).filter(lambda t: len(t) <= 32))
+def test_whatever_the_crd_accepts_parses_or_raises_value_error(text: str) -> None:
+    # Callers (policy_of, flag parsing) catch ValueError only: no other exception may escape.
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        assert repr(text) in str(exc)
+    else:
+        assert value >= timedelta(0)

@@ -623,11 +623,11 @@ def test_placement_follows_the_brief(
     pool = usable_primary or usable_fallback
     names = {a.name for a in pool}
     path = AuthPath.PRIMARY if usable_primary else AuthPath.FALLBACK
-    if request_.prefer in {a.name for a in usable_primary}:
-        assert result == Placed(request_.prefer, AuthPath.PRIMARY)
-    elif not usable_primary and request_.prefer in names:
-        assert result == Placed(request_.prefer, AuthPath.FALLBACK)
-    elif request_.prefer not in {a.name for a in usable_fallback}:
+    # `prefer` (retry in place) wins only inside the pool that is used: a session on a fallback
+    # account goes back to a primary one as soon as one has room.
+    if request_.prefer in names:
+        assert result == Placed(request_.prefer, path)
+    else:
         best = min(pool, key=lambda a: _brief_key(a, load))
         assert result == Placed(best.name, path)
     # The chosen account is never the one being left, never full, always Available.
@@ -642,20 +642,27 @@ SPLIT_LABELS = st.sampled_from(
 
 @FAST
 @given(
-    roster=accounts(SPLIT_LABELS), load=LOADS, avoid=st.one_of(st.none(), st.sampled_from(NAMES))
+    roster=accounts(SPLIT_LABELS),
+    load=LOADS,
+    avoid=st.one_of(st.none(), st.sampled_from(NAMES)),
+    prefer=st.one_of(st.none(), st.sampled_from(NAMES)),
 )
 def test_fallback_only_when_no_primary_can_take_it(
-    roster: list[Account], load: dict[str, int], avoid: str | None
+    roster: list[Account], load: dict[str, int], avoid: str | None, prefer: str | None
 ) -> None:
-    request_ = Request(MAX_TIER, API_KEYS, avoid=avoid)
+    request_ = Request(MAX_TIER, API_KEYS, avoid=avoid, prefer=prefer)
     result = place(roster, load, request_, NOW)
     primary_ok = [a for a in roster if "tier" in a.labels and _usable(a, load, request_)]
     fallback_ok = [a for a in roster if "tier" not in a.labels and _usable(a, load, request_)]
     event(f"result: {type(result).__name__} {getattr(result, 'auth_path', '')}")
-    if primary_ok:
+    if prefer in {a.name for a in primary_ok}:
+        assert result == Placed(prefer, AuthPath.PRIMARY)
+    elif primary_ok:
         assert result == Placed(
             min(primary_ok, key=lambda a: _brief_key(a, load)).name, AuthPath.PRIMARY
         )
+    elif prefer in {a.name for a in fallback_ok}:
+        assert result == Placed(prefer, AuthPath.FALLBACK)
     elif fallback_ok:
         assert result == Placed(
             min(fallback_ok, key=lambda a: _brief_key(a, load)).name, AuthPath.FALLBACK

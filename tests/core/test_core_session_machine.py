@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headroom.contract.termination import Outcome
 from headroom.core.durations import parse_duration
@@ -905,3 +907,57 @@ def test_very_long_cooldown_does_not_overflow() -> None:
     policy = replace(POLICY, cooldown=parse_duration("99999999h"))
     decision = after_attempt(replace(COOLING, suspicions=1), THROTTLED, policy, RETRY, NOW)
     assert decision.step.reason == "Throttled"
+
+
+# --- no duration, however large, makes the machine raise ----------------------------------------
+
+DURATIONS = st.one_of(
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(minutes=10)),
+    st.timedeltas(min_value=timedelta(0)),
+    st.just(timedelta.max),
+)
+ENDS = st.sampled_from([walled(), walled(resets_at=None), AUTH, THROTTLED, FAILED, COMPLETED])
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    cooldown=DURATIONS,
+    base=DURATIONS,
+    cap=DURATIONS,
+    suspected=DURATIONS,
+    min_wall=DURATIONS,
+    swapped=st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+    now=st.datetimes(timezones=st.just(UTC)),
+    counts=st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 100)),
+    attempt_end=ENDS,
+)
+def test_huge_durations_never_raise(
+    cooldown: timedelta,
+    base: timedelta,
+    cap: timedelta,
+    suspected: timedelta,
+    min_wall: timedelta,
+    swapped: datetime | None,
+    now: datetime,
+    counts: tuple[int, int, int],
+    attempt_end: AttemptEnd,
+) -> None:
+    policy = replace(POLICY, cooldown=cooldown)
+    retry = replace(
+        RETRY, base_backoff=base, max_backoff=cap, suspected_wall=suspected, min_wall=min_wall
+    )
+    suspicions, failures, swaps = counts
+    progress = Progress(
+        attempt=3,
+        account="alice",
+        swap_count=swaps,
+        last_swap_at=swapped,
+        suspicions=suspicions,
+        failures=failures,
+    )
+    decision = after_attempt(progress, attempt_end, policy, retry, now)
+    assert retry.backoff(failures) <= cap
+    if isinstance(decision.step, Reschedule) and decision.step.not_before is not None:
+        assert decision.step.not_before >= now
+    if isinstance(decision.effect, WallAccount):
+        assert decision.effect.until >= now

@@ -18,8 +18,9 @@ _NAMES = (
 _Q = r"""(?:\\?["'])"""
 # Everything between a name and its value, in every shape seen in logs:
 #   NAME=v  NAME: v  NAME = "v"  export NAME='v'  {"NAME": "v"}  {'NAME': 'v'}
-#   CIMultiDict('NAME': 'v')  {"name": "NAME", "value": "v"} (a pod's env entry)
-_BETWEEN = rf"{_Q}?(?:\s*,\s*{_Q}?value{_Q}?)?\s*[:=]\s*{_Q}?"
+#   CIMultiDict('NAME': 'v')  {"name": "NAME", "value": "v"}  - name: NAME\n  value: v
+# (the last two: a pod's env entry, as JSON and as YAML)
+_BETWEEN = rf"{_Q}?(?:\s*(?:,\s*)?{_Q}?value{_Q}?)?\s*[:=]\s*{_Q}?"
 # The value itself ends at whitespace, a quote, a backslash, a separator or a closing bracket.
 _VALUE = r"""[^\s"'\\,;)}\]>]+"""
 # An Authorization value may start with a scheme (Bearer, Basic, Digest, ...): both go.

@@ -83,8 +83,9 @@ def schema_errors(doc: object) -> list[str]:
     false). One in `utilization` or `costUSD` would make decisions depend on window order and
     could not be written back to the API server."""
     errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    found = [(list(e.absolute_path), e.message) for e in errors]
-    found += [(path, f"{value!r} is not a finite number") for path, value in _non_finite(doc, [])]
+    # Non-finite numbers first: they are the root cause of any bound they also break.
+    found = [(path, f"{value!r} is not a finite number") for path, value in _non_finite(doc, [])]
+    found += [(list(e.absolute_path), e.message) for e in errors]
     return [f"{'.'.join(str(p) for p in path) or '<root>'}: {why}" for path, why in found]
 
 
@@ -146,14 +147,21 @@ def _shrink(doc: dict[str, Any]) -> str:
         notes.append("turns dropped")
     detail: str = doc.pop("detail", "")
     for field_name in (None, *_EXPENDABLE):
-        if field_name is not None and doc.pop(field_name, None) is not None:
+        if field_name is not None:
+            if doc.pop(field_name, None) is None:
+                continue
             notes.append(f"{field_name} dropped")
         text = _fit_detail(doc, detail, notes)
         if text is not None:
             return text
     # Unreachable with MAX_BYTES at 4096 (what is left is a few hundred bytes at most); kept
-    # so that encode returns a readable message whatever the limit.
-    return json.dumps({"version": FORMAT_VERSION, "outcome": Outcome.FAILED.value})
+    # so that encode returns a readable message under any limit: the required fields alone,
+    # else a bare `failed` (never a wall the operator cannot read).
+    bare = _dumps(doc)
+    if bare is not None and _fits(bare):
+        return bare
+    failed = {"version": FORMAT_VERSION, "outcome": Outcome.FAILED.value}
+    return json.dumps(failed, separators=(",", ":"))
 
 
 def _fit_detail(doc: dict[str, Any], detail: str, notes: list[str]) -> str | None:

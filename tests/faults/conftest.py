@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.operator import OperatorProcess, Scene
+from tests.support.operator import OperatorProcess, Scene, free_port
 from tests.support.pod_history import PodHistory
 
 
@@ -19,7 +19,12 @@ def scene(k8s: Any, namespace: str) -> Scene:
 
 @pytest.fixture
 def operator(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(kubeconfig, namespace, tmp_path / "operator").start()
+    """`headroom operator` for this test's namespace, with kopf's liveness endpoint on (see
+    `liveness_ok`): a fault must leave the same process alive and answering."""
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    proc = OperatorProcess(
+        kubeconfig, namespace, tmp_path / "operator", extra=["--liveness", liveness]
+    ).start()
     try:
         yield proc
     finally:

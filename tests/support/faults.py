@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,17 @@ from tests.support.pod_history import PodHistory
 from headroom.contract.termination import Outcome
 
 FINISHED = ("Succeeded", "Failed")
+
+
+def liveness_ok(operator: OperatorProcess) -> bool:
+    """kopf's liveness endpoint (the URL given with --liveness) answers 200."""
+    url = operator.extra[operator.extra.index("--liveness") + 1]
+    assert url.startswith("http://127.0.0.1:"), url
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  (checked above)
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def fault_seed() -> int:

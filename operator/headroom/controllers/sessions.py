@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -11,6 +12,8 @@ from headroom.controllers.context import runtime
 from headroom.kube.manifests import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
 from headroom.reconcilers import session
 from headroom.reconcilers.runtime import LivePod
+
+log = logging.getLogger("headroom.session")
 
 
 def _pod_finished(body: kopf.Body) -> bool:
@@ -30,8 +33,13 @@ def agent_pods_index(
     annotations = meta.get("annotations") or {}
     if _pod_finished(body) or ANN_SESSION not in annotations:
         return None
-    attempt = int((meta.get("labels") or {}).get(LABEL_ATTEMPT, "0") or 0)
-    live = LivePod(name=name, account=annotations.get(ANN_ACCOUNT, ""), attempt=attempt)
+    label = (meta.get("labels") or {}).get(LABEL_ATTEMPT, "0") or "0"
+    if not (label.isascii() and label.isdigit()):
+        # Not a pod this operator made (it writes the attempt as a number): leave it out of the
+        # index instead of failing the indexer with a traceback on every event (tests/faults).
+        log.warning("pod %s/%s: attempt label %r is not a number; ignored", namespace, name, label)
+        return None
+    live = LivePod(name=name, account=annotations.get(ANN_ACCOUNT, ""), attempt=int(label))
     return {(namespace or "", annotations[ANN_SESSION]): live}
 
 

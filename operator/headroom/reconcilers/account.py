@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from headroom.contract.scrub import snippet
 from headroom.core.accounts import (
     DEFAULT_KEY,
     AccountPhase,
@@ -29,6 +30,7 @@ from headroom.reconcilers.runtime import Runtime
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
 DRILL_ANNOTATION = "headroom.dev/drill"
+DRILL_VALUE_CHARS = 63  # 63 characters are at most 252 bytes of UTF-8
 
 
 def credentials_of(
@@ -194,7 +196,12 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     """Start a drill when the annotation's value is new; report its progress."""
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
-    wanted = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
+    annotated = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
+    # The annotation is free text of any length; status.drill.value holds at most 253 bytes.
+    # Recording it whole made the API server refuse every status write of the account (and a
+    # DrillStarted Event was posted on each retry): keep a short one-line scrubbed excerpt,
+    # and compare that excerpt, so one annotation starts exactly one drill (tests/faults).
+    wanted = snippet(annotated, limit=DRILL_VALUE_CHARS) if annotated else None
     drill: JSON = dict(status.get("drill") or {})
     if wanted and wanted != drill.get("value"):
         until = now + rt.settings.drill_duration

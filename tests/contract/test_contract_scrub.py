@@ -277,3 +277,33 @@ def test_a_mapping_keeps_its_shape_so_the_reader_knows_what_was_there() -> None:
     assert scrub(f"{{'x-api-key': '{OPAQUE}'}}") == f"{{'x-api-key': '{REDACTED}'}}"
     assert scrub(f'ANTHROPIC_API_KEY="{OPAQUE}"') == f'ANTHROPIC_API_KEY="{REDACTED}"'
     assert scrub(f"Authorization: Basic {OPAQUE}") == f"Authorization: {REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"GITHUB_TOKEN={OPAQUE}",
+        f'export AWS_SECRET_ACCESS_KEY="{OPAQUE}"',
+        f'{{"DB_PASSWORD": "{OPAQUE}"}}',
+        f"- name: NPM_TOKEN\n  value: {OPAQUE}",
+        f"SERVICE_API_KEY: '{OPAQUE}'",
+    ],
+    ids=["github-token", "aws-secret", "json-password", "pod-env-yaml", "service-api-key"],
+)
+def test_other_secret_named_env_variables_are_scrubbed(text: str) -> None:
+    # An agent's tools carry credentials of their own; they leak through the same stderr.
+    assert OPAQUE not in scrub(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"usage":{"input_tokens":5,"output_tokens":7,"cache_read_input_tokens":0}',
+        "MAX_TOKENS=100 TOKEN_LIMIT=5",
+        "the GITHUB_TOKEN is missing",
+        "- name: GH_TOKEN\n  valueFrom: {secretKeyRef: {name: gh, key: token}}",
+    ],
+    ids=["usage-json", "not-secret-names", "name-in-prose", "secret-ref"],
+)
+def test_secret_names_without_a_value_are_kept(text: str) -> None:
+    assert scrub(text) == text

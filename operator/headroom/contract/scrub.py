@@ -21,17 +21,26 @@ _Q = r"""(?:\\?["'])"""
 #   CIMultiDict('NAME': 'v')  {"name": "NAME", "value": "v"}  - name: NAME\n  value: v
 # (the last two: a pod's env entry, as JSON and as YAML)
 _BETWEEN = rf"{_Q}?(?:\s*(?:,\s*)?{_Q}?value{_Q}?)?\s*[:=]\s*{_Q}?"
-# The value itself ends at whitespace, a quote, a backslash, a separator or a closing bracket.
-_VALUE = r"""[^\s"'\\,;)}\]>]+"""
+REDACTED = "[redacted]"
+# The value itself ends at whitespace, a quote, a backslash, a separator or a closing bracket;
+# one an earlier pattern already redacted is left alone (no "[redacted]]").
+_VALUE = rf"""(?!{re.escape(REDACTED)})[^\s"'\\,;)}}\]>]+"""
 # An Authorization value may start with a scheme (Bearer, Basic, Digest, ...): both go.
 _SCHEME = r"(?:[a-z][\w-]*\s+)?"
+
+# Any other environment variable named like a secret (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY,
+# DB_PASSWORD): an agent's tools carry their own credentials. Upper case only, so JSON fields
+# such as "input_tokens" and prose stay as they are.
+_ENV_SECRET = (
+    r"\b[A-Z][A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY)\b"
+)
 
 _PATTERNS = [
     re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}"),
     re.compile(rf"(?i)((?:{_HEADER}){_BETWEEN}){_SCHEME}{_VALUE}"),
     re.compile(rf"(?i)((?:{_NAMES}){_BETWEEN}){_VALUE}"),
+    re.compile(rf"({_ENV_SECRET}{_BETWEEN}){_VALUE}"),
 ]
-REDACTED = "[redacted]"
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:

@@ -138,6 +138,11 @@ _PEERING_TASKS: set[asyncio.Task[None]] = set()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     assert _SETTINGS is not None and _ARGS is not None
     settings.posting.level = logging.INFO
+    # `kubectl describe` shows the component in its "From" column; the instance says which
+    # replica wrote an Event (with HA, the one that led at the time).
+    settings.posting.reporting_component = "headroom-operator"
+    settings.posting.reporting_instance = _IDENTITY
+    settings.posting.event_name_prefix = "headroom-"
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     if _ARGS.peering:

@@ -8,10 +8,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLAUDE_CODE := hack/claude-code
 
-.PHONY: help venv cluster-bin cluster cluster-down claude-cli lint test bench simulate run clean
+.PHONY: help venv cluster-bin cluster cluster-down claude-cli lint test bench simulate run demo-wall demo-drill clean
 
 help:
-	@echo "make run          start the local cluster (unless KUBECONFIG is set), install CRDs and samples, run the operator"
+	@echo "make run          start the local cluster (unless KUBECONFIG is set), stand-in API, executor, CRDs, samples, operator (Ctrl-C stops)"
+	@echo "make demo-wall    (while make run runs) a new session's account fills its window mid-run: watch it move"
+	@echo "make demo-drill   (while make run runs) the same with a failover drill on the account"
 	@echo "make test         lint, then every test except benchmarks (starts the local cluster itself)"
 	@echo "make bench        benchmarks (tests/bench)"
 	@echo "make simulate     fleet simulation"
@@ -61,8 +63,15 @@ bench: venv cluster-bin claude-cli
 simulate: venv
 	$(BIN)/python -m headroom.sim
 
-run: venv
+run: venv cluster-bin claude-cli
 	hack/run.sh
+
+# In a second terminal while `make run` runs (see README).
+demo-wall: venv
+	$(BIN)/python hack/demo.py wall
+
+demo-drill: venv
+	$(BIN)/python hack/demo.py drill
 
 # Repo-local artefacts only; the Go binaries stay cached (~/.cache/headroom, keyed by version).
 clean: cluster-down

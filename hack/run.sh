@@ -1,26 +1,129 @@
 #!/usr/bin/env bash
-# `make run`: the local cluster (or the one KUBECONFIG names), the CRDs, the sample
-# accounts and sessions in namespace headroom-demo, and the operator in the foreground.
+# `make run`: everything live on one machine, in the foreground, until Ctrl-C.
+#   - the local cluster (hack/cluster/up.sh), unless KUBECONFIG names another one;
+#   - `headroom sandbox-api`, the stand-in Anthropic API, holding the sample accounts' fake
+#     tokens (read from manifests/samples/accounts.yaml, so both sides always agree);
+#   - `headroom executor`, the dev stand-in for a kubelet: agent pods bound to its node
+#     `headroom-local` run as local processes (the real runner and the pinned Claude Code CLI);
+#   - the CRDs and the samples in namespace headroom-demo;
+#   - `headroom operator`, its agent pods steered to that node and pointed at the stand-in.
+# Ctrl-C (or SIGTERM) stops the operator, the executor (its pods end as on a node shutdown)
+# and the stand-in, in that order. The cluster stays up: `make cluster-down` stops it.
+# In a second terminal, `make demo-wall` or `make demo-drill` moves a session live.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 ns="${HEADROOM_DEMO_NAMESPACE:-headroom-demo}"
+node="${HEADROOM_RUN_NODE:-headroom-local}"
+venv="$root/.venv/bin"
+run_dir="$root/.local/run"
+mkdir -p "$run_dir"
+say() { echo "[run] $*" >&2; }
 
+local_agents=1
 if [ -n "${KUBECONFIG:-}" ]; then
-  echo "[run] using the cluster from KUBECONFIG" >&2
+  say "using the cluster from KUBECONFIG=$KUBECONFIG"
   kubectl_bin="$(command -v kubectl || echo "$(hack/cluster/build.sh | tail -n1)/kubectl")"
+  # The executor runs whatever its pods say as local processes: never on someone's real
+  # cluster unless asked for.
+  local_agents="${HEADROOM_RUN_LOCAL_AGENTS:-0}"
 else
-  export KUBECONFIG="$(hack/cluster/up.sh | tail -n1)"
+  shown_kubeconfig="$(hack/cluster/up.sh | tail -n1)"
+  # A private copy: tests and `make cluster` may rewrite or remove the published one while
+  # this runs (the cluster itself stays the same).
+  cp "$shown_kubeconfig" "$run_dir/kubeconfig"
+  chmod 600 "$run_dir/kubeconfig"
+  export KUBECONFIG="$run_dir/kubeconfig"
   kubectl_bin="$(hack/cluster/build.sh | tail -n1)/kubectl"
 fi
+shown_kubeconfig="${shown_kubeconfig:-$KUBECONFIG}"
 kubectl() { "$kubectl_bin" "$@"; }
 
-echo "[run] installing CRDs from crds/" >&2
-kubectl apply --server-side --force-conflicts -f crds/
-kubectl wait --for=condition=Established --timeout=60s -f crds/
-kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
-echo "[run] applying manifests/samples to namespace $ns" >&2
+pids=()
+stop_all() {
+  trap - EXIT INT TERM
+  # Reverse start order: the operator first, so it does not react to pods the executor stops.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid="${pids[$i]}"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -f "$run_dir/env.json"
+  say "stopped everything make run started (the cluster stays up: make cluster-down)"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+extra=()
+if [ "$local_agents" = 1 ]; then
+  claude_bin="$root/hack/claude-code/node_modules/.bin"
+  [ -x "$claude_bin/claude" ] || { say "no Claude Code CLI in $claude_bin: run make claude-cli"; exit 1; }
+
+  say "starting the stand-in API with the sample accounts' tokens"
+  "$venv/python" hack/demo.py sandbox-config manifests/samples/accounts.yaml >"$run_dir/sandbox.json"
+  rm -f "$run_dir/sandbox-port.json"
+  "$venv/headroom" sandbox-api --config "$run_dir/sandbox.json" --port 0 \
+    --port-file "$run_dir/sandbox-port.json" >"$run_dir/sandbox.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$run_dir/sandbox-port.json" ] && break; sleep 0.1; done
+  [ -s "$run_dir/sandbox-port.json" ] || { say "the stand-in did not start:"; cat "$run_dir/sandbox.log" >&2; exit 1; }
+  sandbox_url="$("$venv/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$run_dir/sandbox-port.json")"
+  say "stand-in API at $sandbox_url (log: $run_dir/sandbox.log)"
+
+  say "starting the executor: node $node runs agent pods as local processes"
+  "$venv/headroom" executor --kubeconfig "$KUBECONFIG" --node-name "$node" \
+    --path "$claude_bin" --remove-node-on-exit >"$run_dir/executor.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 300); do grep -q "serving pods of node" "$run_dir/executor.log" && break; sleep 0.1; done
+  grep -q "serving pods of node" "$run_dir/executor.log" \
+    || { say "the executor did not start:"; tail -20 "$run_dir/executor.log" >&2; exit 1; }
+  extra=(
+    --anthropic-base-url "$sandbox_url"
+    --agent-node-selector "{\"kubernetes.io/hostname\": \"$node\"}"
+    --agent-tolerations '[{"key": "headroom.dev/executor", "operator": "Exists", "effect": "NoSchedule"}]'
+  )
+  "$venv/python" -c 'import json,sys; json.dump(dict(zip(["kubeconfig","kubectl","namespace","sandbox_url"], sys.argv[1:])), open(sys.argv[5], "w"))' \
+    "$KUBECONFIG" "$kubectl_bin" "$ns" "$sandbox_url" "$run_dir/env.json"
+fi
+
+say "installing CRDs from crds/"
+kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+metrics_port="$("$venv/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+# Through a process substitution, not a pipe, so $! is the operator itself.
+"$venv/headroom" operator --namespace "$ns" --metrics-port "$metrics_port" --liveness '' \
+  "${extra[@]}" > >(tee "$run_dir/operator.log") 2>&1 &
+pids+=($!)
+
+# Accounts first, sessions once the operator has verified the accounts: sessions applied
+# together with them would be placed on whichever account the operator happened to verify
+# first (possibly the pay-per-token fallback).
+say "applying the sample accounts to namespace $ns"
+kubectl apply -f manifests/samples/accounts.yaml -n "$ns"
+accounts="$(kubectl get -f manifests/samples/accounts.yaml -n "$ns" -o name | grep claudeaccount)"
+# shellcheck disable=SC2086 # one name per word
+kubectl wait -n "$ns" --for=jsonpath='{.status.phase}'=Available --timeout=120s $accounts >&2 \
+  || say "not every sample account became Available; see the operator's log above"
+say "applying the sample sessions (manifests/samples)"
 kubectl apply -k manifests/samples -n "$ns"
 
-echo "[run] starting the operator on namespace $ns (Ctrl-C stops it)" >&2
-exec "$root/.venv/bin/headroom" operator --namespace "$ns"
+kc="kubectl --kubeconfig ${shown_kubeconfig#"$root/"}"
+cat >&2 <<EOF
+[run] ------------------------------------------------------------------------------
+[run] operator running on namespace $ns (metrics: http://127.0.0.1:$metrics_port/metrics)
+[run] watch the sessions and accounts:  $kc -n $ns get headroom -w
+[run] what happened, and why:           $kc -n $ns get events -w
+[run] logs: $run_dir/{operator,executor,sandbox}.log; pod output: see executor.log
+[run] in a second terminal, move a session live:  make demo-wall   (or make demo-drill)
+[run] Ctrl-C stops what make run started; kubectl is in $(dirname "$kubectl_bin")
+[run] ------------------------------------------------------------------------------
+EOF
+# Return as soon as any part dies (the EXIT trap stops the rest), or on Ctrl-C.
+wait -n "${pids[@]}"
+say "a component exited; stopping the rest"
+exit 1

@@ -298,7 +298,6 @@ class Sim:
                     continue
                 changed = True
                 if target >= run.spec.work:
-                    run.work_done = run.spec.work
                     self._end(run, self._report(run, Outcome.COMPLETED))
                 else:
                     run.next_throttle += 1

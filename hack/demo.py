@@ -110,6 +110,9 @@ class Demo:
             "spec": {
                 "prompt": f"Remember the word {MARKER}, then tidy up the README.",
                 "accountSelector": {"matchLabels": {"tier": "max"}},
+                # When every subscription is walled (say, after a few demos in a row), the
+                # API-key account takes over instead of a wait for the next reset.
+                "fallback": {"accountSelector": {"matchLabels": {"type": "api-key"}}},
             },
         }
         self.say(f"creating AgentSession {name} (prompt mentions {MARKER})")
@@ -176,7 +179,8 @@ class Demo:
         ).get("status", {})
         self.say(f"{first_account} is now {account.get('phase')}")
         print(self.kubectl("get", "headroom"))
-        print(self.kubectl("get", "events", "--sort-by=.lastTimestamp", quiet=True)[-2500:])
+        events = self.kubectl("get", "events", "--sort-by=.lastTimestamp", quiet=True)
+        print("\n".join(line for line in events.splitlines() if name in line))
         if s.get("phase") != "Succeeded" or not s.get("swaps"):
             sys.exit(f"{name} ended {s.get('phase')} with {len(s.get('swaps') or [])} swaps")
         self.say(f"{name} moved off {first_account} and finished on {s['account']}")

@@ -170,16 +170,16 @@ def test_exhausted_pool_waits_for_a_reset_and_only_fallback_sessions_use_the_api
         until = datetime.fromisoformat(waiting["waitingUntil"].replace("Z", "+00:00"))
         assert 0 < (until - datetime.now(UTC)).total_seconds() <= reset_seconds + 2, waiting
         assert not waiting.get("podName")
-    assert not fleet.requests(credential="team-api", result="ok")[1:]  # only with-fallback's
 
     # carol's window resets in the stand-in; the operator wakes both sessions on its own.
     for name in ("waits-1", "waits-2"):
         done = scene.wait_phase("agentsessions", name, "Succeeded", timeout=RUN_TIMEOUT)
         assert done["account"] == "carol" and done["authPath"] == "primary", done
         assert not done.get("swaps")
-    assert len(fleet.requests(credential="team-api")) == len(
-        fleet.requests(credential="team-api", session=fell_back["claudeSessionId"])
-    )
+    # The API key served the fallback session and nobody else.
+    assert {r["session"] for r in fleet.requests(credential="team-api")} == {
+        fell_back["claudeSessionId"]
+    }
 
 
 def test_server_error_storm_saying_rate_limit_is_not_a_wall(fleet: Fleet) -> None:

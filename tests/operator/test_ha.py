@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,11 @@ def peers(scene: Scene) -> dict[str, Any]:
 
 
 def gauge(operator: OperatorProcess, name: str) -> float | None:
-    match = re.search(rf"^{name} (\S+)$", operator.metrics(), re.M)
+    try:
+        text = operator.metrics()
+    except OSError:  # not serving yet
+        return None
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(match.group(1)) if match else None
 
 
@@ -165,3 +170,50 @@ def test_standby_takes_over_when_the_active_replica_is_killed(
     assert sessions == ["s1", "s2", "s3", "s4"]
     # The dead leader's record expired and the survivor cleaned it (kopf's autoclean).
     assert [info["priority"] for info in peers(scene).values()] == [100]
+
+
+def test_a_higher_priority_replica_takes_over_and_the_old_leader_stops_its_timers(
+    scene: Scene, kopf_peering_crd: None, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """kopf pauses only watch streams; the old leader also holds timers (here: retry a failed
+    attempt after a backoff). Only the new leader may act when the backoff ends."""
+    slow_retry = ["--backoff", "40s", "--max-backoff", "40s"]  # after FAST_FLAGS: these win
+    old = replica(kubeconfig, scene.ns, tmp_path, "old", 100)
+    new = replica(kubeconfig, scene.ns, tmp_path, "new", 200)
+    old.extra += slow_retry
+    new.extra += slow_retry
+    old.start()
+    try:
+        wait_for("the first replica leads", lambda: gauge(old, "headroom_operator_active") == 1, 60)
+        scene.account("alice")
+        s1 = scene.wait_running(scene.session("s1")["metadata"]["name"], attempt=1)
+        scene.finish_pod(s1["podName"], Outcome.FAILED, detail="the agent crashed")
+        retry_at = wait_for(
+            "a retry scheduled", lambda: scene.status("agentsessions", "s1").get("retryAt")
+        )
+        placed_by_old = len(acted(old))
+
+        new.start()
+        wait_for("the new replica leads", lambda: gauge(new, "headroom_operator_active") == 1, 30)
+        wait_for("the old one stands by", lambda: gauge(old, "headroom_operator_active") == 0)
+        assert scene.status("agentsessions", "s1").get("attempt") == 1, "retried too soon"
+        ids = {info["priority"]: peer for peer, info in peers(scene).items()}
+        handed_over = datetime.now(UTC)
+
+        # When the backoff ends the session gets its next attempt: from the new leader alone.
+        retried = scene.wait_running("s1", attempt=2, timeout=90)
+        assert retried["account"] == "alice"
+        assert datetime.now(UTC) >= datetime.fromisoformat(retry_at.replace("Z", "+00:00"))
+        assert old.alive() and new.alive()
+        assert len(acted(old)) == placed_by_old, acted(old)[placed_by_old:]
+        later = {
+            e.reporting_instance
+            for e in scene.events()
+            if e.reporting_component == "headroom-operator"
+            and (e.event_time or e.last_timestamp) > handed_over
+        }
+        assert later == {ids[200]}, later
+        assert len(scene.live_pods()) == 1
+    finally:
+        new.stop()
+        old.stop()

@@ -8,7 +8,10 @@ event of the whole scenario).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -217,3 +220,62 @@ def test_a_higher_priority_replica_takes_over_and_the_old_leader_stops_its_timer
     finally:
         new.stop()
         old.stop()
+
+
+@pytest.fixture
+def bare_cluster(tmp_path: Path, kubectl_path: str) -> Iterator[Path]:
+    """A private control plane without kopf's peering CRD (the shared one may have it)."""
+    env = {
+        **os.environ,
+        "HEADROOM_CLUSTER_NAME": f"headroom-bare-{os.getpid()}",
+        "HEADROOM_KUBECONFIG_OUT": str(tmp_path / "bare.kubeconfig"),
+    }
+    scripts = REPO / "hack" / "cluster"
+    up = subprocess.run([scripts / "up.sh"], env=env, capture_output=True, text=True)
+    try:
+        assert up.returncode == 0, up.stderr[-2000:]
+        yield Path(up.stdout.strip().splitlines()[-1])
+    finally:
+        subprocess.run([scripts / "down.sh"], env=env, capture_output=True, check=False)
+
+
+def test_peering_without_kopfs_crd_refuses_to_start_then_creates_its_peering_object(
+    bare_cluster: Path, kubectl_path: str, tmp_path: Path
+) -> None:
+    def kubectl(*args: str) -> str:
+        cmd = [kubectl_path, "--kubeconfig", str(bare_cluster), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+    kubectl("create", "namespace", "agents")
+    for crd in sorted((REPO / "crds").glob("*.yaml")):
+        kubectl("apply", "-f", str(crd))
+    cmd = [
+        sys.executable, "-m", "headroom", "operator", "-n", "agents", "--metrics-port", "0",
+        "--liveness", "", "--peering", PEERING, "--priority", "7",
+    ]  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(bare_cluster)}
+    refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    output = refused.stdout + refused.stderr
+    assert "kopfpeerings.kopf.dev" in output and "manifests/kopf/peering-crds.yaml" in output
+
+    kubectl("apply", "-f", str(PEERING_CRDS))
+    kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    log = tmp_path / "peered.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # No peering object was made by hand: the operator creates it and joins it.
+        def joined() -> bool:
+            found = subprocess.run(
+                [kubectl_path, "--kubeconfig", str(bare_cluster), "get", "kopfpeering",
+                 PEERING, "-n", "agents", "-o", "jsonpath={.status}"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            return '"priority":7' in found.stdout
+
+        wait_for("the operator in its peering object", joined, 60)
+        assert proc.poll() is None, log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -326,10 +326,11 @@ class Pass:
         self.condition("Ready", False, "NoHeadroom", choice.message)
         if choice.earliest_reset is not None:
             self.rt.wakeups.at(("session", self.ns, self.name), choice.earliest_reset)
+        if not was_waiting:
+            metrics.waiting_started()  # once per wait, not per changed message
         if not was_waiting or self.status.get("waitingMessage") != choice.message[:512]:
             self.set(waitingMessage=choice.message[:512])
             self.rt.event(self.body, "NoHeadroom", choice.message, warning=True)
-            metrics.waiting_started()
 
     async def _create_pod(self, account: Account, choice: Placed) -> None:
         progress = progress_of(self.status)

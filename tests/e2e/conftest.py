@@ -119,6 +119,7 @@ def fleet(k8s: Any, namespace: str, stand_in: SandboxProcess, operator: Operator
     for name, priority in OAUTH_ACCOUNTS.items():
         fleet.oauth(name, priority)
     fleet.api_key("team-api")
+    fleet.wait_available()
     return fleet
 
 

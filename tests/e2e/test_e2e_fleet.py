@@ -50,5 +50,5 @@ def test_five_sessions_complete_each_on_its_own_accounts_credential(fleet: Fleet
     wait_for(
         "accounts show no active sessions",
         lambda: all(scene.status("claudeaccounts", a).get("activeSessions") == 0 for a in placed),
-        timeout=60,
+        timeout=120,
     )

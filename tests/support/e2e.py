@@ -34,7 +34,7 @@ class Fleet:
         self.tokens[name] = f"sk-ant-oat01-e2e-{name}-{uuid.uuid4().hex}"
         self.sandbox.add_credential(name, "oauth", self.tokens[name], SMALL_WINDOWS, f"{name}@e2e")
         self.scene.account(
-            name, token=self.tokens[name], priority=priority, max_sessions=max_sessions
+            name, token=self.tokens[name], priority=priority, max_sessions=max_sessions, ready=False
         )
 
     def api_key(self, name: str) -> None:
@@ -46,7 +46,13 @@ class Fleet:
             kind="APIKey",
             labels={"type": "api-key"},
             max_sessions=10,
+            ready=False,
         )
+
+    def wait_available(self, timeout: float = 120) -> None:
+        """Every account verified by the operator (slow when the machine is busy)."""
+        for name in self.tokens:
+            self.scene.wait_phase("claudeaccounts", name, "Available", timeout=timeout)
 
     def requests(self, **match: Any) -> list[dict[str, Any]]:
         """Requests the stand-in recorded whose fields equal `match`."""

@@ -375,10 +375,16 @@ class Tally:
     ignored: int = 0
 
 
+STDIN = Path("-")
+
+
 def check_file(file: Path, kinds: dict[tuple[str, str], Kind], tally: Tally) -> list[Problem]:
-    name = str(file)
+    """`-` is standard input, named <stdin>: `kubectl kustomize overlay/ | headroom validate -`
+    checks what an overlay renders, not only the files it starts from."""
+    name = "<stdin>" if file == STDIN else str(file)
     try:
-        docs = list(yaml.load_all(file.read_text("utf-8"), Loader=_ManifestLoader))
+        text = sys.stdin.read() if file == STDIN else file.read_text("utf-8")
+        docs = list(yaml.load_all(text, Loader=_ManifestLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         return [Problem(name, "<file>", f"cannot read: {err}")]
     tally.files += 1
@@ -418,7 +424,10 @@ def _parser() -> argparse.ArgumentParser:
             "skipped. Prints `file: path: message` per problem; exit status 1 if any. " + CEL_NOTE
         ),
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="manifest files or directories")
+    parser.add_argument(
+        "paths", nargs="+", type=Path,
+        help="manifest files or directories; - reads standard input (e.g. kubectl kustomize)",
+    )  # fmt: skip
     parser.add_argument(
         "--crds", type=Path, default=None, metavar="DIR",
         help="directory of CRD YAML files (default: the repository's crds/, else the copy "
@@ -437,7 +446,7 @@ def main(argv: list[str]) -> int:
     if not kinds:
         print(f"headroom validate: no CustomResourceDefinitions in {crd_dir}", file=sys.stderr)
         return 2
-    missing = [p for p in args.paths if not p.exists()]
+    missing = [p for p in args.paths if p != STDIN and not p.exists()]
     if missing:
         print(f"headroom validate: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2

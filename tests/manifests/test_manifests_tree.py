@@ -257,3 +257,37 @@ def test_headroom_validate_accepts_the_whole_tree(capsys: pytest.CaptureFixture[
     out, err = capsys.readouterr()
     assert (code, out) == (0, ""), out
     assert "0 problem(s) in 6 object(s)" in err  # the samples; other kinds are skipped
+
+
+def test_headroom_validate_reads_a_rendered_overlay_from_stdin(
+    kubectl_path: str, tmp_path: Path
+) -> None:
+    """`kubectl kustomize overlay/ | headroom validate -`: what an overlay renders is checked,
+    with the same field paths as the CRD tests' invalid cases."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.crds.conftest import INVALID_CASES
+
+    cases = [c for c in INVALID_CASES if c.check == "schema" and c.mode == "create"]
+    assert len(cases) >= 10
+    for case in cases:
+        shutil.copy(case.path, tmp_path / case.path.name)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [c.path.name for c in cases]})
+    )
+    rendered = subprocess.run(
+        [kubectl_path, "kustomize", str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "headroom", "validate", "-"],
+        input=rendered, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(line.startswith("<stdin>: ") for line in lines)
+    reported = {line.split(": ", 2)[1] for line in lines}
+    assert reported == {c.field for c in cases}
+    assert len(lines) == len(cases)
+    assert "CEL" in done.stderr and "need an API server" in done.stderr

@@ -123,3 +123,28 @@ def _accounts_running(scene: Scene, names: list[str]) -> dict[str, int]:
         if status.get("phase") == "Running":
             counts[status["account"]] = counts.get(status["account"], 0) + 1
     return counts
+
+
+def test_sessions_return_to_the_account_they_left_once_its_wall_resets(
+    scene: Scene, operator, pod_history
+) -> None:
+    """Regression: a session that left a walled account avoided it even after its reset, and
+    when no other account had room it waited with no reset left to wake it."""
+    scene.account("alice", max_sessions=2, priority=5)
+    scene.account("bob", max_sessions=1)
+    history = pod_history({"alice": 2, "bob": 1})
+    first = {}
+    for name in ("s1", "s2", "s3"):
+        first[name] = scene.wait_running(scene.session(name)["metadata"]["name"], attempt=1)
+    assert [first[n]["account"] for n in ("s1", "s2", "s3")] == ["alice", "alice", "bob"]
+    reset = in_seconds(8)
+    for name in ("s1", "s2"):
+        scene.finish_pod(
+            first[name]["podName"], Outcome.WALLED, window="five_hour", resets_at=reset
+        )
+    waiting = wait_for("s1 and s2 Waiting", lambda: _waiting(scene, ["s1", "s2"]), timeout=60)
+    assert {s["waitingUntil"] for s in waiting.values()} == {reset}
+    for name in ("s1", "s2"):  # woken at the reset, back on alice: the only account with room
+        back = scene.wait_running(name, attempt=2, timeout=60)
+        assert back["account"] == "alice" and back["swapCount"] == 0, back
+    assert_history_clean(scene, history)

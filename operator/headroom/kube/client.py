@@ -11,6 +11,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+UNREACHABLE = "Unreachable"  # KubeError.reason when no HTTP answer came back at all
 
 
 class KubeError(Exception):
@@ -68,16 +70,24 @@ class Kube:
     ) -> JSON | None:
         """One API call. Returns the decoded body, None for 404 on GET/DELETE; raises KubeError."""
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        response = await self._api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
-        raw = await response.read()
+        try:
+            response = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+            raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            # An unreachable API server (restarting, network blip) is an API error like any
+            # other: callers retry KubeErrors later. Raised as itself, it escaped them, and the
+            # work was dropped: a wake-up due during a 30 s apiserver outage was never retried
+            # and its session waited forever (tests/faults/test_apiserver_outage.py).
+            problem = f"the API server could not be reached: {exc!r}"[:300]
+            raise KubeError(0, problem, UNREACHABLE) from exc
         status = response.status
         response.release()
         if 200 <= status < 300:

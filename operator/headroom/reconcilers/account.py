@@ -68,15 +68,17 @@ def credentials_hash(value_b64: str) -> str:
 
 async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
     async with rt.lock("account", namespace, name):
-        body = await rt.kube.request(
-            "GET", f"/apis/headroom.dev/v1alpha1/namespaces/{namespace}/claudeaccounts/{name}"
-        )
-        if body is None:
-            rt.roster.forget(namespace, name)
-            rt.wakeups.cancel(("account", namespace, name))
-            metrics.forget_account(namespace, name)
-            return
         try:
+            # The read is inside the retry too: a wake-up (e.g. a wall's expiry) whose read
+            # failed while the API server was down was dropped for good (tests/faults).
+            body = await rt.kube.request(
+                "GET", f"/apis/headroom.dev/v1alpha1/namespaces/{namespace}/claudeaccounts/{name}"
+            )
+            if body is None:
+                rt.roster.forget(namespace, name)
+                rt.wakeups.cancel(("account", namespace, name))
+                metrics.forget_account(namespace, name)
+                return
             await _reconcile(rt, body)
         except KubeError as exc:
             metrics.reconcile_error("ClaudeAccount")

@@ -309,6 +309,14 @@ class Pass:
             self.rt.ledger.assign(self.key, None)
             accounts = self.rt.roster.accounts(self.ns)
             choice = place(accounts, self.rt.ledger.load(self.ns), request, self.now)
+            if isinstance(choice, NoHeadroom) and request.avoid is not None:
+                # Leaving an account means "anywhere else first", not "never again": once its
+                # wall has reset and no other account has room, go back. Without this the
+                # session woke at that reset, still avoided the account, and waited with no
+                # reset left to wake it (tests/faults). Still walled: the wait names its reset.
+                choice = place(
+                    accounts, self.rt.ledger.load(self.ns), replace(request, avoid=None), self.now
+                )
             if isinstance(choice, Placed):
                 self.rt.ledger.assign(self.key, (self.ns, choice.account))
         if isinstance(choice, NoHeadroom):
@@ -475,11 +483,13 @@ def _terminated_at(pod: JSON | None) -> datetime | None:
 
 async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
     async with rt.lock("session", namespace, name):
-        body = await rt.kube.get_session(namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            forget(rt, namespace, name)
-            return
         try:
+            # The read is inside the retry too: a wake-up whose read failed (API server down)
+            # was dropped, and the session waited forever (tests/faults).
+            body = await rt.kube.get_session(namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                forget(rt, namespace, name)
+                return
             await Pass(rt, body).run()
         except KubeError as exc:
             metrics.reconcile_error("AgentSession")

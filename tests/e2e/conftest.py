@@ -32,10 +32,11 @@ from headroom.sandbox.client import SandboxProcess, start_sandbox
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Remember whether the test body failed, so teardown can print the logs that explain it."""
+    """Remember whether the test (or its setup) failed, so teardown can print the logs that
+    explain it."""
     report = yield
-    if report.when == "call":
-        item.stash[_FAILED] = report.failed
+    if report.when in ("setup", "call") and report.failed:
+        item.stash[_FAILED] = True
     return report
 
 

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 from tests.support.e2e import Fleet
-from tests.support.operator import wait_for
+from tests.support.executor import ExecutorProcess
+from tests.support.operator import OperatorProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.e2e
 RUN_TIMEOUT = 180
 
 
-def test_five_sessions_complete_each_on_its_own_accounts_credential(fleet: Fleet) -> None:
+def test_five_sessions_complete_each_on_its_own_accounts_credential(
+    fleet: Fleet, operator: OperatorProcess, e2e_executor: ExecutorProcess
+) -> None:
     scene = fleet.scene
     names = [f"task-{i}" for i in range(5)]
     for name in names:
@@ -52,3 +55,14 @@ def test_five_sessions_complete_each_on_its_own_accounts_credential(fleet: Fleet
         lambda: all(scene.status("claudeaccounts", a).get("activeSessions") == 0 for a in placed),
         timeout=120,
     )
+
+    # The tokens went into the pods' environment only: not into any pod's output, a
+    # termination message, a pod status, an Event, or the operator's, executor's or
+    # stand-in's log.
+    pod_dirs = e2e_executor.state_dir / e2e_executor.node_name / "pods"
+    outputs = [log.read_text(errors="replace") for log in pod_dirs.glob("*/container.log")]
+    assert len(outputs) >= 5
+    visible = "".join(outputs) + operator.log_text() + e2e_executor.log_text()
+    visible += fleet.sandbox.log() + str(scene.core.list_namespaced_pod(scene.ns).items)
+    visible += "".join(f"{e.reason} {e.message}" for e in scene.events())
+    assert fleet.leaked(visible) == []

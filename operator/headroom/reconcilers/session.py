@@ -309,14 +309,6 @@ class Pass:
             self.rt.ledger.assign(self.key, None)
             accounts = self.rt.roster.accounts(self.ns)
             choice = place(accounts, self.rt.ledger.load(self.ns), request, self.now)
-            if isinstance(choice, NoHeadroom) and request.avoid is not None:
-                # Leaving an account means "anywhere else first", not "never again": once its
-                # wall has reset and no other account has room, go back. Without this the
-                # session woke at that reset, still avoided the account, and waited with no
-                # reset left to wake it (tests/faults). Still walled: the wait names its reset.
-                choice = place(
-                    accounts, self.rt.ledger.load(self.ns), replace(request, avoid=None), self.now
-                )
             if isinstance(choice, Placed):
                 self.rt.ledger.assign(self.key, (self.ns, choice.account))
         if isinstance(choice, NoHeadroom):

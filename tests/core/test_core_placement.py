@@ -145,14 +145,6 @@ SKIPS: list[tuple[str, dict[str, Any], dict[str, int], Request, bool, tuple[str,
     ("one-slot-left", {"max_sessions": 3}, {"a": 2}, ALL, True, ()),
     ("others-load-does-not-count", {"max_sessions": 1}, {"b": 9}, ALL, True, ()),
     (
-        "avoided",
-        {},
-        {},
-        Request(selector={}, avoid="a"),
-        False,
-        ("a is the account the session is leaving",),
-    ),
-    (
         "label-mismatch",
         {"labels": {"tier": "pro"}},
         {},
@@ -265,7 +257,28 @@ AVOID_PREFER: list[tuple[str, list[Account], dict[str, int], Request, Placed | N
         Request({}, avoid="c", prefer="c"),
         Placed("a", AuthPath.PRIMARY),
     ),
-    ("avoid-the-only-account", [acct("a")], {}, Request({}, avoid="a"), None),
+    # Leaving means "elsewhere first": with nothing else open the session goes back.
+    (
+        "avoid-the-only-account",
+        [acct("a")],
+        {},
+        Request({}, avoid="a"),
+        Placed("a", AuthPath.PRIMARY),
+    ),
+    (
+        "avoid-only-open-one-in-pool",
+        [acct("a"), acct("b", paused=True)],
+        {},
+        Request({}, avoid="a"),
+        Placed("a", AuthPath.PRIMARY),
+    ),
+    (
+        "avoid-full-only-account",
+        [acct("a", max_sessions=1)],
+        {"a": 1},
+        Request({}, avoid="a"),
+        None,
+    ),
 ]
 
 
@@ -318,11 +331,13 @@ FALLBACK: list[tuple[str, list[Account], dict[str, int], Request, object]] = [
         Placed("key", AuthPath.FALLBACK),
     ),
     (
-        "primary-avoided-uses-fallback",
-        [MAXA, KEY],
+        # Leaving the only open primary account keeps the session in its own pool rather
+        # than moving it to the paid fallback: fallback is for when no primary can take it.
+        "primary-avoided-stays-primary",
+        [MAXA, walled(MAXB), KEY],
         {},
         Request(MAX_TIER, API_KEYS, avoid="max-a"),
-        Placed("key", AuthPath.FALLBACK),
+        Placed("max-a", AuthPath.PRIMARY),
     ),
     (
         "no-fallback-selector-waits",
@@ -576,12 +591,17 @@ def _matches(selector: Mapping[str, Any] | None, account: Account) -> bool:
     return matches(selector, account.labels)
 
 
-def _usable(account: Account, load: dict[str, int], request_: Request) -> bool:
+def _open(account: Account, load: dict[str, int]) -> bool:
     return (
-        account.name != request_.avoid
-        and account_state(account, NOW).phase is AccountPhase.AVAILABLE
+        account_state(account, NOW).phase is AccountPhase.AVAILABLE
         and load.get(account.name, 0) < account.max_sessions
     )
+
+
+def _usable_in(pool: list[Account], load: dict[str, int], request_: Request) -> list[Account]:
+    """The accounts of one pool a session may take: the one it leaves only as a last resort."""
+    open_ = [a for a in pool if _open(a, load)]
+    return [a for a in open_ if a.name != request_.avoid] or open_
 
 
 def _brief_key(account: Account, load: dict[str, int]) -> tuple[Any, ...]:
@@ -602,8 +622,8 @@ def test_placement_follows_the_brief(
         and a not in primary
         and _matches(request_.fallback_selector, a)
     ]
-    usable_primary = [a for a in primary if _usable(a, load, request_)]
-    usable_fallback = [a for a in fallback if _usable(a, load, request_)]
+    usable_primary = _usable_in(primary, load, request_)
+    usable_fallback = _usable_in(fallback, load, request_)
     result = place(roster, load, request_, NOW)
     event(f"result: {type(result).__name__} {getattr(result, 'auth_path', '')}")
 
@@ -630,9 +650,12 @@ def test_placement_follows_the_brief(
     else:
         best = min(pool, key=lambda a: _brief_key(a, load))
         assert result == Placed(best.name, path)
-    # The chosen account is never the one being left, never full, always Available.
+    # The chosen account is never full, always Available, and the one being left only when
+    # nothing else in its pool was open.
     chosen = next(a for a in roster if a.name == result.account)
-    assert _usable(chosen, load, request_)
+    assert _open(chosen, load)
+    if chosen.name == request_.avoid:
+        assert names == {chosen.name}
 
 
 SPLIT_LABELS = st.sampled_from(
@@ -652,8 +675,8 @@ def test_fallback_only_when_no_primary_can_take_it(
 ) -> None:
     request_ = Request(MAX_TIER, API_KEYS, avoid=avoid, prefer=prefer)
     result = place(roster, load, request_, NOW)
-    primary_ok = [a for a in roster if "tier" in a.labels and _usable(a, load, request_)]
-    fallback_ok = [a for a in roster if "tier" not in a.labels and _usable(a, load, request_)]
+    primary_ok = _usable_in([a for a in roster if "tier" in a.labels], load, request_)
+    fallback_ok = _usable_in([a for a in roster if "tier" not in a.labels], load, request_)
     event(f"result: {type(result).__name__} {getattr(result, 'auth_path', '')}")
     if prefer in {a.name for a in primary_ok}:
         assert result == Placed(prefer, AuthPath.PRIMARY)

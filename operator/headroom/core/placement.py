@@ -41,7 +41,9 @@ class Request:
 
     selector: Mapping[str, Any] | None
     fallback_selector: Mapping[str, Any] | None = None  # None: the session has no fallback
-    avoid: str | None = None  # the account the session must leave (walled, 401, drill)
+    # The account the session is leaving (walled, 401, drill, repeated throttles): any other
+    # account of the same pool first, this one only when nothing else in the pool can take it.
+    avoid: str | None = None
     prefer: str | None = None  # stay here if it can still take the session (retry in place)
 
 
@@ -71,7 +73,12 @@ def place(
     ]
 
     def usable(pool: list[Account]) -> list[Account]:
-        return [a for a in pool if a.name != request.avoid and schedulable(a, load, now)]
+        open_ = [a for a in pool if schedulable(a, load, now)]
+        # Leaving means "elsewhere first", not "never again": a session whose selector matches
+        # only the account it left goes back there once that account's wall has reset, instead
+        # of waiting for a reset that already happened (found by the simulator and tests/faults).
+        # It also keeps a session off the paid fallback while its own pool has room.
+        return [a for a in open_ if a.name != request.avoid] or open_
 
     # Fallback only when no primary account can take the session (BRIEF section 2), and that
     # holds for `prefer` too: a session retrying in place on a fallback account returns to a
@@ -84,17 +91,15 @@ def place(
             return Placed(request.prefer, path)
         best = min(candidates, key=lambda a: _rank(a, load, now))
         return Placed(best.name, path)
-    return _no_headroom(primary + fallback, load, request, now)
+    return _no_headroom(primary + fallback, load, now)
 
 
-def _no_headroom(
-    matched: list[Account], load: Mapping[str, int], request: Request, now: datetime
-) -> NoHeadroom:
+def _no_headroom(matched: list[Account], load: Mapping[str, int], now: datetime) -> NoHeadroom:
     if not matched:
         return NoHeadroom(None, "no ClaudeAccount matches the session's accountSelector")
     resets = [t for a in matched if (t := unavailable_until(a, now)) is not None]
     earliest = min(resets) if resets else None
-    reasons = [_why_not(a, load, request, now) for a in sorted(matched, key=lambda a: a.name)]
+    reasons = [_why_not(a, load, now) for a in sorted(matched, key=lambda a: a.name)]
     shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
     head = (
         f"no account has headroom until {format_time(earliest)}"
@@ -104,10 +109,8 @@ def _no_headroom(
     return NoHeadroom(earliest, f"{head}: {shown}")
 
 
-def _why_not(account: Account, load: Mapping[str, int], request: Request, now: datetime) -> str:
+def _why_not(account: Account, load: Mapping[str, int], now: datetime) -> str:
     state = account_state(account, now)
     if state.phase is not AccountPhase.AVAILABLE:
         return f"{account.name} is {state.phase.value} ({state.message})"
-    if account.name == request.avoid:
-        return f"{account.name} is the account the session is leaving"
     return f"{account.name} is full ({load.get(account.name, 0)}/{account.max_sessions})"

@@ -98,6 +98,10 @@ def test_printer_columns_and_describe_after_a_swap(
     kubectl(
         "wait", "-n", ns, "--for=jsonpath={.status.activeSessions}=1", "--timeout=30s", "ca/bob"
     )
+    # Accounts answer `kubectl wait` too: Ready while they take sessions, Walled while not.
+    kubectl("wait", "-n", ns, "--for=condition=Ready", "--timeout=10s", "claudeaccount/bob")
+    kubectl("wait", "-n", ns, "--for=condition=Walled", "--timeout=10s", "claudeaccount/alice")
+    kubectl("wait", "-n", ns, "--for=condition=Ready=false", "--timeout=10s", "ca/alice")
 
     sessions = table(kubectl("get", "agentsessions", "-n", ns).stdout)
     assert list(sessions[0]) == ["NAME", "PHASE", "ACCOUNT", "SWAPS", "AGE"]

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLAUDE_CODE := hack/claude-code
 
-.PHONY: help venv cluster-bin cluster cluster-down claude-cli lint test bench simulate run demo-wall demo-drill clean
+.PHONY: help venv cluster-bin promtool cluster cluster-down claude-cli lint test bench simulate run demo-wall demo-drill clean
 
 help:
 	@echo "make run          start the local cluster (unless KUBECONFIG is set), stand-in API, executor, CRDs, samples, operator (Ctrl-C stops)"
@@ -19,7 +19,7 @@ help:
 	@echo "make simulate     fleet simulation"
 	@echo "make cluster      start or reuse the local cluster; kubeconfig in .local/kubeconfig"
 	@echo "make cluster-down stop the local cluster"
-	@echo "make venv | cluster-bin | claude-cli | lint | clean"
+	@echo "make venv | cluster-bin | promtool | claude-cli | lint | clean"
 
 # The stamp is newer than pyproject.toml once its dependencies are installed.
 venv: $(VENV)/.installed
@@ -35,6 +35,11 @@ $(VENV)/.installed: pyproject.toml
 # built from Go modules into a cache outside the repo (no-op when already built).
 cluster-bin:
 	hack/cluster/build.sh
+
+# promtool (the alert tests run `promtool test rules`), built from its Go module into the
+# same cache (no-op when already built).
+promtool:
+	hack/promtool/build.sh
 
 cluster: cluster-bin
 	hack/cluster/up.sh
@@ -53,7 +58,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv cluster-bin claude-cli
+test: venv cluster-bin promtool claude-cli
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -m "not bench"
 

@@ -96,6 +96,15 @@ def reporters(scene: Scene) -> set[str]:
     }
 
 
+def events_since(scene: Scene, moment: datetime) -> list[Any]:
+    return [
+        e
+        for e in scene.events()
+        if e.reporting_component == "headroom-operator"
+        and (e.event_time or e.last_timestamp) > moment
+    ]
+
+
 def acted(operator: OperatorProcess) -> list[str]:
     """Lines where this replica ran a handler or recorded a placement."""
     return [
@@ -153,7 +162,8 @@ def test_standby_takes_over_when_the_active_replica_is_killed(
         assert acted(standby)
         # The gate for the operator's own timers follows the peering record (polled).
         wait_for("the standby's gate", lambda: gauge(standby, "headroom_operator_active") == 1)
-        assert reporters(scene) == {ids[200], ids[100]}
+        # Events are posted in the background: wait for the standby's first one.
+        wait_for("Events from both", lambda: reporters(scene) == {ids[200], ids[100]})
         print(f"\n[ha] takeover after SIGKILL: {takeover:.1f}s (peering lifetime {LIFETIME}s)")
 
         live = scene.live_pods()
@@ -209,12 +219,12 @@ def test_a_higher_priority_replica_takes_over_and_the_old_leader_stops_its_timer
         assert datetime.now(UTC) >= datetime.fromisoformat(retry_at.replace("Z", "+00:00"))
         assert old.alive() and new.alive()
         assert len(acted(old)) == placed_by_old, acted(old)[placed_by_old:]
-        later = {
-            e.reporting_instance
-            for e in scene.events()
-            if e.reporting_component == "headroom-operator"
-            and (e.event_time or e.last_timestamp) > handed_over
-        }
+        placed = wait_for(
+            "the Event of attempt 2",
+            lambda: [e for e in events_since(scene, handed_over) if "attempt 2" in e.message],
+        )
+        assert {e.reason for e in placed} == {"Placed"}
+        later = {e.reporting_instance for e in events_since(scene, handed_over)}
         assert later == {ids[200]}, later
         assert len(scene.live_pods()) == 1
     finally:

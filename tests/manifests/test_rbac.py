@@ -143,7 +143,9 @@ def test_operator_scenario_under_its_own_service_account(
     scene: Scene, identity: Identity, operator_as_sa: OperatorProcess, kubectl: Any
 ) -> None:
     wait_for("the operator leads its peering", lambda: _active(operator_as_sa), timeout=120)
-    accounts = [scene.account("alice", priority=5), scene.account("bob")]
+    accounts = [scene.account("alice", priority=5, ready=False), scene.account("bob", ready=False)]
+    for name in ("alice", "bob"):  # verified by the operator under its own identity
+        scene.wait_phase("claudeaccounts", name, "Available", timeout=90)
     created = scene.session("s1")
     first = scene.wait_running("s1", attempt=1, timeout=60)
     assert first["account"] == "alice"

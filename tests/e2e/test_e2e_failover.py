@@ -118,6 +118,10 @@ def test_expired_credential_blocks_the_account_without_cascading_until_the_secre
     moved = [s for s in (scene.status("agentsessions", n) for n in names) if s.get("swaps")]
     assert moved and all(s["swaps"][0]["reason"] == "AuthFailed" for s in moved)
     assert len(moved) == len(unauthorized)
+    # Nothing cascaded: the other accounts stayed usable and no session piled up pods.
+    for name in ("bob", "carol", "team-api"):
+        assert scene.status("claudeaccounts", name)["phase"] == "Available", name
+    assert len(scene.core.list_namespaced_pod(scene.ns).items) <= len(names) + len(moved)
 
     # A new token, in the stand-in and in the user's Secret: the account is used again.
     fleet.tokens["alice-old"] = fleet.tokens["alice"]

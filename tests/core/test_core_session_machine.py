@@ -891,16 +891,32 @@ def test_swap_limit_counts_real_moves_only() -> None:
     [
         pytest.param(walled(), id="walled"),
         pytest.param(AUTH, id="auth-failed"),
-        pytest.param(THROTTLED, id="throttled"),
+        pytest.param(THROTTLED, id="confirmed-throttle"),
     ],
 )
 def test_failures_count_only_consecutive_failed_attempts(between: AttemptEnd) -> None:
-    progress = replace(FRESH, failures=3)  # three failures in a row on alice: retry 3/3 used
+    # three failures in a row on alice: retry 3/3 used (and one throttle already suspected, so
+    # the throttle case is the confirming one that moves the session)
+    progress = replace(FRESH, failures=3, suspicions=1)
     decision = after_attempt(progress, between, POLICY, RETRY, NOW)
     target = "bob" if isinstance(decision.step, Reschedule) and decision.step.leave else "alice"
     progress = record_swap(decision.progress, target, NOW)
     after = after_attempt(progress, FAILED, POLICY, RETRY, NOW)
     assert isinstance(after.step, Reschedule), after.step.message
+
+
+def test_failed_and_throttled_in_turn_still_reach_the_retry_limit() -> None:
+    # Each throttle is the first of a streak (a failure in between resets the suspicions), so
+    # it is retried in place: it must not reset `failures`, or this loop would never end.
+    progress, steps = FRESH, []
+    for end in [FAILED, THROTTLED] * 10:
+        decision = after_attempt(progress, end, POLICY, RETRY, NOW)
+        steps.append(decision.step.reason)
+        if isinstance(decision.step, Finish):
+            break
+        progress = decision.progress
+    assert steps[-1] == "RetriesExhausted"
+    assert steps.count("AttemptFailed") == RETRY.max_failures
 
 
 def test_very_long_cooldown_does_not_overflow() -> None:

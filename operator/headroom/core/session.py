@@ -147,8 +147,10 @@ def after_attempt(
 ) -> Decision:
     """Decide what an attempt's end means for the session and its account.
 
-    `failures` counts failed attempts *in a row*: any other outcome (a wall, a 401, a throttle)
-    ends the run, so a session that moves to a new account gets its own retries there."""
+    `failures` counts failed attempts *in a row* on one account: an outcome that moves the
+    session (a wall, a 401, a confirmed throttle) ends the run, so it gets its own retries on
+    the new account. A throttle retried in place neither counts nor ends it: otherwise a session
+    alternating failed and throttled attempts would retry for ever without reaching a limit."""
     account = progress.account or ""
     progress = replace(progress, transcript=progress.transcript or bool(end.transcript))
 
@@ -193,7 +195,7 @@ def after_attempt(
                 f"treating it as walled for {_minutes(retry.suspected_wall)}",
                 wall,
             )
-        suspected = replace(progress, suspicions=count, failures=0)
+        suspected = replace(progress, suspicions=count)
         wait = retry.backoff(count)
         why = " (cooldown after a recent swap)" if count >= policy.confirmations else ""
         return Decision(

@@ -21,6 +21,7 @@ from tests.support.faults import (
     fault_seed,
     kill_during_failovers,
     make_pool,
+    operator_log_counts,
     settled,
 )
 from tests.support.operator import wait_for
@@ -77,10 +78,12 @@ def test_long_kills_during_100_failovers(scene, operator, pod_history, run: int)
         ("sessions lost", str(LONG.sessions - len(states))),
         ("stream wall-clock", f"{report.elapsed:.1f} s"),
         ("settle: coherent / all Running", f"{coherent_after:.1f} s / {all_running_after:.1f} s"),
+        *((what, str(n)) for what, n in operator_log_counts(operator).items()),
     ]
     width = max(len(k) for k, _ in rows)
     table = "\n".join(f"| {k.ljust(width)} | {v} |" for k, v in rows)
     print(f"\n[faults-long] operator killed during failovers (run {run + 1}/{RUNS})\n{table}")
     assert report.failovers == LONG.failovers and report.kills == LONG.kills
     assert history.peak_per_session == 1 and not over
+    assert operator_log_counts(operator)["tracebacks"] == 0
     assert operator.alive()

@@ -16,6 +16,7 @@ from tests.support.faults import (
     fault_seed,
     kill_during_failovers,
     make_pool,
+    operator_log_counts,
     settled,
 )
 from tests.support.operator import wait_for
@@ -55,4 +56,6 @@ def test_random_kills_during_failovers_lose_nothing_and_never_double_run(
         timeout=60,
     )
     assert operator.alive()
-    print(f"[faults] after settling: {history.summary()}")
+    counts = operator_log_counts(operator)
+    print(f"[faults] after settling: {history.summary()}; {counts}")
+    assert counts["tracebacks"] == 0

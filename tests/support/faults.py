@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -113,16 +114,55 @@ def kill_during_failovers(
                 continue
             report.failovers += 1
             if report.failovers in kill_after:
-                delay = rng.uniform(0.0, 1.0)
-                time.sleep(delay)
-                operator.kill()
+                report.kill_points.append(_crash(operator, history, rng, report.failovers))
                 report.kills += 1
-                report.kill_points.append(f"#{report.failovers}+{delay:.2f}s")
                 time.sleep(rng.uniform(0.0, 1.0))  # down for a moment, as a crash-looping pod
                 operator.start()
         time.sleep(rng.uniform(0.0, 0.3))
     report.elapsed = time.monotonic() - started
     return report
+
+
+def _crash(operator: OperatorProcess, history: PodHistory, rng: random.Random, n: int) -> str:
+    """SIGKILL the operator at one of three kinds of moment; returns a label for the report:
+    - `created`: from the watch thread, the instant the next agent pod appears (the operator
+      has created it and is about to record it in the session's status);
+    - `soon`: within a quarter second (the failover's writes are under way);
+    - `later`: anywhere in the next 1.5 s."""
+    kind = rng.choice(["created", "soon", "later"])
+    if kind == "created":
+        armed = threading.Event()
+        armed.set()
+
+        def kill_on_create(event: str, _: Any) -> None:
+            if event == "ADDED" and armed.is_set():
+                armed.clear()
+                operator.kill()
+
+        history.on_event = kill_on_create
+        try:
+            deadline = time.monotonic() + 10
+            while operator.alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            history.on_event = None
+        if operator.alive():  # no pod was created in time (e.g. the session waits)
+            operator.kill()
+            return f"#{n}:created(timeout)"
+        return f"#{n}:created"
+    delay = rng.uniform(0.0, 0.25 if kind == "soon" else 1.5)
+    time.sleep(delay)
+    operator.kill()
+    return f"#{n}+{delay:.2f}s"
+
+
+def operator_log_counts(operator: OperatorProcess) -> dict[str, int]:
+    """How often the restarted operators took the crash-recovery paths, and any traceback."""
+    text = operator.log_text()
+    return {
+        "adopted pods (created, not recorded)": text.count("adopting pod"),
+        "tracebacks": text.count("Traceback"),
+    }
 
 
 def _running_pods(scene: Scene, history: PodHistory, finished: set[str]) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,9 @@ class PodHistory:
     _thread: threading.Thread | None = None
     _watch: watch.Watch | None = None
     _resource_version: str = ""
+    # Called from the watch thread after each event (e.g. to crash the operator the moment
+    # it has created a pod, before it can record it).
+    on_event: Callable[[str, PodState], None] | None = None
 
     def start(self) -> PodHistory:
         core = client.CoreV1Api(self.api)
@@ -156,6 +160,8 @@ class PodHistory:
             else:
                 self._pods[state.name] = state
             self._check(len(self.events))
+        if self.on_event is not None:
+            self.on_event(kind, state)
 
     def _check(self, index: int) -> None:
         live = [p for p in self._pods.values() if p.live]

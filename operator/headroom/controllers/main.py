@@ -21,6 +21,7 @@ from headroom.controllers.context import install, installed
 from headroom.core.accounts import Account, AccountPhase, account_state
 from headroom.core.durations import parse_duration
 from headroom.core.session import RetryPolicy
+from headroom.kube import diffbase
 from headroom.kube.client import Kube
 from headroom.kube.manifests import PodSettings
 from headroom.reconcilers import account as account_reconciler
@@ -145,6 +146,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.event_name_prefix = "headroom-"
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    diffbase.install(settings, kopf.get_default_registry())  # see headroom/kube/diffbase.py
     if _ARGS.peering:
         settings.peering.name = _ARGS.peering
         settings.peering.priority = _ARGS.priority

@@ -15,7 +15,9 @@ from headroom.reconcilers.roster import account_from_body
 
 
 @kopf.index(GROUP, VERSION, "claudeaccounts")
-def claudeaccounts_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Account]:
+async def claudeaccounts_index(
+    namespace: str | None, body: kopf.Body, **_: Any
+) -> dict[str, Account]:
     """The roster: namespace -> accounts. The only list of accounts in the operator."""
     return {namespace or "": account_from_body(body)}
 

@@ -26,10 +26,12 @@ def _pod_finished(body: kopf.Body) -> bool:
 
 
 @kopf.index("", "v1", "pods", labels={LABEL_MANAGED: MANAGER})
-def agent_pods_index(
+async def agent_pods_index(
     namespace: str | None, name: str, meta: kopf.Meta, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], LivePod] | None:
-    """Live agent pods by session: seeds the ledger after a restart, finds adoptable pods."""
+    """Live agent pods by session: seeds the ledger after a restart, finds adoptable pods.
+    Async (like the accounts index) although it never awaits: kopf runs a sync handler in a
+    thread pool, a needless hop for every pod event."""
     annotations = meta.get("annotations") or {}
     if _pod_finished(body) or ANN_SESSION not in annotations:
         return None
@@ -50,9 +52,13 @@ async def session_event(
     rt, ns = runtime(**kwargs), namespace or ""
     if type == "DELETED":
         rt.session_phases.pop((ns, name), None)
+        rt.session_attempts.pop((ns, name), None)
         session.forget(rt, ns, name)
         return
     rt.session_phases[(ns, name)] = status.get("phase") or "Pending"
+    attempt = status.get("attempt")
+    if isinstance(attempt, int):
+        rt.session_attempts[(ns, name)] = attempt
     await session.reconcile(rt, ns, name)
 
 
@@ -64,5 +70,13 @@ def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> b
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED: MANAGER}, when=_agent_pod_ended)
 async def agent_pod_event(namespace: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
     owner = (meta.get("annotations") or {}).get(ANN_SESSION)
-    if owner:
-        await session.reconcile(runtime(**kwargs), namespace or "", owner)
+    if not owner:
+        return
+    rt, ns = runtime(**kwargs), namespace or ""
+    label = (meta.get("labels") or {}).get(LABEL_ATTEMPT, "")
+    if label.isascii() and label.isdigit() and int(label) < rt.session_attempts.get((ns, owner), 0):
+        # The pod of an attempt the session has already left (typically the finished pod the
+        # swap deletes): nothing for the session to do. Seen attempts only grow, so this never
+        # skips the current pod, nor a newer one awaiting adoption.
+        return
+    await session.reconcile(rt, ns, owner)

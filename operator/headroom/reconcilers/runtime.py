@@ -62,6 +62,9 @@ class Runtime:
         # drills under way: (namespace, account) -> {started, sessions, moved, last_move}
         self.drills: dict[tuple[str, str], dict[str, Any]] = {}
         self.session_phases: dict[tuple[str, str], str] = {}
+        # Attempt number per session as last seen on the watch: lets pod events of superseded
+        # attempts (the old pod's deletion after a swap) skip a useless reconcile pass.
+        self.session_attempts: dict[tuple[str, str], int] = {}
         # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
         self.background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = []
         # Set while this replica may act. kopf pauses only its watch streams when another

@@ -87,6 +87,11 @@ class Pass:
         self.patch: JSON = {}
         self.conditions: list[tuple[str, bool, str, str]] = []
         self.now = _now()
+        # The finished pod of the attempt just replaced: deleted after the status write, so
+        # the session shows its new pod without waiting for a delete (the slowest call of a
+        # failover under load). A crash in between leaves only a finished pod behind, which
+        # the session's ownerReference still cleans up with the session.
+        self.superseded_pod: str | None = None
 
     # -- status helpers ----------------------------------------------------------------
 
@@ -147,6 +152,8 @@ class Pass:
             return
         await self._start_next_attempt()
         await self.flush()
+        if self.superseded_pod:
+            await self.rt.kube.delete(self.ns, "pods", self.superseded_pod)
 
     async def _follow_current_pod(self, policy: machine.FailoverPolicy) -> bool:
         """Handle the current attempt's pod. True when nothing more is to be done now."""
@@ -376,8 +383,7 @@ class Pass:
             self.rt.ledger.assign(self.key, (self.ns, account_name))
         self._record_start(account_name, name, attempt, auth_path)
         # Previous attempts' pods are finished; keep only the current one.
-        if self.status.get("previousPod"):
-            await self.rt.kube.delete(self.ns, "pods", self.status["previousPod"])
+        self.superseded_pod = self.status.get("previousPod")
 
     def _record_start(self, account_name: str, pod_name: str, attempt: int, auth_path: str) -> None:
         progress = progress_of(self.status)

@@ -412,6 +412,45 @@ def test_fallback(
         assert result == expected
 
 
+def unchecked(account: Account) -> Account:
+    """An account created a moment ago: the operator has not read its Secret yet."""
+    return replace(account, credentials_hash=None, credentials_checked=False)
+
+
+CHECKING: list[tuple[str, list[Account], object]] = [
+    ("only-primary-unchecked-waits-not-fallback", [unchecked(MAXA), KEY], NoHeadroom),
+    (
+        "another-primary-open-is-used",
+        [unchecked(MAXA), MAXB, KEY],
+        Placed("max-b", AuthPath.PRIMARY),
+    ),
+    (
+        "checked-and-broken-primary-uses-fallback",
+        [replace(MAXA, credentials_hash=None, credentials_problem="Secret alice not found"), KEY],
+        Placed("key", AuthPath.FALLBACK),
+    ),
+    (
+        "unchecked-but-paused-does-not-hold-the-session",
+        [replace(unchecked(MAXA), paused=True), KEY],
+        Placed("key", AuthPath.FALLBACK),
+    ),
+    ("unchecked-fallback-only-waits", [walled(MAXA), unchecked(KEY)], NoHeadroom),
+]
+
+
+@pytest.mark.parametrize(
+    ("accounts", "expected"), [pytest.param(*row[1:], id=row[0]) for row in CHECKING]
+)
+def test_an_account_being_checked_is_waited_for(accounts: list[Account], expected: object) -> None:
+    result = place(accounts, {}, Request(MAX_TIER, API_KEYS), NOW)
+    if expected is NoHeadroom:
+        assert isinstance(result, NoHeadroom)
+        assert result.message.startswith("waiting for the operator to check")
+        assert "has not checked" in result.message or "Unknown" in result.message
+    else:
+        assert result == expected
+
+
 def test_prefer_does_not_keep_a_session_on_fallback_when_primary_has_room() -> None:
     result = place([MAXA, KEY], {}, Request(MAX_TIER, API_KEYS, prefer="key"), NOW)
     assert result == Placed("max-a", AuthPath.PRIMARY)

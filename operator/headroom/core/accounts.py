@@ -57,6 +57,9 @@ class Account:
     # Hash of the source Secret's data; None while the Secret or its key is missing.
     credentials_hash: str | None = None
     credentials_problem: str = ""
+    # False until the operator has checked the Secret once: the account is about to become
+    # usable, so placement waits for it rather than settling for a fallback (make run, e2e).
+    credentials_checked: bool = True
     # The credentialsHash that produced a 401. AuthFailed holds while it equals credentials_hash.
     auth_failed_hash: str | None = None
     walled_until: datetime | None = None

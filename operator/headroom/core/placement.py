@@ -86,6 +86,10 @@ def place(
     for path, pool in ((AuthPath.PRIMARY, primary), (AuthPath.FALLBACK, fallback)):
         candidates = usable(pool)
         if not candidates:
+            if any(_being_checked(a) for a in pool):
+                # An account of this pool is seconds from usable (created together with the
+                # session): wait for it instead of spending the fallback or a worse pool.
+                break
             continue
         if request.prefer is not None and any(a.name == request.prefer for a in candidates):
             return Placed(request.prefer, path)
@@ -101,12 +105,17 @@ def _no_headroom(matched: list[Account], load: Mapping[str, int], now: datetime)
     earliest = min(resets) if resets else None
     reasons = [_why_not(a, load, now) for a in sorted(matched, key=lambda a: a.name)]
     shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
-    head = (
-        f"no account has headroom until {format_time(earliest)}"
-        if earliest is not None
-        else "no account has headroom, and none will reset by itself"
-    )
+    if any(_being_checked(a) for a in matched):
+        head = "waiting for the operator to check an account's credentials"
+    elif earliest is not None:
+        head = f"no account has headroom until {format_time(earliest)}"
+    else:
+        head = "no account has headroom, and none will reset by itself"
     return NoHeadroom(earliest, f"{head}: {shown}")
+
+
+def _being_checked(account: Account) -> bool:
+    return not account.credentials_checked and not account.paused
 
 
 def _why_not(account: Account, load: Mapping[str, int], now: datetime) -> str:

@@ -43,6 +43,7 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         # The account reconciler records the hash only while the Secret and its key are readable.
         credentials_hash=status.get("credentialsHash"),
         credentials_problem=_creds_message(status),
+        credentials_checked=bool(_condition(status, "CredentialsValid")),
         auth_failed_hash=status.get("authFailedHash"),
         walled_until=parse_time(status.get("walledUntil")),
         wall_window=(status.get("lastSignal") or {}).get("window"),

@@ -13,7 +13,11 @@ state_dir="$KWOK_WORKDIR/clusters/$cluster_name"
 # `kwokctl delete cluster` cannot remove them under our feet.
 meta_dir="$KWOK_WORKDIR/headroom-meta/$cluster_name"
 lock_file="$KWOK_WORKDIR/$cluster_name.up-down.lock"
-kubeconfig_out="${HEADROOM_KUBECONFIG_OUT:-$repo_root/.local/kubeconfig}"
+# One file per cluster name, so stopping a private cluster (tests/faults, benchmarks) never
+# removes the kubeconfig of the shared one.
+if [ "$cluster_name" = headroom ]; then default_kubeconfig="$repo_root/.local/kubeconfig"
+else default_kubeconfig="$repo_root/.local/kubeconfig-$cluster_name"; fi
+kubeconfig_out="${HEADROOM_KUBECONFIG_OUT:-$default_kubeconfig}"
 
 log() { echo "[cluster] $*" >&2; }
 

@@ -77,6 +77,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="ANTHROPIC_BASE_URL for agent pods (a stand-in API in tests and demos)",
     )
+    p.add_argument(
+        "--agent-permission-mode",
+        default=None,
+        choices=[
+            "acceptEdits",
+            "auto",
+            "bypassPermissions",
+            "manual",
+            "dontAsk",
+            "plan",
+        ],  # claude 2.1.330
+        help="Claude Code --permission-mode for agents (unattended work usually needs "
+        "bypassPermissions or acceptEdits); unset keeps the CLI's default",
+    )
     p.add_argument("--agent-node-selector", default="{}", help="JSON nodeSelector for agent pods")
     p.add_argument("--agent-tolerations", default="[]", help="JSON tolerations for agent pods")
     p.add_argument("--backoff", default="10s", help="first retry delay after a failed attempt")
@@ -121,6 +135,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         pods=PodSettings(
             default_image=args.agent_image,
             anthropic_base_url=args.anthropic_base_url,
+            permission_mode=args.agent_permission_mode,
             node_selector=dict(json.loads(args.agent_node_selector)),
             tolerations=tuple(json.loads(args.agent_tolerations)),
         ),

@@ -112,6 +112,9 @@ class PodSettings:
 
     default_image: str = "ghcr.io/headroom-dev/headroom-agent:0.1.0"
     anthropic_base_url: str | None = None
+    # Claude Code's --permission-mode for every agent (HEADROOM_PERMISSION_MODE); unset keeps
+    # the CLI's default, which asks before edits and so stalls an unattended agent.
+    permission_mode: str | None = None
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[JSON, ...] = ()
     cpu_request: str = "250m"
@@ -152,6 +155,8 @@ def agent_pod(session: JSON, attempt: Attempt, settings: PodSettings) -> JSON:
         env.append({"name": "HEADROOM_MAX_TURNS", "value": str(spec["maxTurns"])})
     if settings.anthropic_base_url:
         env.append({"name": "ANTHROPIC_BASE_URL", "value": settings.anthropic_base_url})
+    if settings.permission_mode:
+        env.append({"name": "HEADROOM_PERMISSION_MODE", "value": settings.permission_mode})
     mounts: list[JSON] = [
         {"name": "workspace", "mountPath": WORKSPACE},
         {"name": "claude-config", "mountPath": CONFIG_DIR},

@@ -47,7 +47,7 @@ async def agent_pods_index(
 
 @kopf.on.event(GROUP, VERSION, "agentsessions")
 async def session_event(
-    type: str, namespace: str | None, name: str, status: kopf.Status, **kwargs: Any
+    type: str, namespace: str | None, name: str, status: kopf.Status, meta: kopf.Meta, **kwargs: Any
 ) -> None:
     rt, ns = runtime(**kwargs), namespace or ""
     if type == "DELETED":
@@ -59,6 +59,14 @@ async def session_event(
     attempt = status.get("attempt")
     if isinstance(attempt, int):
         rt.session_attempts[(ns, name)] = attempt
+    if rt.own_session_writes.get((ns, name)) == (
+        meta.get("resourceVersion"),
+        meta.get("generation"),
+    ):
+        # The status write of our own last pass coming back, and no spec change since that pass
+        # read the session: a pass runs to a fixed point (or leaves a wake-up), so another one
+        # would only read the session and its pod again. Any other change has a newer version.
+        return
     await session.reconcile(rt, ns, name)
 
 

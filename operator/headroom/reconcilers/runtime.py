@@ -65,6 +65,9 @@ class Runtime:
         # Attempt number per session as last seen on the watch: lets pod events of superseded
         # attempts (the old pod's deletion after a swap) skip a useless reconcile pass.
         self.session_attempts: dict[tuple[str, str], int] = {}
+        # (resourceVersion, generation read) of each session's last status write by a pass:
+        # the watch event that write causes needs no pass of its own (see session_event).
+        self.own_session_writes: dict[tuple[str, str], tuple[str, int]] = {}
         # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
         self.background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = []
         # Set while this replica may act. kopf pauses only its watch streams when another

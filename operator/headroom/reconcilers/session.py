@@ -119,7 +119,10 @@ class Pass:
             if merged != (self.body.get("status") or {}).get("conditions"):
                 self.patch["conditions"] = merged
         if self.patch:
-            await self.rt.kube.patch_session_status(self.ns, self.name, self.patch)
+            written = await self.rt.kube.patch_session_status(self.ns, self.name, self.patch)
+            if written:
+                version = (written.get("metadata") or {}).get("resourceVersion", "")
+                self.rt.own_session_writes[self.key] = (version, generation)
 
     # -- the pass --------------------------------------------------------------------------
 
@@ -503,6 +506,7 @@ def forget(rt: Runtime, namespace: str, name: str) -> None:
     rt.ledger.assign((namespace, name), None)
     rt.waiting[namespace].pop(name, None)
     rt.wakeups.cancel(("session", namespace, name))
+    rt.own_session_writes.pop((namespace, name), None)
     rt.forget_lock("session", namespace, name)  # one lock per live session, not per ever-seen
     if holder is not None:
         rt.mark_account_dirty(*holder)

@@ -48,17 +48,18 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         walled_until=parse_time(status.get("walledUntil")),
         wall_window=(status.get("lastSignal") or {}).get("window"),
         drill_until=parse_time(drill.get("until")),
-        windows=tuple(
-            Window(
-                name=w["name"],
-                status=w.get("status", ""),
-                utilization=float(w.get("utilization", 0.0)),
-                resets_at=parse_time(w.get("resetsAt")),
-                observed_at=parse_time(w.get("observedAt")),
-            )
-            for w in status.get("windows") or []
-            if "name" in w
-        ),
+        windows=tuple(window_from_status(w) for w in status.get("windows") or [] if "name" in w),
+    )
+
+
+def window_from_status(entry: Mapping[str, Any]) -> Window:
+    """One entry of a ClaudeAccount's `status.windows`."""
+    return Window(
+        name=entry["name"],
+        status=entry.get("status", ""),
+        utilization=float(entry.get("utilization", 0.0)),
+        resets_at=parse_time(entry.get("resetsAt")),
+        observed_at=parse_time(entry.get("observedAt")),
     )
 
 

@@ -22,10 +22,10 @@ from functools import partial
 from headroom.contract.termination import Outcome
 from headroom.core import placement, session
 from headroom.core.accounts import Account, Window
-from headroom.core.durations import parse_time
 from headroom.core.outcome import AttemptEnd
 from headroom.core.selectors import matches
 from headroom.reconcilers.effects import merged_windows
+from headroom.reconcilers.roster import window_from_status
 from headroom.sim.engine import SessionRun, Sim
 from headroom.sim.model import NAMESPACE, AccountSpec, clock, seconds
 
@@ -186,16 +186,7 @@ class HeadroomPolicy(Queueing):
     ) -> None:
         """What effects.apply / effects.record_windows write to the account's status."""
         account = self.roster[name]
-        windows = tuple(
-            Window(
-                name=w["name"],
-                status=w.get("status", ""),
-                utilization=float(w.get("utilization", 0.0)),
-                resets_at=parse_time(w.get("resetsAt")),
-                observed_at=parse_time(w.get("observedAt")),
-            )
-            for w in merged_windows(account, end, now)
-        )
+        windows = tuple(window_from_status(w) for w in merged_windows(account, end, now))
         account = replace(account, windows=windows)
         if isinstance(effect, session.WallAccount):
             account = replace(account, walled_until=effect.until, wall_window=effect.window)

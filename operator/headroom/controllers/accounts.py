@@ -12,6 +12,7 @@ from headroom.controllers.context import installed, runtime
 from headroom.core.accounts import Account
 from headroom.reconcilers import account, metrics
 from headroom.reconcilers.roster import account_from_body
+from headroom.reconcilers.runtime import Runtime
 
 
 @kopf.index(GROUP, VERSION, "claudeaccounts")
@@ -23,14 +24,36 @@ async def claudeaccounts_index(
 
 
 @kopf.on.event(GROUP, VERSION, "claudeaccounts")
-async def account_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
+async def account_event(
+    type: str, namespace: str | None, name: str, meta: kopf.Meta, **kwargs: Any
+) -> None:
     rt, ns = runtime(**kwargs), namespace or ""
     if type == "DELETED":
         rt.roster.forget(ns, name)
         rt.wakeups.cancel(("account", ns, name))
+        rt.own_account_writes.pop((ns, name), None)
         metrics.forget_account(ns, name)
         return
+    if _own_write(rt, ns, name, meta):
+        return
     await account.reconcile(rt, ns, name)
+
+
+def _own_write(rt: Runtime, ns: str, name: str, meta: kopf.Meta) -> bool:
+    """True for the watch event of this operator's own last status write, when no reconcile is
+    owed for it: a reconcile runs to a fixed point (unless the spec or the drill annotation
+    changed since it read the account), and a signal write marks the account dirty, so the
+    status flush reconciles it within a second. Any other change has a newer version."""
+    own = rt.own_account_writes.get((ns, name))
+    if own is None or own[0] != meta.get("resourceVersion"):
+        return False
+    _, generation, drill = own
+    if generation is None:
+        return True
+    annotations = meta.get("annotations") or {}
+    return generation == meta.get("generation") and drill == annotations.get(
+        account.DRILL_ANNOTATION
+    )
 
 
 def _referenced(namespace: str | None, name: str, **_: Any) -> bool:

@@ -170,7 +170,11 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     }
     patch.update({k: v for k, v in desired.items() if status.get(k) != v})
     if patch:
-        await rt.kube.patch_account_status(ns, name, patch)
+        written = await rt.kube.patch_account_status(ns, name, patch)
+        if written:
+            drill = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
+            version = (written.get("metadata") or {}).get("resourceVersion", "")
+            rt.own_account_writes[key] = (version, generation, drill)
 
     previous = status.get("phase")
     if previous != state.phase.value:

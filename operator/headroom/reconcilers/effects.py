@@ -95,8 +95,11 @@ async def apply(
         signal.get("window"),
         signal["evidence"],
     )
-    await rt.kube.patch_account_status(account.namespace, account.name, patch)
+    written = await rt.kube.patch_account_status(account.namespace, account.name, patch)
     rt.mark_account_dirty(account.namespace, account.name)
+    if written:
+        version = (written.get("metadata") or {}).get("resourceVersion", "")
+        rt.own_account_writes[(account.namespace, account.name)] = (version, None, None)
 
 
 async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: datetime) -> None:

@@ -68,6 +68,10 @@ class Runtime:
         # (resourceVersion, generation read) of each session's last status write by a pass:
         # the watch event that write causes needs no pass of its own (see session_event).
         self.own_session_writes: dict[tuple[str, str], tuple[str, int]] = {}
+        # The same for accounts: (resourceVersion, generation and drill annotation the writing
+        # reconcile read); generation None for a signal write, which marks the account dirty
+        # and so gets its coalesced reconcile anyway (see account_event).
+        self.own_account_writes: dict[tuple[str, str], tuple[str, int | None, str | None]] = {}
         # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
         self.background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = []
         # Set while this replica may act. kopf pauses only its watch streams when another

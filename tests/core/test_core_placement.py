@@ -64,10 +64,22 @@ ORDER: list[tuple[str, list[Account], dict[str, int], str]] = [
         "b",
     ),
     (
-        "headroom-beats-load",
+        "headroom-per-session-beats-load",
         [acct("a", windows=used(0.5)), acct("b", windows=used(0.2))],
-        {"b": 1},
+        {"b": 1},  # a: 0.5 for its one session; b: 0.8 shared by two = 0.4
+        "a",
+    ),
+    (
+        "much-more-headroom-beats-load",
+        [acct("a", windows=used(0.7)), acct("b", windows=used(0.1))],
+        {"b": 1},  # a: 0.3; b: 0.9 / 2 = 0.45
         "b",
+    ),
+    (
+        "busy-account-with-headroom-left-loses-to-an-idle-one",
+        [acct("a", max_sessions=5, windows=used(0.4)), acct("b", max_sessions=5)],
+        {"b": 2},  # a: 0.6; b: 1.0 / 3 = 0.33
+        "a",
     ),
     (
         "headroom-uses-the-fullest-live-window",
@@ -644,7 +656,8 @@ def _usable_in(pool: list[Account], load: dict[str, int], request_: Request) -> 
 
 
 def _brief_key(account: Account, load: dict[str, int]) -> tuple[Any, ...]:
-    return (-account.priority, -headroom(account, NOW), load.get(account.name, 0), account.name)
+    sessions = load.get(account.name, 0)
+    return (-account.priority, -headroom(account, NOW) / (sessions + 1), sessions, account.name)
 
 
 @FAST

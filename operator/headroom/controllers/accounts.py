@@ -40,16 +40,13 @@ async def account_event(
 
 
 def _own_write(rt: Runtime, ns: str, name: str, meta: kopf.Meta) -> bool:
-    """True for the watch event of this operator's own last status write, when no reconcile is
-    owed for it: a reconcile runs to a fixed point (unless the spec or the drill annotation
-    changed since it read the account), and a signal write marks the account dirty, so the
-    status flush reconciles it within a second. Any other change has a newer version."""
+    """True for the watch event of a reconcile's own status write: outside drills a reconcile
+    runs to a fixed point, unless the spec or the drill annotation changed since it read the
+    account. Any other change has a newer version."""
     own = rt.own_account_writes.get((ns, name))
     if own is None or own[0] != meta.get("resourceVersion"):
         return False
     _, generation, drill = own
-    if generation is None:
-        return True
     annotations = meta.get("annotations") or {}
     return generation == meta.get("generation") and drill == annotations.get(
         account.DRILL_ANNOTATION

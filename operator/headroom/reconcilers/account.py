@@ -171,7 +171,9 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     patch.update({k: v for k, v in desired.items() if status.get(k) != v})
     if patch:
         written = await rt.kube.patch_account_status(ns, name, patch)
-        if written:
+        # Not during a drill: the reconcile that starts one relies on the next (triggered by
+        # its own write) to complete it when there is nothing to move.
+        if written and key not in rt.drills:
             drill = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
             version = (written.get("metadata") or {}).get("resourceVersion", "")
             rt.own_account_writes[key] = (version, generation, drill)

@@ -95,11 +95,8 @@ async def apply(
         signal.get("window"),
         signal["evidence"],
     )
-    written = await rt.kube.patch_account_status(account.namespace, account.name, patch)
+    await rt.kube.patch_account_status(account.namespace, account.name, patch)
     rt.mark_account_dirty(account.namespace, account.name)
-    if written:
-        version = (written.get("metadata") or {}).get("resourceVersion", "")
-        rt.own_account_writes[(account.namespace, account.name)] = (version, None, None)
 
 
 async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: datetime) -> None:

@@ -69,9 +69,9 @@ class Runtime:
         # the watch event that write causes needs no pass of its own (see session_event).
         self.own_session_writes: dict[tuple[str, str], tuple[str, int]] = {}
         # The same for accounts: (resourceVersion, generation and drill annotation the writing
-        # reconcile read); generation None for a signal write, which marks the account dirty
-        # and so gets its coalesced reconcile anyway (see account_event).
-        self.own_account_writes: dict[tuple[str, str], tuple[str, int | None, str | None]] = {}
+        # reconcile read). Only reconciles write it; a signal write (a wall) is reconciled at
+        # once, so the account's phase says Walled as soon as its sessions have moved.
+        self.own_account_writes: dict[tuple[str, str], tuple[str, int, str | None]] = {}
         # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
         self.background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = []
         # Set while this replica may act. kopf pauses only its watch streams when another

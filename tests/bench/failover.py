@@ -84,6 +84,7 @@ class RunResult:
     accounts: int
     max_sessions: int
     setup_seconds: float
+    settle_seconds: float
     to_pod_created: list[float]
     to_session_running: list[float]
     to_pod_running: list[float]
@@ -332,6 +333,27 @@ class Driver:
         )
 
 
+def settle(cluster: BenchCluster, operator: Operator, window: float = 5.0) -> float:
+    """Wait until the operator has worked through what setup left queued (it may still be
+    reconciling after every pod already runs): no more than one request of its own in a
+    `window`. Returns how long that took; the idle measurement starts only then."""
+    started = time.monotonic()
+    deadline = started + 900
+    while time.monotonic() < deadline:
+        operator.check_alive()
+        offset, t0 = cluster.audit_offset(), time.time()
+        time.sleep(window)
+        time.sleep(0.5)  # let the audit log catch up with the window's last requests
+        ours = sum(
+            1
+            for event in cluster.audit_since(offset, t0, t0 + window)
+            if client_of(event) == "operator"
+        )
+        if ours <= 1:
+            return time.monotonic() - started
+    raise TimeoutError("the operator never went quiet within 900s after setup")
+
+
 def max_sessions_for(n: int, accounts: int) -> int:
     """Room for every session plus a quarter walled: 1.5x the even share per account."""
     return max(2, math.ceil(1.5 * n / accounts))
@@ -409,7 +431,8 @@ def run(
         wait_until(f"{n} sessions and pods Running", all_running, setup_timeout, 1.0)
         setup_seconds = time.monotonic() - started
         log(f"[N={n}] all Running after {setup_seconds:.0f}s; settle, {idle_seconds:.0f}s idle")
-        time.sleep(10)  # account status flushes, the scheduler's and kwok's last writes
+        settle_seconds = settle(cluster, operator)
+        log(f"[N={n}] the operator was quiet {settle_seconds:.0f}s after that")
 
         measure.start()
         time.sleep(idle_seconds)
@@ -492,6 +515,7 @@ def run(
         accounts=ACCOUNTS,
         max_sessions=cap,
         setup_seconds=setup_seconds,
+        settle_seconds=settle_seconds,
         to_pod_created=to_created,
         to_session_running=to_running,
         to_pod_running=to_pod_running,

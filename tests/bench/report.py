@@ -77,6 +77,8 @@ def breakdown(r: RunResult) -> str:
     for key, count in r.failover.by_key.items():
         all_by_name[_keyname(key)] += count
     for name in sorted(set(all_by_name) | set(op_by_name), key=lambda x: -all_by_name[x]):
+        if max(all_by_name[name], op_by_name[name]) / r.k < 0.005:
+            continue  # e.g. a control-plane component's watch restarting
         lines.append(f"| {name} | {all_by_name[name] / r.k:.2f} | {op_by_name[name] / r.k:.2f} |")
     clients = ", ".join(
         f"{who} {count / r.k:.2f}" for who, count in r.failover.by_client.most_common()
@@ -84,11 +86,17 @@ def breakdown(r: RunResult) -> str:
     idle = ", ".join(
         f"{who} {count / r.idle.seconds * 60:.1f}" for who, count in r.idle.by_client.most_common()
     )
+    idle_operator = ", ".join(
+        f"{_keyname(key)} {count / r.idle.seconds * 60:.1f}"
+        for key, count in r.idle.operator_by_key.most_common()
+    )
     lines += [
         "",
         f"Per failover by client (audit log): {clients}.",
-        f"Idle requests/min by client over {r.idle.seconds:.0f}s (audit log): {idle}.",
-        f"Setup (create {r.n} sessions until all pods Running): {r.setup_seconds:.0f}s; "
+        f"Idle requests/min by client over {r.idle.seconds:.0f}s (audit log): {idle}; "
+        f"the operator's: {idle_operator or 'none'}.",
+        f"Setup (create {r.n} sessions until all pods Running): {r.setup_seconds:.0f}s, "
+        f"then {r.settle_seconds:.0f}s until the operator was quiet; "
         f"whole failover wave (first walled pod ended → last session Running): "
         f"{r.failover_seconds:.2f}s; pod ended → replacement pod Running on its kwok node "
         f"(scheduler + kwok, not the operator): {_lat(r.to_pod_running)} s (p50 / p99 / max); "

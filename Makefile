@@ -15,7 +15,7 @@ help:
 	@echo "make demo-wall    (while make run runs) a new session's account fills its window mid-run: watch it move"
 	@echo "make demo-drill   (while make run runs) the same with a failover drill on the account"
 	@echo "make test         lint, then every test except benchmarks (starts the local cluster itself)"
-	@echo "make bench        benchmarks (tests/bench)"
+	@echo "make bench        benchmarks (tests/bench; BENCH_SIZES=100,1000 for a subset; docs/benchmarks.md)"
 	@echo "make simulate     fleet simulation"
 	@echo "make cluster      start or reuse the local cluster; kubeconfig in .local/kubeconfig"
 	@echo "make cluster-down stop the local cluster"

@@ -3,9 +3,10 @@
 For every watch event of every watched kind, kopf deep-copies the object twice (to build the
 "essence" that change handlers such as on.update diff against, then to strip its progress
 fields), even when no such handler exists. Headroom reacts to events only (on.event, index),
-so the copies were pure cost: in the failover benchmark they were about two thirds of the
-operator's CPU time (docs/benchmarks.md). `install` keeps kopf's default whenever a handler that
-does depend on it (on.create/update/resume/delete/field, daemons, timers) is registered.
+so the copies were pure cost: in the failover benchmark's first profile they were the largest
+single item, about a fifth of the operator's busy samples (docs/benchmarks.md). `install`
+keeps kopf's default whenever a handler that does depend on it (on.create/update/resume/
+delete/field, daemons, timers) is registered.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any
 from kubernetes import client, config
 from tests.bench.cluster import BENCH_AGENT, WORK, BenchCluster, RequestKey, client_of, wait_until
 from tests.bench.timeline import Timeline
+from tests.support.operator import terminated_status
 
 from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
 
@@ -305,29 +306,7 @@ class Driver:
 
     def end_walled(self, pod: str, message: str) -> None:
         """What a kubelet writes when the agent exits 75 with a wall in its termination log."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        status = {
-            "phase": "Failed",
-            "containerStatuses": [
-                {
-                    "name": "agent",
-                    "image": "headroom-agent",
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {
-                        "terminated": {
-                            "exitCode": EXIT_CODES[Outcome.WALLED],
-                            "reason": "Error",
-                            "message": message,
-                            "startedAt": now,
-                            "finishedAt": now,
-                        }
-                    },
-                }
-            ],
-        }
+        status = terminated_status(EXIT_CODES[Outcome.WALLED], message)
         self.core.patch_namespaced_pod_status(
             pod, self.ns, {"status": status}, _preload_content=False
         )

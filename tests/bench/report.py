@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 from tests.bench.cluster import RequestKey
 from tests.bench.failover import RunResult
 
+from headroom.sim.metrics import percentile  # nearest rank: an observed value, never interpolated
+
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "results" / "bench"
 
@@ -21,15 +22,6 @@ TARGETS = """\
 Targets (BRIEF section 7): walled pod terminated -> replacement pod created, p99 <= 2 s at
 N=1,000 over 50 accounts with 250 walled at once; operator RSS <= 200 MB at 1,000 sessions;
 idle API traffic must not grow with the number of sessions."""
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100): an observed value, never an interpolation."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _lat(values: list[float]) -> str:

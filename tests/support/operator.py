@@ -103,6 +103,33 @@ class OperatorProcess:
             return r.read().decode()
 
 
+def terminated_status(code: int, message: str | None, reason: str | None = None) -> dict[str, Any]:
+    """A pod status as a kubelet writes it when the agent container has exited with `code`."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    terminated: dict[str, Any] = {
+        "exitCode": code,
+        "reason": reason or ("Completed" if code == 0 else "Error"),
+        "startedAt": now,
+        "finishedAt": now,
+    }
+    if message is not None:
+        terminated["message"] = message
+    return {
+        "phase": "Succeeded" if code == 0 else "Failed",
+        "containerStatuses": [
+            {
+                "name": "agent",
+                "image": "headroom-agent",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {"terminated": terminated},
+            }
+        ],
+    }
+
+
 class Scene:
     """A namespace's worth of Headroom objects, read and written through the real API."""
 
@@ -246,29 +273,7 @@ class Scene:
             fields.setdefault("transcript", True)
             raw_message = encode(TerminationMessage(outcome=outcome, **fields))
         code = exit_code if exit_code is not None else (EXIT_CODES[outcome] if outcome else 1)
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        terminated: dict[str, Any] = {
-            "exitCode": code,
-            "reason": reason or ("Completed" if code == 0 else "Error"),
-            "startedAt": now,
-            "finishedAt": now,
-        }
-        if raw_message is not None:
-            terminated["message"] = raw_message
-        status = {
-            "phase": "Succeeded" if code == 0 else "Failed",
-            "containerStatuses": [
-                {
-                    "name": "agent",
-                    "image": "headroom-agent",
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {"terminated": terminated},
-                }
-            ],
-        }
+        status = terminated_status(code, raw_message, reason)
         self.core.patch_namespaced_pod_status(pod_name, self.ns, {"status": status})
 
     def current_pod(self, session: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,14 +178,3 @@ def client_of(event: dict[str, Any]) -> str:
     if agent.startswith("kube-apiserver"):
         return "kube-apiserver"
     return agent.split("/")[0] or "unknown"
-
-
-def wait_until(what: str, probe: Any, timeout: float, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from tests.bench.cluster import BENCH_AGENT, WORK, BenchCluster, RequestKey, client_of, wait_until
+from tests.bench.cluster import BENCH_AGENT, WORK, BenchCluster, RequestKey, client_of
 from tests.bench.timeline import Timeline
-from tests.support.operator import terminated_status
+from tests.support.operator import terminated_status, wait_for
 
 from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
 
@@ -201,7 +201,7 @@ class Driver:
 
     def namespace(self) -> None:
         self.core.create_namespace({"metadata": {"name": self.ns}}, _preload_content=False)
-        wait_until(
+        wait_for(
             "the namespace's default ServiceAccount",
             lambda: (
                 self.core.list_namespaced_service_account(
@@ -209,6 +209,7 @@ class Driver:
                 ).items
             ),
             60,
+            0.5,
         )
 
     def account(self, name: str, max_sessions: int) -> None:
@@ -391,13 +392,15 @@ def run(
             timeline.update()
             return timeline.ready
 
-        wait_until("the recorder's watches", recorder_ready, 60)
+        wait_for("the recorder's watches", recorder_ready, 60, 0.5)
         operator.start(cluster.kubeconfig)
         started = time.monotonic()
         log(f"[N={n}] {ACCOUNTS} accounts (maxSessions {cap}), {n} bound workspaces")
         driver.all(lambda i: driver.account(f"acct-{i:02d}", cap), list(range(ACCOUNTS)))
         driver.all(driver.workspace, sessions)
-        wait_until("every account Available", lambda: driver.available_accounts() == ACCOUNTS, 120)
+        wait_for(
+            "every account Available", lambda: driver.available_accounts() == ACCOUNTS, 120, 0.5
+        )
         log(f"[N={n}] creating {n} sessions")
         driver.all(driver.session, sessions)
 
@@ -407,7 +410,7 @@ def run(
             s, p = len(timeline.running_sessions(1)), len(timeline.running_pods())
             return (s, p) if s == n and p == n else None
 
-        wait_until(f"{n} sessions and pods Running", all_running, setup_timeout, 1.0)
+        wait_for(f"{n} sessions and pods Running", all_running, setup_timeout, 1.0)
         setup_seconds = time.monotonic() - started
         log(f"[N={n}] all Running after {setup_seconds:.0f}s; settle, {idle_seconds:.0f}s idle")
         settle_seconds = settle(cluster, operator)
@@ -448,7 +451,7 @@ def run(
             pods = timeline.running_pods()
             return all(s in again and f"{s}-2" in pods for s in walled_sessions)
 
-        wait_until(f"{k} walled sessions Running again", moved, 120 + k * 0.5, 0.5)
+        wait_for(f"{k} walled sessions Running again", moved, 120 + k * 0.5, 0.5)
         time.sleep(5)  # the coalesced account status writes (every 1s) and stragglers
         failover = measure.stop()
         usage = proc_usage(operator.pid)

@@ -39,7 +39,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1
+) -> T:
     """Poll until `probe` returns something truthy. The timeout is a failure bound, not a
     performance claim: speed is measured by `make bench`."""
     deadline = time.monotonic() + timeout
@@ -48,7 +50,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) ->
         last = probe()
         if last:
             return last
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 

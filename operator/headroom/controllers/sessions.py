@@ -25,6 +25,12 @@ def _pod_finished(body: kopf.Body) -> bool:
     )
 
 
+def _attempt_of(meta: kopf.Meta) -> int | None:
+    """The pod's attempt label as a number; None when it is not one."""
+    label = (meta.get("labels") or {}).get(LABEL_ATTEMPT) or "0"
+    return int(label) if label.isascii() and label.isdigit() else None
+
+
 @kopf.index("", "v1", "pods", labels={LABEL_MANAGED: MANAGER})
 async def agent_pods_index(
     namespace: str | None, name: str, meta: kopf.Meta, body: kopf.Body, **_: Any
@@ -35,13 +41,14 @@ async def agent_pods_index(
     annotations = meta.get("annotations") or {}
     if _pod_finished(body) or ANN_SESSION not in annotations:
         return None
-    label = (meta.get("labels") or {}).get(LABEL_ATTEMPT, "0") or "0"
-    if not (label.isascii() and label.isdigit()):
+    attempt = _attempt_of(meta)
+    if attempt is None:
         # Not a pod this operator made (it writes the attempt as a number): leave it out of the
         # index instead of failing the indexer with a traceback on every event (tests/faults).
+        label = (meta.get("labels") or {}).get(LABEL_ATTEMPT)
         log.warning("pod %s/%s: attempt label %r is not a number; ignored", namespace, name, label)
         return None
-    live = LivePod(name=name, account=annotations.get(ANN_ACCOUNT, ""), attempt=int(label))
+    live = LivePod(name=name, account=annotations.get(ANN_ACCOUNT, ""), attempt=attempt)
     return {(namespace or "", annotations[ANN_SESSION]): live}
 
 
@@ -81,8 +88,8 @@ async def agent_pod_event(namespace: str | None, meta: kopf.Meta, **kwargs: Any)
     if not owner:
         return
     rt, ns = runtime(**kwargs), namespace or ""
-    label = (meta.get("labels") or {}).get(LABEL_ATTEMPT, "")
-    if label.isascii() and label.isdigit() and int(label) < rt.session_attempts.get((ns, owner), 0):
+    attempt = _attempt_of(meta)
+    if attempt is not None and attempt < rt.session_attempts.get((ns, owner), 0):
         # The pod of an attempt the session has already left (typically the finished pod the
         # swap deletes): nothing for the session to do. Seen attempts only grow, so this never
         # skips the current pod, nor a newer one awaiting adoption.

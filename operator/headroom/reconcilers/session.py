@@ -250,8 +250,8 @@ class Pass:
                 "outcome": end.outcome.value if not eviction else "evicted",
                 "at": format_time(self.now),
                 "podName": pod_name,
-                "detail": scrub(end.detail or "")[:1024],
-                "evidence": snippet(end.evidence),
+                "detail": (end.detail or "")[:1024],  # scrubbed above
+                "evidence": end.evidence,
                 **({"window": end.window} if end.window else {}),
                 **({"resetsAt": format_time(end.resets_at)} if end.resets_at else {}),
             },

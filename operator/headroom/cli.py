@@ -13,6 +13,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the operator (kopf) against the current cluster",
     ),
     "agent": ("headroom.runner.main", "run Claude Code inside an agent pod and report the outcome"),
+    "clone": (
+        "headroom.runner.clone",
+        "init container of an agent pod: clone the session's repositories once",
+    ),
     "sandbox-api": ("headroom.sandbox.main", "serve a local stand-in for the Anthropic API"),
     "validate": ("headroom.validate", "check manifests offline against the CRD schemas"),
     "executor": ("headroom.executor.main", "dev/test only: run pods bound to a local node"),

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from kubernetes import client, config
 
-from headroom.kube.manifests import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
+from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
 
 GROUP, VERSION = "headroom.dev", "v1alpha1"
 JSON = dict[str, Any]

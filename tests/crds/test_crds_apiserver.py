@@ -241,7 +241,8 @@ def table(kubectl: Any, ns: str, kind: str, name: str, *extra: str) -> dict[str,
 def test_session_printer_columns(kubectl: Any, namespace: str) -> None:
     create(kubectl, namespace, session("columns"))
     status = {"phase": "Waiting", "account": "alice", "swapCount": 3, "attempt": 4,
-              "authPath": "fallback", "conditions": [ready("False", "NoHeadroom")]}  # fmt: skip
+              "authPath": "fallback", "conditions": [ready("False", "NoHeadroom")],
+              "totals": {"turns": 12, "costUSD": 0.75, "durationSeconds": 61.5}}  # fmt: skip
     done = patch_status(kubectl, namespace, "agentsession", "columns", status)
     assert done.returncode == 0, done.stderr
     shown = table(kubectl, namespace, "agentsession", "columns")
@@ -249,6 +250,7 @@ def test_session_printer_columns(kubectl: Any, namespace: str) -> None:
     assert (shown["PHASE"], shown["ACCOUNT"], shown["SWAPS"]) == ("Waiting", "alice", "3")
     wide = table(kubectl, namespace, "agentsession", "columns", "-o", "wide")
     assert (wide["ATTEMPT"], wide["PATH"], wide["REASON"]) == ("4", "fallback", "NoHeadroom")
+    assert wide["COST"] == "0.75"
 
 
 def test_account_printer_columns(kubectl: Any, namespace: str) -> None:

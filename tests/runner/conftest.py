@@ -58,3 +58,32 @@ def make_pod(
         return Pod(tmp_path / f"pod-{next(counter)}", claude_bin, sandbox.url, session_id)
 
     yield make
+
+
+@pytest.fixture
+def make_git_server(tmp_path: Path) -> Iterator[Callable[..., object]]:
+    """Start real git servers (tests/support/git_server.py) on loopback: smart HTTP(S) behind
+    a token check, optionally git daemon; every one is stopped after the test.
+    make_git_server(token=..., tls=..., daemon=..., host=...) -> GitServer"""
+    from tests.support.git_server import GitServer
+
+    started: list[GitServer] = []
+
+    def make(**options: object) -> GitServer:
+        server = GitServer(tmp_path / f"git-server-{len(started)}", **options)  # type: ignore[arg-type]
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def git_server(make_git_server: Callable[..., object]) -> object:
+    """A GitServer over HTTPS (self-signed; trust server.ca_file) with a random canary token,
+    plus git daemon for anonymous git://."""
+    import uuid
+
+    return make_git_server(token=f"hdrm-canary-{uuid.uuid4().hex}", tls=True, daemon=True)

@@ -78,7 +78,96 @@ def test_command_for_a_new_and_a_resumed_session() -> None:
     assert stdin is None
     argv, _ = command(settings, Start.RESUME)
     assert argv[5:7] == ["--resume", SESSION]
-    assert argv[-1] == settings.resume_prompt  # not the original task again
+    assert argv[-1] == "Fix the flaky test"  # the conversation does not hold the task yet
+
+
+REAL_PROMPT_LINE = (
+    Path(__file__).parent / "data" / "transcripts" / "user_prompt.jsonl"
+).read_text()
+
+
+def _transcript(config_dir: Path, line: str) -> None:
+    folder = config_dir / "projects" / "-workspace"
+    folder.mkdir(parents=True)
+    (folder / f"{SESSION}.jsonl").write_text(line)
+
+
+def test_a_resume_sends_the_task_only_while_the_conversation_lacks_it(tmp_path: Path) -> None:
+    """A session continuing another one (same conversation, new prompt) sends its prompt with
+    --resume; once the prompt is recorded, later attempts only ask to carry on."""
+    env = {**BASE, "CLAUDE_CONFIG_DIR": str(tmp_path)}
+    _transcript(tmp_path, REAL_PROMPT_LINE)  # recorded by the real CLI: "Fix the flaky test"
+    settings = settings_from_env(env)
+    assert command(settings, Start.RESUME)[0][-1] == settings.resume_prompt
+    follow_up = settings_from_env({**env, "HEADROOM_PROMPT": "Now also update the changelog"})
+    assert command(follow_up, Start.RESUME)[0][-1] == "Now also update the changelog"
+
+
+def test_claude_options_become_cli_flags_with_each_tool_rule_one_argument() -> None:
+    options = {
+        "allowedTools": ["Bash(git *)", "Edit"],
+        "disallowedTools": ["WebFetch"],
+        "appendSystemPrompt": "Be brief.",
+        "systemPrompt": "You fix tests.",
+        "settings": {"includeCoAuthoredBy": False},
+        "outputSchema": {"type": "object"},
+        "effort": "high",
+        "fallbackModel": "claude-haiku",
+        "maxBudgetUSD": 1.5,
+        "mcpConfig": "/var/run/headroom/mcp/mcp.json",
+    }
+    settings = settings_from_env({**BASE, "HEADROOM_CLAUDE": json.dumps(options)})
+    argv, _ = command(settings, Start.NEW)
+    flags = argv[argv.index("--session-id") + 2 : argv.index("--")]
+    assert flags == [
+        "--append-system-prompt", "Be brief.", "--system-prompt", "You fix tests.",
+        "--effort", "high", "--fallback-model", "claude-haiku",
+        "--max-budget-usd", "1.500000",
+        "--settings", '{"includeCoAuthoredBy":false}',
+        "--json-schema", '{"type":"object"}',
+        "--strict-mcp-config", "--mcp-config", "/var/run/headroom/mcp/mcp.json",
+        "--allowedTools", "Bash(git *)", "Edit", "--disallowedTools", "WebFetch",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ("not json", "HEADROOM_CLAUDE is not JSON"),
+        ("[]", "HEADROOM_CLAUDE must be a JSON object"),
+        ('{"allowedTools": "Edit"}', "HEADROOM_CLAUDE.allowedTools"),
+        ('{"maxBudgetUSD": "5"}', "HEADROOM_CLAUDE.maxBudgetUSD"),
+        ('{"settings": []}', "HEADROOM_CLAUDE.settings"),
+    ],
+)
+def test_bad_claude_options_name_the_variable(raw: str, needle: str) -> None:
+    with pytest.raises(SettingsError, match=needle):
+        settings_from_env({**BASE, "HEADROOM_CLAUDE": raw})
+
+
+def test_secret_values_come_from_env_names_files_and_a_secret_mcp_config(tmp_path: Path) -> None:
+    from headroom.runner.main import secret_values
+
+    token = tmp_path / "git" / "0" / "secret"
+    token.parent.mkdir(parents=True)
+    token.write_text("ghp_repository_token_123\n")
+    scrub_dir = tmp_path / "scrub" / "1"
+    scrub_dir.mkdir(parents=True)
+    (scrub_dir / "DB_URL").write_text("postgres://user:hunter22@db/app")
+    mcp = tmp_path / "mcp.json"
+    mcp.write_text(json.dumps({"mcpServers": {"x": {"env": {"KEY": "mcp-secret-value"}}}}))
+    env = {
+        **BASE,
+        "GH_TOKEN": "gh-env-token-value",
+        "HEADROOM_SCRUB_ENV": "GH_TOKEN",
+        "HEADROOM_SCRUB_DIR": str(tmp_path / "scrub"),
+        "HEADROOM_REPOS": json.dumps([{"url": "u", "credentials": {"file": str(token)}}]),
+        "HEADROOM_CLAUDE": json.dumps({"mcpConfig": str(mcp), "mcpConfigSecret": True}),
+    }
+    found = secret_values(settings_from_env(env), env)
+    for value in ("gh-env-token-value", "ghp_repository_token_123",
+                  "postgres://user:hunter22@db/app", "mcp-secret-value"):  # fmt: skip
+        assert value in found
 
 
 def test_a_prompt_starting_with_dashes_stays_a_prompt_and_a_huge_one_goes_to_stdin() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from headroom.kube.manifests import ANN_ACCOUNT, ANN_SESSION, LABEL_MANAGED, MANAGER
+from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_MANAGED, MANAGER
 
 
 @dataclass(frozen=True)

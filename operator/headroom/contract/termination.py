@@ -57,6 +57,9 @@ class TerminationMessage:
     transcript: bool | None = None
     turns: int | None = None
     cost_usd: float | None = None
+    duration_seconds: float | None = None
+    summary: str = ""
+    structured_output: Any = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"version": FORMAT_VERSION, "outcome": self.outcome.value}
@@ -70,6 +73,9 @@ class TerminationMessage:
             "transcript": self.transcript,
             "turns": self.turns,
             "costUSD": self.cost_usd,
+            "durationSeconds": self.duration_seconds,
+            "summary": self.summary or None,
+            "structuredOutput": self.structured_output,
         }
         doc.update({k: v for k, v in optional.items() if v is not None})
         return doc
@@ -85,6 +91,11 @@ def schema_errors(doc: object) -> list[str]:
     errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(e.absolute_path))
     # Non-finite numbers first: they are the root cause of any bound they also break.
     found = [(path, f"{value!r} is not a finite number") for path, value in _non_finite(doc, [])]
+    if isinstance(doc, dict) and "structuredOutput" in doc:
+        found += [
+            (["structuredOutput"], f"{value!r} is not a finite number")
+            for value in _deep_non_finite(doc["structuredOutput"], MAX_DEPTH)
+        ]
     found += [(list(e.absolute_path), e.message) for e in errors]
     return [f"{'.'.join(str(p) for p in path) or '<root>'}: {why}" for path, why in found]
 
@@ -92,14 +103,30 @@ def schema_errors(doc: object) -> list[str]:
 def _non_finite(value: object, path: list[str | int]) -> Iterator[tuple[list[str | int], float]]:
     if isinstance(value, float) and not math.isfinite(value):
         yield path, value
-    elif len(path) >= 2:
-        return  # numbers sit at most at utilization.<window>; anything deeper breaks the schema
+    elif len(path) >= 2 or path == ["structuredOutput"]:
+        return  # numbers sit at most at utilization.<window>; structuredOutput is walked apart
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _non_finite(item, [*path, str(key)])
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _non_finite(item, [*path, index])
+
+
+MAX_DEPTH = 64  # deeper structured output is refused rather than walked
+
+
+def _deep_non_finite(value: object, depth: int) -> Iterator[object]:
+    if depth <= 0:
+        yield "structured output nested too deep"
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _deep_non_finite(item, depth - 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _deep_non_finite(item, depth - 1)
 
 
 def encode(message: TerminationMessage) -> str:
@@ -116,7 +143,33 @@ def encode(message: TerminationMessage) -> str:
     text = _dumps(doc)
     if text is not None and _fits(text):
         return text
+    text = _fit_answer(doc)
+    if text is not None:
+        return text
     return _shrink(doc)
+
+
+def _fit_answer(doc: dict[str, Any]) -> str | None:
+    """The answer gives way first: the summary is cut to what fits; structured output, which
+    a program reads and so must stay whole, is dropped (and `detail` says so) only when it
+    does not fit even beside an empty summary. None: still too long without both."""
+    summary: str = doc.pop("summary", "")
+    if "structuredOutput" in doc and not _fits(_dumps(doc)):
+        del doc["structuredOutput"]
+        note = " [structured output over the message size limit: see the pod log]"
+        doc["detail"] = (doc.get("detail", "")[: DETAIL_MAX_CHARS - len(note)] + note).strip()
+    if not _fits(_dumps(doc)):
+        return None
+    low, high, best = 0, len(summary), _dumps(doc)
+    while low <= high:
+        mid = (low + high) // 2
+        cut = summary if mid >= len(summary) else summary[:mid] + "…"
+        text = _dumps({**doc, "summary": cut} if cut else doc)
+        if _fits(text):
+            best, low = text, mid + 1
+        else:
+            high = mid - 1
+    return best
 
 
 def _dumps(doc: dict[str, Any]) -> str | None:
@@ -227,5 +280,8 @@ def parse(text: str | None) -> ParseResult:
             transcript=doc.get("transcript"),
             turns=doc.get("turns"),
             cost_usd=doc.get("costUSD"),
+            duration_seconds=doc.get("durationSeconds"),
+            summary=doc.get("summary", ""),
+            structured_output=doc.get("structuredOutput"),
         )
     )

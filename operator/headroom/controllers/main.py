@@ -22,8 +22,8 @@ from headroom.core.accounts import Account, AccountPhase, account_state
 from headroom.core.durations import parse_duration
 from headroom.core.session import RetryPolicy
 from headroom.kube import diffbase
+from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
-from headroom.kube.manifests import PodSettings
 from headroom.reconcilers import account as account_reconciler
 from headroom.reconcilers import metrics
 from headroom.reconcilers import session as session_reconciler

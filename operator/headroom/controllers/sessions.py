@@ -8,8 +8,8 @@ from typing import Any
 import kopf
 
 from headroom import GROUP, VERSION
+from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
 from headroom.controllers.context import runtime
-from headroom.kube.manifests import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
 from headroom.reconcilers import session
 from headroom.reconcilers.runtime import LivePod
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from headroom.contract.termination import EXIT_CODES, Outcome, parse
 from headroom.core.durations import parse_time
@@ -26,6 +27,11 @@ class AttemptEnd:
     transcript: bool | None = None
     turns: int | None = None
     cost_usd: float | None = None
+    duration_seconds: float | None = None
+    summary: str = ""
+    structured_output: Any = field(default=None, hash=False)
+    # Why a failure is not the agent's own (RepoCloneFailed): the reason users see.
+    cause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,4 +83,21 @@ def classify(exit: ContainerExit | None) -> AttemptEnd:
         transcript=msg.transcript,
         turns=msg.turns,
         cost_usd=msg.cost_usd,
+        duration_seconds=msg.duration_seconds,
+        summary=msg.summary if msg.outcome is Outcome.COMPLETED else "",
+        structured_output=msg.structured_output if msg.outcome is Outcome.COMPLETED else None,
     )
+
+
+CLONE_FAILED = "RepoCloneFailed"
+
+
+def classify_clone(exit: ContainerExit) -> AttemptEnd:
+    """A failed `clone` init container: always `failed` (whatever its message claims, a clone
+    says nothing about the account), retried with backoff; git's own words as the detail."""
+    parsed = parse(exit.message)
+    detail = parsed.message.detail if parsed.message is not None else ""
+    if not detail:
+        why = parsed.problem or "no detail"
+        detail = f"{CLONE_FAILED}: the clone init container exited {exit.exit_code} ({why})"
+    return AttemptEnd(Outcome.FAILED, detail, evidence=detail[:120], cause=CLONE_FAILED)

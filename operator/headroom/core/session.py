@@ -218,7 +218,7 @@ def after_attempt(
             replace(progress, failures=failures),
             Finish(
                 SessionPhase.FAILED,
-                "RetriesExhausted",
+                end.cause or "RetriesExhausted",
                 f"{failures} attempts in a row failed; last: {detail}",
             ),
         )
@@ -226,7 +226,7 @@ def after_attempt(
     return Decision(
         replace(progress, failures=failures, suspicions=0),
         Reschedule(
-            "AttemptFailed",
+            end.cause or "AttemptFailed",
             f"attempt {progress.attempt} failed ({detail}); retry {failures}/{retry.max_failures}"
             f" in {_seconds(wait)}",
             leave=False,
@@ -296,3 +296,12 @@ def _seconds(value: timedelta) -> str:
 
 def _minutes(value: timedelta) -> str:
     return f"{int(value.total_seconds() // 60)}m"
+
+
+def within_limits(decision: Decision, stop_reason: str | None, stop_message: str) -> Decision:
+    """A limit the user set (spec.timeout, a spent budget) ends the session instead of the
+    next attempt; a run that completed stays completed."""
+    step = decision.step
+    if stop_reason is None or (isinstance(step, Finish) and step.phase is SessionPhase.SUCCEEDED):
+        return decision
+    return replace(decision, step=Finish(SessionPhase.FAILED, stop_reason, stop_message))

@@ -110,6 +110,9 @@ class Kube:
         path = _path(namespace, "agentsessions", name) + "/status"
         return await self._patch_status(path, patch)
 
+    async def delete_session(self, namespace: str, name: str) -> None:
+        await self.request("DELETE", _path(namespace, "agentsessions", name))
+
     async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
         path = _path(namespace, "claudeaccounts", name) + "/status"
         return await self._patch_status(path, patch)
@@ -172,6 +175,11 @@ class Kube:
             return
         path = _path(namespace, plural, name, core=True)
         await self.request("PATCH", path, manifest, content_type=MERGE_PATCH)
+
+    async def patch(self, namespace: str, plural: str, name: str, patch: JSON) -> JSON | None:
+        """A merge patch of an object the operator owns (never a user's spec)."""
+        path = _path(namespace, plural, name, core=True)
+        return await self.request("PATCH", path, patch, content_type=MERGE_PATCH)
 
     async def delete(self, namespace: str, plural: str, name: str) -> None:
         await self.request("DELETE", _path(namespace, plural, name, core=True))

@@ -15,8 +15,8 @@ import kopf
 from headroom.contract.scrub import scrub
 from headroom.core.ledger import Ledger
 from headroom.core.session import RetryPolicy
+from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
-from headroom.kube.manifests import PodSettings
 from headroom.reconcilers.roster import Roster
 from headroom.reconcilers.wakeups import Key, Wakeups
 

@@ -8,19 +8,22 @@ it and adopts it), then the session's status.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from headroom.contract import pod as contract
 from headroom.contract.scrub import scrub, snippet
 from headroom.core import session as machine
+from headroom.core import task
 from headroom.core.accounts import Account
 from headroom.core.durations import format_time, parse_duration, parse_time
-from headroom.core.outcome import AttemptEnd, ContainerExit, classify
+from headroom.core.outcome import AttemptEnd, ContainerExit, classify, classify_clone
 from headroom.core.placement import NoHeadroom, Placed, Request, place
-from headroom.kube import manifests
+from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
 from headroom.reconcilers import effects, metrics
 from headroom.reconcilers.conditions import set_conditions
@@ -29,6 +32,22 @@ from headroom.reconcilers.runtime import Runtime
 log = logging.getLogger("headroom.session")
 JSON = dict[str, Any]
 MAX_SWAP_RECORDS = 20
+MAX_ATTEMPT_RECORDS = 20
+STRUCTURED_OUTPUT_MAX_BYTES = 16 * 1024
+PREDECESSOR_RECHECK = timedelta(seconds=5)
+# A container that cannot start says so in its waiting reason; the session's Ready
+# condition names it instead of leaving the user to find the pod.
+START_PROBLEMS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 
 
 def _now() -> datetime:
@@ -54,6 +73,61 @@ def progress_of(status: JSON) -> machine.Progress:
         failures=int(status.get("failures", 0)),
         transcript=bool(status.get("transcript", False)),
     )
+
+
+def clone_exit(pod: JSON) -> ContainerExit | None:
+    """The `clone` init container's terminated state, if it has ended."""
+    for cs in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if cs.get("name") == contract.CLONE_CONTAINER:
+            term = (cs.get("state") or {}).get("terminated")
+            if term:
+                return ContainerExit(
+                    term.get("exitCode"), term.get("reason", ""), term.get("message")
+                )
+    return None
+
+
+def start_problem(pod: JSON) -> tuple[str, str] | None:
+    """(reason, message) when a container of the pod waits on something that will not fix
+    itself soon: a bad image, a missing Secret or ConfigMap key."""
+    status = pod.get("status") or {}
+    for cs in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in START_PROBLEMS:
+            message = scrub(str(waiting.get("message") or ""))[:512]
+            return str(waiting["reason"]), f"container {cs.get('name')}: {message}"
+    return None
+
+
+def totals_of(status: JSON) -> task.Totals:
+    totals = status.get("totals") or {}
+    return task.Totals(
+        turns=int(totals.get("turns", 0)),
+        cost_usd=float(totals.get("costUSD", 0.0)),
+        seconds=float(totals.get("durationSeconds", 0.0)),
+    )
+
+
+def totals_json(totals: task.Totals) -> JSON:
+    return {
+        "turns": min(totals.turns, INT32_MAX),
+        "costUSD": totals.cost_usd,
+        "durationSeconds": totals.seconds,
+    }
+
+
+def bounded_structured_output(value: object) -> tuple[object, str]:
+    """Structured output for status, or None and why: status is stored in etcd beside the
+    rest of the object, so an answer of megabytes stays in the pod log."""
+    if value is None:
+        return None, ""
+    size = len(json.dumps(value, separators=(",", ":")))
+    if size > STRUCTURED_OUTPUT_MAX_BYTES:
+        return None, f" (structured output of {size} bytes left out of status: over 16 KiB)"
+    return value, ""
 
 
 def container_exit(pod: JSON) -> ContainerExit | bool | None:
@@ -87,6 +161,7 @@ class Pass:
         self.patch: JSON = {}
         self.conditions: list[tuple[str, bool, str, str]] = []
         self.now = _now()
+        self.limits = task.Limits()
         # The finished pod of the attempt just replaced: deleted after the status write, so
         # the session shows its new pod without waiting for a delete (the slowest call of a
         # failover under load). A crash in between leaves only a finished pod behind, which
@@ -131,23 +206,18 @@ class Pass:
         if phase.finished:
             self.rt.ledger.assign(self.key, None)
             self.rt.waiting[self.ns].pop(self.name, None)
+            await self._expire_when_due()
             return
-        if not self.status.get("claudeSessionId"):
-            # Chosen once, before the first pod, and kept for the session's life: every
-            # attempt on every account resumes this conversation.
-            self.set(
-                claudeSessionId=str(uuid.uuid4()),
-                phase="Pending",
-                attempt=0,
-                swapCount=0,
-            )
-            self.condition("Scheduled", False, "Placing", "choosing an account")
-            self.condition("Ready", False, "Placing", "choosing an account")
-            self.condition("Completed", False, "NotFinished", "the session has not finished")
         try:
             policy = policy_of(self.spec)
+            self.limits = task.limits_of(self.spec)
+            task.repos_of(self.spec)
         except (ValueError, OverflowError) as exc:  # never crash-loop on a spec
             await self._finish(machine.SessionPhase.FAILED, "InvalidSpec", str(exc))
+            await self.flush()
+            return
+        if not self.status.get("claudeSessionId") and not await self._begin_conversation():
+            await self.flush()
             return
 
         if await self._follow_current_pod(policy):
@@ -158,6 +228,102 @@ class Pass:
         if self.superseded_pod:
             await self.rt.kube.delete(self.ns, "pods", self.superseded_pod)
 
+    async def _begin_conversation(self) -> bool:
+        """Choose the conversation before the first pod; kept for the session's life, so every
+        attempt on every account resumes it. A continueFrom session takes its predecessor's
+        conversation and workspace once that one has finished. False: not yet."""
+        follows = (self.spec.get("continueFrom") or {}).get("name")
+        fields: JSON = {"phase": "Pending", "attempt": 0, "swapCount": 0}
+        if follows:
+            taken = await self._take_over(follows)
+            if taken is None:
+                return False
+            fields.update(taken)
+        else:
+            fields["claudeSessionId"] = str(uuid.uuid4())
+        self.set(**fields)
+        self.condition("Scheduled", False, "Placing", "choosing an account")
+        self.condition("Ready", False, "Placing", "choosing an account")
+        self.condition("Completed", False, "NotFinished", "the session has not finished")
+        return True
+
+    async def _take_over(self, follows: str) -> JSON | None:
+        before = await self.rt.kube.get_session(self.ns, follows)
+        status = (before or {}).get("status") or {}
+        phase = machine.SessionPhase(status.get("phase") or "Pending")
+        if before is None or not phase.finished:
+            reason = "PredecessorNotFound" if before is None else "PredecessorRunning"
+            message = (
+                f"waiting for AgentSession {follows} to exist"
+                if before is None
+                else f"waiting for AgentSession {follows} to finish (it is {phase.value})"
+            )
+            self.set(phase="Pending")
+            self.condition("Scheduled", False, reason, message)
+            self.condition("Ready", False, reason, message)
+            self.rt.wakeups.at(("session", self.ns, self.name), self.now + PREDECESSOR_RECHECK)
+            return None
+        if not status.get("claudeSessionId") or not status.get("transcript"):
+            await self._finish(
+                machine.SessionPhase.FAILED,
+                "PredecessorHasNoConversation",
+                f"AgentSession {follows} finished without a conversation to continue",
+            )
+            return None
+        claim = status.get("workspaceClaim") or manifests.workspace_claim_name(follows)
+        if not await self._share_claim(claim):
+            await self._finish(
+                machine.SessionPhase.FAILED,
+                "PredecessorWorkspaceGone",
+                f"the workspace {claim} of AgentSession {follows} no longer exists",
+            )
+            return None
+        self.rt.event(
+            self.body,
+            "Continues",
+            f"continues conversation {status['claudeSessionId']} of {follows} on its workspace",
+        )
+        return {
+            "claudeSessionId": status["claudeSessionId"],
+            "transcript": True,
+            "workspaceClaim": claim,
+            "reposCloned": bool(status.get("reposCloned")),
+        }
+
+    async def _share_claim(self, claim: str) -> bool:
+        """Make this session an owner of the workspace too, so that it outlives the
+        predecessor (a TTL, a deletion) for as long as this session needs it."""
+        pvc = await self.rt.kube.get(self.ns, "persistentvolumeclaims", claim)
+        if pvc is None:
+            return False
+        owners = list((pvc.get("metadata") or {}).get("ownerReferences") or [])
+        if any(o.get("uid") == self.meta["uid"] for o in owners):
+            return True
+        mine = {**manifests.owner_reference(self.body), "controller": False}
+        await self.rt.kube.patch(
+            self.ns,
+            "persistentvolumeclaims",
+            claim,
+            {"metadata": {"ownerReferences": [*owners, mine]}},
+        )
+        return True
+
+    async def _expire_when_due(self) -> None:
+        """spec.ttlSecondsAfterFinished: delete the finished session, as Jobs are."""
+        try:
+            ttl = task.limits_of(self.spec).ttl
+        except ValueError:
+            return
+        finished = parse_time(self.status.get("finishedAt"))
+        if ttl is None or finished is None:
+            return
+        due = finished + ttl
+        if due > self.now:
+            self.rt.wakeups.at(("session", self.ns, self.name), due)
+            return
+        log.info("session %s/%s: deleting, %ss after it finished", self.ns, self.name, ttl)
+        await self.rt.kube.delete_session(self.ns, self.name)
+
     async def _follow_current_pod(self, policy: machine.FailoverPolicy) -> bool:
         """Handle the current attempt's pod. True when nothing more is to be done now."""
         pod_name = self.status.get("podName")
@@ -167,15 +333,24 @@ class Pass:
         if not pod_name:
             return False
         pod = await self.rt.kube.get(self.ns, "pods", pod_name)
+        clone = clone_exit(pod) if pod is not None else None
+        if clone is not None and clone.exit_code == 0 and not self.status.get("reposCloned"):
+            self.set(reposCloned=True)
+        cloned = clone is None or clone.exit_code == 0
         state = container_exit(pod) if pod is not None else None
-        if state is True:
+        if state is True and cloned:
             assert pod is not None
             return await self._while_running(pod, policy)
         if self.status.get("lastOutcome", {}).get("podName") == pod_name:
             return False  # this attempt's end is already recorded; go on to the next step
-        end = classify(state if isinstance(state, ContainerExit) else None)
+        if not cloned:
+            assert clone is not None
+            end = classify_clone(clone)
+        else:
+            end = classify(state if isinstance(state, ContainerExit) else None)
         terminated_at = _terminated_at(pod) or self.now
-        await self._apply_end(pod_name, end, policy, terminated_at)
+        started_at = _started_at(pod) or terminated_at
+        await self._apply_end(pod_name, end, policy, started_at, terminated_at)
         return self.status.get("phase") in ("Succeeded", "Failed")
 
     async def _adopt_newer_pod(self) -> str | None:
@@ -198,6 +373,11 @@ class Pass:
         self.rt.ledger.assign(self.key, (self.ns, account_name))
         if self.status.get("phase") != "Running":
             self.set(phase="Running", waitingUntil=None, retryAt=None)
+        problem = start_problem(pod)
+        if problem is not None:
+            self.condition("Ready", False, problem[0], problem[1])
+        if await self._stop_at_timeout(pod):
+            return True
         account = self.rt.roster.get(self.ns, account_name)
         drilling = (
             account is not None
@@ -217,18 +397,43 @@ class Pass:
             )
         return True
 
+    async def _stop_at_timeout(self, pod: JSON) -> bool:
+        """spec.timeout counts running time over all attempts: past it the pod is stopped and
+        its end finishes the session. True when the pod is being stopped for it."""
+        left = task.seconds_left(self.limits, totals_of(self.status))
+        if left is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        started = _started_at(pod) or parse_time((pod.get("status") or {}).get("startTime"))
+        running = (self.now - started).total_seconds() if started else 0.0
+        if running < left:
+            remaining = timedelta(seconds=left - running)
+            self.rt.wakeups.at(("session", self.ns, self.name), self.now + remaining)
+            return False
+        self.set(evictionReason="TimedOut")
+        await self.rt.kube.delete(self.ns, "pods", pod["metadata"]["name"])
+        self.rt.event(
+            self.body,
+            "TimedOut",
+            f"stopping pod {pod['metadata']['name']}: spec.timeout reached",
+            warning=True,
+        )
+        return True
+
     async def _apply_end(
         self,
         pod_name: str,
         end: AttemptEnd,
         policy: machine.FailoverPolicy,
+        started_at: datetime,
         terminated_at: datetime,
     ) -> None:
         # A termination message is untrusted input: scrub before it reaches status or Events.
         end = replace(end, detail=scrub(end.detail), evidence=snippet(end.evidence))
         progress = progress_of(self.status)
         eviction = self.status.get("evictionReason")
-        if eviction:
+        seconds = max(0.0, (terminated_at - started_at).total_seconds())
+        totals = totals_of(self.status).plus(end.turns, end.cost_usd, seconds)
+        if eviction and eviction != "TimedOut":
             decision = machine.evicted(
                 progress, policy, eviction, f"moved off {progress.account} by a {eviction.lower()}"
             )
@@ -236,6 +441,12 @@ class Pass:
             decision = machine.after_attempt(
                 progress, end, policy, self.rt.settings.retry, self.now
             )
+        stop = task.over_limits(self.limits, totals)
+        if stop is None and eviction == "TimedOut":
+            stop = task.Stop("TimedOut", "spec.timeout was reached while the agent ran")
+        decision = machine.within_limits(
+            decision, stop.reason if stop else None, stop.message if stop else ""
+        )
         account = self.rt.roster.get(self.ns, progress.account or "")
         if decision.effect is not None and account is not None:
             await effects.apply(self.rt, account, decision.effect, self.name, end, self.now)
@@ -260,15 +471,22 @@ class Pass:
             transcript=p.transcript,
             podTerminatedAt=format_time(terminated_at),
             evictionReason=None,
+            totals=totals_json(totals),
+            attempts=self._attempt_records(pod_name, end, eviction, started_at, terminated_at),
         )
         metrics.attempt_ended(end.outcome.value if not eviction else "evicted")
         step = decision.step
         if isinstance(step, machine.Finish):
+            structured, note = bounded_structured_output(end.structured_output)
             result = {
                 "outcome": end.outcome.value,
-                "turns": status_int32(end.turns),
-                "costUSD": end.cost_usd,
-                "detail": step.message[:1024],
+                "reason": step.reason,
+                "turns": status_int32(totals.turns),
+                "costUSD": totals.cost_usd,
+                "durationSeconds": totals.seconds,
+                "detail": (step.message + note)[:1024],
+                "summary": scrub(end.summary)[:4096] if end.summary else None,
+                "structuredOutput": structured,
             }
             self.set(result={k: v for k, v in result.items() if v is not None})
             await self._finish(step.phase, step.reason, step.message)
@@ -283,17 +501,64 @@ class Pass:
         )
         self.rt.event(self.body, step.reason, step.message, warning=step.leave)
 
+    def _attempt_records(
+        self,
+        pod_name: str,
+        end: AttemptEnd,
+        eviction: str | None,
+        started_at: datetime,
+        terminated_at: datetime,
+    ) -> list[JSON]:
+        record: JSON = {
+            "attempt": int(self.status.get("attempt", 0)),
+            "podName": pod_name,
+            "account": self.status.get("account") or "",
+            "outcome": "evicted" if eviction else end.outcome.value,
+            "startedAt": format_time(started_at),
+            "finishedAt": format_time(terminated_at),
+            "durationSeconds": round(max(0.0, (terminated_at - started_at).total_seconds()), 3),
+            "turns": status_int32(end.turns),
+            "costUSD": end.cost_usd,
+        }
+        record = {k: v for k, v in record.items() if v is not None}
+        return [*(self.status.get("attempts") or []), record][-MAX_ATTEMPT_RECORDS:]
+
     async def _finish(self, phase: machine.SessionPhase, reason: str, message: str) -> None:
         ok = phase is machine.SessionPhase.SUCCEEDED
-        self.set(phase=phase.value, retryAt=None, waitingUntil=None, pendingMove=None)
+        self.set(
+            phase=phase.value,
+            retryAt=None,
+            waitingUntil=None,
+            waitingSince=None,
+            pendingMove=None,
+            finishedAt=format_time(self.now),
+        )
+        if not self.status.get("result"):
+            totals = totals_of(self.status)
+            self.set(
+                result={
+                    "outcome": "failed",
+                    "reason": reason,
+                    "detail": message[:1024],
+                    "turns": status_int32(totals.turns),
+                    "costUSD": totals.cost_usd,
+                    "durationSeconds": totals.seconds,
+                }
+            )
         self.condition("Completed", True, reason, message)
         self.condition("Ready", ok, reason, message)
         self.rt.ledger.assign(self.key, None)
         self.rt.waiting[self.ns].pop(self.name, None)
         self.rt.event(self.body, reason, message, warning=not ok)
         self.rt.wake_waiting(self.ns)
+        if self.limits.ttl is not None:
+            self.rt.wakeups.at(("session", self.ns, self.name), self.now + self.limits.ttl)
 
     async def _start_next_attempt(self) -> None:
+        stop = task.over_limits(self.limits, totals_of(self.status))
+        if stop is not None:
+            await self._finish(machine.SessionPhase.FAILED, stop.reason, stop.message)
+            return
         retry_at = parse_time(self.status.get("retryAt"))
         if retry_at is not None and retry_at > self.now:
             self.rt.wakeups.at(("session", self.ns, self.name), retry_at)
@@ -322,16 +587,26 @@ class Pass:
             if isinstance(choice, Placed):
                 self.rt.ledger.assign(self.key, (self.ns, choice.account))
         if isinstance(choice, NoHeadroom):
-            self._wait(choice)
+            await self._wait(choice)
             return
         account = next(a for a in accounts if a.name == choice.account)
         await self._create_pod(account, choice)
 
-    def _wait(self, choice: NoHeadroom) -> None:
+    async def _wait(self, choice: NoHeadroom) -> None:
         was_waiting = self.status.get("phase") == "Waiting"
+        since = parse_time(self.status.get("waitingSince")) if was_waiting else None
+        since = since or self.now
+        stop = task.waited_too_long(self.limits, since, self.now)
+        if stop is not None:
+            await self._finish(
+                machine.SessionPhase.FAILED, stop.reason, f"{stop.message}: {choice.message}"
+            )
+            return
+        if self.limits.wait_timeout is not None:
+            self.rt.wakeups.at(("session", self.ns, self.name), since + self.limits.wait_timeout)
         self.rt.waiting[self.ns].setdefault(self.name, self.now)
         until = format_time(choice.earliest_reset) if choice.earliest_reset else None
-        self.set(phase="Waiting", waitingUntil=until)
+        self.set(phase="Waiting", waitingUntil=until, waitingSince=format_time(since))
         self.condition("Scheduled", False, "NoHeadroom", choice.message)
         self.condition("Ready", False, "NoHeadroom", choice.message)
         if choice.earliest_reset is not None:
@@ -345,7 +620,10 @@ class Pass:
     async def _create_pod(self, account: Account, choice: Placed) -> None:
         progress = progress_of(self.status)
         attempt = progress.attempt + 1
-        plan = manifests.Attempt(
+        totals = totals_of(self.status)
+        left = task.seconds_left(self.limits, totals)
+        claim = self.status.get("workspaceClaim") or manifests.workspace_claim_name(self.name)
+        plan = agent_pod.Attempt(
             number=attempt,
             account=account.name,
             credential_type=account.credential_type,
@@ -353,14 +631,19 @@ class Pass:
             claude_session_id=self.status["claudeSessionId"],
             expect_transcript=progress.transcript,
             auth_path=choice.auth_path.value,
+            workspace_claim=claim,
+            clone_repos=not self.status.get("reposCloned"),
+            budget_left_usd=task.budget_left(self.spec, totals.cost_usd),
+            # The kubelet's own deadline backs the operator's timer up: a minute later.
+            deadline_seconds=int(left) + 60 if left is not None else None,
         )
-        if attempt == 1:
+        if attempt == 1 and not self.spec.get("continueFrom"):
             workspace = self.spec.get("workspace") or {}
-            claim = manifests.workspace_claim(
+            manifest = manifests.workspace_claim(
                 self.body, workspace.get("size", "1Gi"), workspace.get("storageClassName")
             )
-            await self.rt.kube.create(self.ns, "persistentvolumeclaims", claim)
-        pod = manifests.agent_pod(self.body, plan, self.rt.settings.pods)
+            await self.rt.kube.create(self.ns, "persistentvolumeclaims", manifest)
+        pod = agent_pod.agent_pod(self.body, plan, self.rt.settings.pods)
         name = pod["metadata"]["name"]
         try:
             created = await self.rt.kube.create(self.ns, "pods", pod)
@@ -381,10 +664,11 @@ class Pass:
         if not created:  # made by a pass that crashed before recording it: adopt as is
             existing = await self.rt.kube.get(self.ns, "pods", name) or {}
             ann = (existing.get("metadata") or {}).get("annotations") or {}
-            account_name = ann.get(manifests.ANN_ACCOUNT, account_name)
-            auth_path = ann.get(manifests.ANN_AUTH_PATH, auth_path)
+            account_name = ann.get(contract.ANN_ACCOUNT, account_name)
+            auth_path = ann.get(contract.ANN_AUTH_PATH, auth_path)
             self.rt.ledger.assign(self.key, (self.ns, account_name))
         self._record_start(account_name, name, attempt, auth_path)
+        self.set(workspaceClaim=claim)
         # Previous attempts' pods are finished; keep only the current one.
         self.superseded_pod = self.status.get("previousPod")
 
@@ -405,6 +689,7 @@ class Pass:
             "swapCount": after.swap_count,
             "suspicions": after.suspicions,
             "waitingUntil": None,
+            "waitingSince": None,
             "waitingMessage": None,
             "retryAt": None,
             "pendingMove": None,
@@ -470,6 +755,19 @@ def status_int32(value: object) -> int | None:
         return None
     number = int(value)
     return number if 0 <= number <= INT32_MAX else None
+
+
+def _started_at(pod: JSON | None) -> datetime | None:
+    """When the agent container started (its running or terminated state says)."""
+    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") != contract.AGENT_CONTAINER:
+            continue
+        state = cs.get("state") or {}
+        for key in ("terminated", "running"):
+            started = (state.get(key) or {}).get("startedAt")
+            if started:
+                return parse_time(started)
+    return None
 
 
 def _terminated_at(pod: JSON | None) -> datetime | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from headroom.runner import report, workspace
 from headroom.runner.process import StopSwitch, install_signal_handlers, run_cli
 from headroom.runner.settings import (
     CREDENTIAL_ENV,
+    ClaudeOptions,
     RunnerSettings,
     SettingsError,
     session_id_of,
@@ -52,8 +54,7 @@ async def run(env: Mapping[str, str]) -> int:
         verdict = Verdict(Outcome.FAILED, detail=f"Bad pod environment: {exc}.")
         return finish(verdict, session_id_of(env), False, termination_log_path(env), secrets)
     switch.grace_seconds = settings.stop_grace_seconds
-    if settings.credentials_file is not None:
-        secrets += workspace.credential_values(settings.credentials_file)
+    secrets += secret_values(settings, env)
     verdict = await attempt(settings, env, switch, secrets)
     transcript = workspace.transcript_exists(settings.config_dir, settings.session_id)
     return finish(verdict, settings.session_id, transcript, settings.termination_log, secrets)
@@ -103,6 +104,20 @@ async def attempt(
     return verdict
 
 
+def secret_values(settings: RunnerSettings, env: Mapping[str, str]) -> list[str]:
+    """Values that are secret besides the account's credential: scrubbed from every line."""
+    found = [env[name] for name in settings.scrub_env if env.get(name)]
+    if settings.credentials_file is not None:
+        found += workspace.credential_values(settings.credentials_file)
+    found += workspace.file_values([*settings.repo_credential_files])
+    if settings.scrub_dir is not None:
+        found += workspace.file_values(workspace.files_under(settings.scrub_dir))
+    mcp = settings.claude.mcp_config
+    if mcp is not None and settings.claude.mcp_config_secret:
+        found += workspace.credential_values(mcp)
+    return found
+
+
 def prepare(settings: RunnerSettings) -> str:
     """Set up the config dir and credentials; a sentence describing the problem, or ""."""
     if not settings.workdir.is_dir():
@@ -128,7 +143,7 @@ def command(settings: RunnerSettings, start: workspace.Start) -> tuple[list[str]
     argv = [settings.claude_bin, "-p", "--output-format", "stream-json", "--verbose"]
     if start is workspace.Start.RESUME:
         argv += ["--resume", settings.session_id]
-        prompt = settings.resume_prompt
+        prompt = resume_message(settings)
     else:
         argv += ["--session-id", settings.session_id]
         prompt = settings.prompt
@@ -138,9 +153,47 @@ def command(settings: RunnerSettings, start: workspace.Start) -> tuple[list[str]
         argv += ["--max-turns", str(settings.max_turns)]
     if settings.permission_mode:
         argv += ["--permission-mode", settings.permission_mode]
+    argv += claude_flags(settings.claude)
     if len(prompt.encode("utf-8")) > MAX_ARGUMENT_BYTES:
         return argv, prompt
     return [*argv, "--", prompt], None
+
+
+def resume_message(settings: RunnerSettings) -> str:
+    """The task itself while the conversation does not hold it yet (a session continuing an
+    earlier one brings a new prompt; so does a first attempt stopped before its prompt was
+    recorded), else the plain request to carry on."""
+    if workspace.prompt_recorded(settings.config_dir, settings.session_id, settings.prompt):
+        return settings.resume_prompt
+    return settings.prompt
+
+
+def claude_flags(options: ClaudeOptions) -> list[str]:
+    """spec.claude as Claude Code's own options. Tool lists come last among the variadic
+    options and each rule is one argument, so a rule with spaces ("Bash(git *)") stays whole."""
+    flags: list[str] = []
+    texts = (
+        ("--append-system-prompt", options.append_system_prompt),
+        ("--system-prompt", options.system_prompt),
+        ("--effort", options.effort),
+        ("--fallback-model", options.fallback_model),
+    )
+    for flag, value in texts:
+        if value:
+            flags += [flag, value]
+    if options.max_budget_usd is not None:
+        flags += ["--max-budget-usd", f"{options.max_budget_usd:.6f}"]
+    if options.settings is not None:
+        flags += ["--settings", json.dumps(options.settings, separators=(",", ":"))]
+    if options.output_schema is not None:
+        flags += ["--json-schema", json.dumps(options.output_schema, separators=(",", ":"))]
+    if options.mcp_config is not None:
+        flags += ["--strict-mcp-config", "--mcp-config", str(options.mcp_config)]
+    if options.allowed_tools:
+        flags += ["--allowedTools", *options.allowed_tools]
+    if options.disallowed_tools:
+        flags += ["--disallowedTools", *options.disallowed_tools]
+    return flags
 
 
 def finish(

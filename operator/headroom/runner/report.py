@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from headroom.contract.scrub import scrub, snippet
 from headroom.contract.termination import (
@@ -18,6 +19,7 @@ from headroom.contract.termination import (
 from headroom.runner.stream import Verdict
 
 DETAIL_LIMIT = 1024
+SUMMARY_LIMIT = 4096
 
 
 def message_for(
@@ -38,7 +40,25 @@ def message_for(
         transcript=transcript,
         turns=verdict.turns,
         cost_usd=verdict.cost_usd,
+        duration_seconds=verdict.duration_seconds,
+        summary=_bounded(scrub(verdict.summary, secrets), SUMMARY_LIMIT),
+        structured_output=scrub_json(verdict.structured_output, secrets),
     )
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def scrub_json(value: Any, secrets: list[str]) -> Any:
+    """Every string in a JSON value scrubbed (keys too): the agent may have echoed a secret."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {scrub(str(k), secrets): scrub_json(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_json(v, secrets) for v in value]
+    return value
 
 
 def render(message: TerminationMessage) -> str:

@@ -3,18 +3,39 @@ contract in docs/runner.md). Pure parsing, no I/O."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-CREDENTIAL_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+from headroom.contract import pod as c
+
+CREDENTIAL_ENV = c.CREDENTIAL_ENV
 DEFAULT_RESUME_PROMPT = "Continue the task from where you left off."
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 
 
 class SettingsError(ValueError):
     """The pod's environment breaks the contract; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ClaudeOptions:
+    """spec.claude as the operator resolved it for this attempt (HEADROOM_CLAUDE)."""
+
+    allowed_tools: tuple[str, ...] = ()
+    disallowed_tools: tuple[str, ...] = ()
+    append_system_prompt: str | None = None
+    system_prompt: str | None = None
+    settings: dict[str, Any] | None = None
+    max_budget_usd: float | None = None
+    output_schema: dict[str, Any] | None = None
+    effort: str | None = None
+    fallback_model: str | None = None
+    mcp_config: Path | None = None
+    mcp_config_secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,11 @@ class RunnerSettings:
     max_turns: int | None
     permission_mode: str | None
     stop_grace_seconds: float
+    claude: ClaudeOptions = field(default_factory=ClaudeOptions)
+    # Where secret values sit that are not credentials of the account: scrubbed from output.
+    scrub_env: tuple[str, ...] = ()
+    scrub_dir: Path | None = None
+    repo_credential_files: tuple[Path, ...] = ()
 
 
 def termination_log_path(env: Mapping[str, str]) -> Path:
@@ -73,7 +99,83 @@ def settings_from_env(env: Mapping[str, str]) -> RunnerSettings:
         stop_grace_seconds=float(
             _integer(env, "HEADROOM_STOP_GRACE_SECONDS", default=10, minimum=0) or 0
         ),
+        claude=claude_options(env.get(c.CLAUDE_OPTIONS, "")),
+        scrub_env=tuple(n for n in env.get(c.SCRUB_ENV, "").split(",") if n),
+        scrub_dir=Path(env[c.SCRUB_DIR]) if env.get(c.SCRUB_DIR) else None,
+        repo_credential_files=repo_credential_files(env.get(c.REPOS, "")),
     )
+
+
+def claude_options(raw: str) -> ClaudeOptions:
+    if not raw.strip():
+        return ClaudeOptions()
+    doc = _json_object(raw, c.CLAUDE_OPTIONS)
+    budget = doc.get("maxBudgetUSD")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float)):
+        raise SettingsError(f"{c.CLAUDE_OPTIONS}.maxBudgetUSD must be a number")
+    mcp = doc.get("mcpConfig")
+    return ClaudeOptions(
+        allowed_tools=_strings(doc, "allowedTools"),
+        disallowed_tools=_strings(doc, "disallowedTools"),
+        append_system_prompt=_text(doc, "appendSystemPrompt"),
+        system_prompt=_text(doc, "systemPrompt"),
+        settings=_object(doc, "settings"),
+        max_budget_usd=float(budget) if budget is not None else None,
+        output_schema=_object(doc, "outputSchema"),
+        effort=_text(doc, "effort"),
+        fallback_model=_text(doc, "fallbackModel"),
+        mcp_config=Path(mcp) if isinstance(mcp, str) and mcp else None,
+        mcp_config_secret=doc.get("mcpConfigSecret") is True,
+    )
+
+
+def repo_credential_files(raw: str) -> tuple[Path, ...]:
+    """The mounted git credentials of HEADROOM_REPOS: their contents are scrubbed too."""
+    if not raw.strip():
+        return ()
+    try:
+        repos = json.loads(raw)
+    except ValueError:
+        raise SettingsError(f"{c.REPOS} is not JSON") from None
+    if not isinstance(repos, list):
+        raise SettingsError(f"{c.REPOS} must be a JSON list")
+    files = []
+    for repo in repos:
+        creds = repo.get("credentials") if isinstance(repo, dict) else None
+        if isinstance(creds, dict) and isinstance(creds.get("file"), str):
+            files.append(Path(creds["file"]))
+    return tuple(files)
+
+
+def _json_object(raw: str, name: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise SettingsError(f"{name} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise SettingsError(f"{name} must be a JSON object")
+    return doc
+
+
+def _strings(doc: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = doc.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"{c.CLAUDE_OPTIONS}.{key} must be a list of strings")
+    return tuple(value)
+
+
+def _text(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SettingsError(f"{c.CLAUDE_OPTIONS}.{key} must be a string")
+    return value or None
+
+
+def _object(doc: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise SettingsError(f"{c.CLAUDE_OPTIONS}.{key} must be an object")
+    return value
 
 
 def _integer(env: Mapping[str, str], name: str, default: int | None, minimum: int) -> int | None:

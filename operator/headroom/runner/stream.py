@@ -40,6 +40,9 @@ class Verdict:
     turns: int | None = None
     cost_usd: float | None = None
     session_id: str | None = None
+    duration_seconds: float | None = None
+    summary: str = ""  # the final answer of a completed run; the caller scrubs it
+    structured_output: Any = None  # the answer matching --json-schema, when one was given
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ class StreamClassifier:
             "turns": _count(self.result, "num_turns"),
             "cost_usd": _money(self.result, "total_cost_usd"),
             "session_id": self.session_id,
+            "duration_seconds": _seconds(self.result, "duration_ms"),
         }
         result, text = self.result, _result_text(self.result)
         if self.auth_failure is not None:
@@ -176,7 +180,14 @@ class StreamClassifier:
             )
         succeeded = result is not None and result.get("subtype") == "success"
         if succeeded and result is not None and result.get("is_error") is False:
-            return Verdict(Outcome.COMPLETED, evidence=text, detail="The run finished.", **common)
+            return Verdict(
+                Outcome.COMPLETED,
+                evidence=text,
+                detail="The run finished.",
+                summary=text,
+                structured_output=result.get("structured_output"),
+                **common,
+            )
         if self.wall is not None:
             return Verdict(
                 Outcome.WALLED,
@@ -321,3 +332,8 @@ def _money(result: dict[str, Any] | None, key: str) -> float | None:
     if value != value or value < 0 or value == float("inf"):
         return None
     return round(float(value), 6)
+
+
+def _seconds(result: dict[str, Any] | None, key: str) -> float | None:
+    milliseconds = _money(result, key)
+    return None if milliseconds is None else round(milliseconds / 1000, 3)

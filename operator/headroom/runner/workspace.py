@@ -80,3 +80,55 @@ def _strings(node: Any, found: list[str]) -> None:
     elif isinstance(node, list):
         for value in node:
             _strings(value, found)
+
+
+def file_values(paths: list[Path]) -> list[str]:
+    """The contents of secret files (a token, a key), stripped, for scrubbing; every line
+    too, so a multi-line secret is caught even when only a part of it is printed."""
+    found: list[str] = []
+    for path in paths:
+        try:
+            text = path.read_text("utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        found += [text, *(line.strip() for line in text.splitlines())]
+    return [s for s in found if len(s) >= 8]
+
+
+def files_under(root: Path) -> list[Path]:
+    """Regular files below `root`; a mounted Secret's `..data` links lead to the same files."""
+    try:
+        return [p for p in root.rglob("*") if p.is_file() and "..data" not in p.parts]
+    except OSError:
+        return []
+
+
+def prompt_recorded(config_dir: Path, session_id: str, prompt: str) -> bool:
+    """Whether the transcript holds `prompt` as a message of the user."""
+    for transcript in (config_dir / "projects").glob(f"*/{session_id}.jsonl"):
+        try:
+            lines = transcript.read_text("utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        if any(_user_text(line) == prompt.strip() for line in lines):
+            return True
+    return False
+
+
+def _user_text(line: str) -> str | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    message = entry.get("message") if isinstance(entry, dict) else None
+    if not isinstance(message, dict) or message.get("role") != "user":
+        return None
+    content = message.get("content")
+    if isinstance(content, str):
+        return content.strip()
+    if isinstance(content, list):
+        texts = [
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        ]
+        return "".join(texts).strip()
+    return None

@@ -1,0 +1,86 @@
+"""The pod contract: every name the operator's pod builder and the runner inside the pod
+share. Both sides import these constants; neither spells them again."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- environment of the agent container (and of the `clone` init container) --------------
+SESSION_ID: Final = "HEADROOM_SESSION_ID"
+PROMPT: Final = "HEADROOM_PROMPT"
+RESUME_PROMPT: Final = "HEADROOM_RESUME_PROMPT"
+ATTEMPT: Final = "HEADROOM_ATTEMPT"
+EXPECT_TRANSCRIPT: Final = "HEADROOM_EXPECT_TRANSCRIPT"
+WORKDIR: Final = "HEADROOM_WORKDIR"
+MODEL: Final = "HEADROOM_MODEL"
+MAX_TURNS: Final = "HEADROOM_MAX_TURNS"
+PERMISSION_MODE: Final = "HEADROOM_PERMISSION_MODE"
+CREDENTIALS_FILE: Final = "HEADROOM_CREDENTIALS_FILE"
+TERMINATION_LOG: Final = "HEADROOM_TERMINATION_LOG"
+STOP_GRACE_SECONDS: Final = "HEADROOM_STOP_GRACE_SECONDS"
+CLAUDE_BIN: Final = "HEADROOM_CLAUDE_BIN"
+# JSON: the Claude Code options of spec.claude, resolved for this attempt (budget left, ...).
+CLAUDE_OPTIONS: Final = "HEADROOM_CLAUDE"
+# JSON list: the repositories to clone (init container) and whose credentials to scrub.
+REPOS: Final = "HEADROOM_REPOS"
+# Seconds one git command of the clone init container may take (default 600).
+CLONE_TIMEOUT_SECONDS: Final = "HEADROOM_CLONE_TIMEOUT_SECONDS"
+# Comma-separated names of variables whose values come from Secrets: scrubbed from output.
+SCRUB_ENV: Final = "HEADROOM_SCRUB_ENV"
+# A directory of mounted Secrets (envFrom secretRef) whose values are scrubbed likewise.
+SCRUB_DIR: Final = "HEADROOM_SCRUB_DIR"
+
+CONFIG_DIR_ENV: Final = "CLAUDE_CONFIG_DIR"
+OAUTH_TOKEN_ENV: Final = "CLAUDE_CODE_OAUTH_TOKEN"
+API_KEY_ENV: Final = "ANTHROPIC_API_KEY"
+AUTH_TOKEN_ENV: Final = "ANTHROPIC_AUTH_TOKEN"
+BASE_URL_ENV: Final = "ANTHROPIC_BASE_URL"
+CREDENTIAL_ENV: Final = (API_KEY_ENV, OAUTH_TOKEN_ENV, AUTH_TOKEN_ENV)
+
+# What users may not set through spec.env (the CRD refuses them with the same list; a test
+# keeps the two equal). Everything starting with HEADROOM_ is reserved as well.
+RESERVED_ENV_PREFIX: Final = "HEADROOM_"
+RESERVED_ENV: Final = frozenset(
+    {
+        CONFIG_DIR_ENV,
+        OAUTH_TOKEN_ENV,
+        "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
+        "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
+        API_KEY_ENV,
+        AUTH_TOKEN_ENV,
+        BASE_URL_ENV,
+        "HOME",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    }
+)
+
+# -- paths inside the pod --------------------------------------------------------------------
+WORKSPACE: Final = "/workspace"
+HOME: Final = "/home/agent"
+CONFIG_DIR: Final = "/var/lib/headroom/claude"  # CLAUDE_CONFIG_DIR: an emptyDir, per pod
+PROJECTS_SUBPATH: Final = ".claude-projects"  # transcripts on the PVC, at CONFIG_DIR/projects
+STATE_SUBDIR: Final = ".headroom"  # the runner's own files on the workspace
+CREDENTIALS_DIR: Final = "/var/run/headroom/credentials"
+GIT_CREDENTIALS_DIR: Final = "/var/run/headroom/git"  # repo i's Secret at <dir>/<i>/
+MCP_DIR: Final = "/var/run/headroom/mcp"
+MCP_FILE: Final = "mcp.json"
+SCRUB_MOUNT_DIR: Final = "/var/run/headroom/scrub"  # envFrom Secret i at <dir>/<i>/
+TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
+
+# -- containers, volumes, labels, annotations -----------------------------------------------
+AGENT_CONTAINER: Final = "agent"
+CLONE_CONTAINER: Final = "clone"
+OPERATOR_VOLUMES: Final = frozenset({"workspace", "claude-config", "home", "tmp", "credentials"})
+OPERATOR_VOLUME_PREFIX: Final = "headroom-"
+
+LABEL_MANAGED: Final = "app.kubernetes.io/managed-by"
+LABEL_SESSION_UID: Final = "headroom.dev/session-uid"
+LABEL_ACCOUNT: Final = "headroom.dev/account"
+LABEL_ATTEMPT: Final = "headroom.dev/attempt"
+ANN_ACCOUNT: Final = "headroom.dev/account"
+ANN_SESSION: Final = "headroom.dev/session"
+ANN_AUTH_PATH: Final = "headroom.dev/auth-path"
+MANAGER: Final = "headroom"
+
+# Exit code of the clone init container when a repository cannot be cloned.
+CLONE_FAILED_PREFIX: Final = "RepoCloneFailed: "

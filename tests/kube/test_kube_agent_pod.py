@@ -214,18 +214,13 @@ def test_repos_become_a_clone_init_container_with_credential_files() -> None:
     (init,) = pod["spec"]["initContainers"]
     assert init["name"] == contract.CLONE_CONTAINER and init["command"] == ["headroom", "clone"]
     doc = json.loads({e["name"]: e["value"] for e in init["env"]}[contract.REPOS])
-    assert [r["path"] for r in doc] == [
-        "/workspace/app",
-        "/workspace/vendor/lib",
-        "/workspace/public",
-    ]
-    assert doc[0]["credentials"] == {
-        "kind": "token",
-        "file": f"{contract.GIT_CREDENTIALS_DIR}/0/secret",
-        "knownHosts": None,
-    }
+    # Relative paths: to the workspace and to the credentials mount the pod names.
+    assert [r["path"] for r in doc] == ["app", "vendor/lib", "public"]
+    assert doc[0]["credentials"] == {"kind": "token", "file": "0/secret", "knownHosts": None}
     assert doc[1]["credentials"]["kind"] == "ssh"
-    assert doc[1]["credentials"]["knownHosts"] == f"{contract.GIT_CREDENTIALS_DIR}/1/known_hosts"
+    assert doc[1]["credentials"]["knownHosts"] == "1/known_hosts"
+    init_env = {e["name"]: e["value"] for e in init["env"]}
+    assert init_env[contract.GIT_CREDENTIALS_ENV] == contract.GIT_CREDENTIALS_DIR
     assert doc[2]["credentials"] is None
     assert (doc[0]["ref"], doc[0]["branch"], doc[0]["depth"]) == ("main", "fix/flaky", 1)
     volumes = volumes_of(pod)

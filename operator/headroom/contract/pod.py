@@ -22,7 +22,10 @@ CLAUDE_BIN: Final = "HEADROOM_CLAUDE_BIN"
 # JSON: the Claude Code options of spec.claude, resolved for this attempt (budget left, ...).
 CLAUDE_OPTIONS: Final = "HEADROOM_CLAUDE"
 # JSON list: the repositories to clone (init container) and whose credentials to scrub.
+# Paths in it are relative: a repository's to the workspace, a credential file's to
+# GIT_CREDENTIALS_ENV, so that they hold wherever the volumes are mounted.
 REPOS: Final = "HEADROOM_REPOS"
+GIT_CREDENTIALS_ENV: Final = "HEADROOM_GIT_CREDENTIALS"
 # Seconds one git command of the clone init container may take (default 600).
 CLONE_TIMEOUT_SECONDS: Final = "HEADROOM_CLONE_TIMEOUT_SECONDS"
 # Comma-separated names of variables whose values come from Secrets: scrubbed from output.

@@ -76,13 +76,18 @@ def field_value(pod: JSON, path: str, pod_ip: str) -> str:
     raise ConfigError(f"fieldRef {path!r} is not supported by the dev executor")
 
 
+def _not_found(kind: str, name: str) -> str:
+    """kubelet's words (its Secret/ConfigMap managers name the kind in lower case)."""
+    return f'{kind.lower()} "{name}" not found'
+
+
 def _key_ref(ref: JSON, kind: str, namespace: str, lookup: Lookup) -> str | None:
     data = lookup(kind, namespace, ref["name"])
     optional = bool(ref.get("optional"))
     if data is None:
         if optional:
             return None
-        raise ConfigError(f'{kind} "{ref["name"]}" not found')
+        raise ConfigError(_not_found(kind, ref["name"]))
     if ref["key"] not in data:
         if optional:
             return None
@@ -90,37 +95,47 @@ def _key_ref(ref: JSON, kind: str, namespace: str, lookup: Lookup) -> str | None
     return data[ref["key"]]
 
 
+def _env_from(source: JSON, namespace: str, lookup: Lookup) -> dict[str, str]:
+    """One envFrom entry: every key of a ConfigMap or Secret, with the entry's prefix."""
+    prefix = source.get("prefix", "")
+    for kind, obj_kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+        ref = source.get(kind)
+        if ref is None:
+            continue
+        data = lookup(obj_kind, namespace, ref["name"])
+        if data is None:
+            if ref.get("optional"):
+                return {}
+            raise ConfigError(_not_found(obj_kind, ref["name"]))
+        return {prefix + k: v for k, v in data.items()}
+    return {}
+
+
+def _value(var: JSON, env: dict[str, str], pod: JSON, lookup: Lookup, pod_ip: str) -> str | None:
+    """One env entry's value; None when an optional reference names nothing."""
+    namespace = pod["metadata"]["namespace"]
+    source = var.get("valueFrom")
+    if source is None:
+        return expand(var.get("value", ""), env)
+    if "secretKeyRef" in source:
+        return _key_ref(source["secretKeyRef"], "Secret", namespace, lookup)
+    if "configMapKeyRef" in source:
+        return _key_ref(source["configMapKeyRef"], "ConfigMap", namespace, lookup)
+    if "fieldRef" in source:
+        return field_value(pod, source["fieldRef"]["fieldPath"], pod_ip)
+    raise ConfigError(f"env {var['name']}: {sorted(source)} not supported by the executor")
+
+
 def resolve(container: JSON, pod: JSON, lookup: Lookup, pod_ip: str) -> dict[str, str]:
-    """The container's variables in definition order. Raises ConfigError when a
-    referenced Secret/ConfigMap or key is missing and not optional."""
+    """The container's variables in definition order: envFrom entries (a later one wins),
+    then env (which wins over envFrom), each `$(VAR)` expanded against what came before.
+    Raises ConfigError when a referenced Secret/ConfigMap or key is missing and not optional."""
     namespace = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
-        prefix = source.get("prefix", "")
-        for kind in ("secretRef", "configMapRef"):
-            ref = source.get(kind)
-            if ref is None:
-                continue
-            obj_kind = "Secret" if kind == "secretRef" else "ConfigMap"
-            data = lookup(obj_kind, namespace, ref["name"])
-            if data is None:
-                if ref.get("optional"):
-                    continue
-                raise ConfigError(f'{obj_kind} "{ref["name"]}" not found')
-            env.update({prefix + k: v for k, v in data.items()})
+        env.update(_env_from(source, namespace, lookup))
     for var in container.get("env") or []:
-        value: str | None
-        source = var.get("valueFrom")
-        if source is None:
-            value = expand(var.get("value", ""), env)
-        elif "secretKeyRef" in source:
-            value = _key_ref(source["secretKeyRef"], "Secret", namespace, lookup)
-        elif "configMapKeyRef" in source:
-            value = _key_ref(source["configMapKeyRef"], "ConfigMap", namespace, lookup)
-        elif "fieldRef" in source:
-            value = field_value(pod, source["fieldRef"]["fieldPath"], pod_ip)
-        else:
-            raise ConfigError(f"env {var['name']}: {sorted(source)} not supported by the executor")
+        value = _value(var, env, pod, lookup, pod_ip)
         if value is not None:
             env[var["name"]] = value
     return env

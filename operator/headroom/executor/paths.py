@@ -7,9 +7,11 @@ path. Pure functions only.
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,35 @@ class PathMap:
         return None
 
     def translate(self, value: str) -> str:
-        """An env value that is a container path under a mount becomes the local path;
-        anything else (URLs, words, relative paths, lists of paths) is left as it is."""
+        """An env value that is a container path under a mount becomes the local path; a
+        JSON object or array has each such string inside it translated the same way (the
+        operator hands over structured settings, e.g. repositories to clone into
+        /workspace); anything else (URLs, words, relative paths, lists of paths) is left as
+        it is."""
+        if value[:1] in ("{", "["):
+            return self._translate_json(value)
         if not value.startswith("/") or ":" in value:
             return value
         local = self.local(value)
         return str(local) if local is not None else value
+
+    def _translate_json(self, value: str) -> str:
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return value
+        translated = self._walk(data)
+        # Untouched values keep their exact text: only a changed document is re-serialised.
+        return value if translated == data else json.dumps(translated)
+
+    def _walk(self, data: Any) -> Any:
+        if isinstance(data, str):
+            return self.translate(data) if data.startswith("/") else data
+        if isinstance(data, list):
+            return [self._walk(v) for v in data]
+        if isinstance(data, dict):
+            return {k: self._walk(v) for k, v in data.items()}
+        return data
 
     def nested_binds(self) -> list[Bind]:
         """Mounts that sit inside another mount whose local directory is elsewhere: the

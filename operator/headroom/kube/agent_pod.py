@@ -160,6 +160,7 @@ def _operator_env(
         env.append({"name": c.CLAUDE_OPTIONS, "value": json.dumps(options, sort_keys=True)})
     if repo_doc:
         env.append({"name": c.REPOS, "value": json.dumps(repo_doc, sort_keys=True)})
+        env.append({"name": c.GIT_CREDENTIALS_ENV, "value": c.GIT_CREDENTIALS_DIR})
         env += _commit_identity(spec)
     return env
 
@@ -249,7 +250,7 @@ def _repo_parts(repos: list[Repo]) -> tuple[list[JSON], list[JSON], list[JSON]]:
     for i, repo in enumerate(repos):
         entry: JSON = {
             "url": repo.url,
-            "path": f"{c.WORKSPACE}/{repo.path}",
+            "path": repo.path,
             "ref": repo.ref,
             "depth": repo.depth,
             "branch": repo.branch,
@@ -274,8 +275,8 @@ def _repo_parts(repos: list[Repo]) -> tuple[list[JSON], list[JSON], list[JSON]]:
             mounts.append({"name": name, "mountPath": directory, "readOnly": True})
             entry["credentials"] = {
                 "kind": "ssh" if creds.ssh else "token",
-                "file": f"{directory}/secret",
-                "knownHosts": f"{directory}/known_hosts" if creds.known_hosts_key else None,
+                "file": f"{i}/secret",
+                "knownHosts": f"{i}/known_hosts" if creds.known_hosts_key else None,
             }
         doc.append(entry)
     return volumes, mounts, doc
@@ -329,6 +330,8 @@ def _clone_container(
         "command": ["headroom", "clone"],
         "env": [
             {"name": c.REPOS, "value": json.dumps(repo_doc, sort_keys=True)},
+            {"name": c.GIT_CREDENTIALS_ENV, "value": c.GIT_CREDENTIALS_DIR},
+            {"name": c.WORKDIR, "value": c.WORKSPACE},
             {"name": "HOME", "value": c.HOME},
         ],
         "volumeMounts": [

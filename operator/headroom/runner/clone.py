@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from headroom.contract import pod
+from headroom.core import task
 from headroom.contract.scrub import scrub
 from headroom.contract.termination import Outcome, TerminationMessage
 from headroom.runner import report
@@ -104,7 +105,7 @@ def run(env: Mapping[str, str]) -> int:
     secrets = _env_secrets(env)
     log_path = Path(env.get(pod.TERMINATION_LOG) or pod.TERMINATION_MESSAGE_PATH)
     try:
-        repos = parse_repos(env.get(pod.REPOS, ""))
+        repos = parse_repos(env.get(pod.REPOS, ""), env.get(pod.GIT_CREDENTIALS_ENV))
         secrets += credential_secrets(repos)
         summary = place_all(repos, env)
     except CloneError as exc:
@@ -141,7 +142,7 @@ def log(message: str) -> None:
 # -- the repository list ---------------------------------------------------------------------
 
 
-def parse_repos(text: str) -> list[RepoSpec]:
+def parse_repos(text: str, credentials_root: str | None = None) -> list[RepoSpec]:
     """HEADROOM_REPOS: `[{"url", "ref", "path", "depth", "branch", "credentials":
     null | {"kind": "token"|"ssh", "file", "knownHosts"}}]`. Unset or empty: nothing to do."""
     if not text.strip():
@@ -152,10 +153,11 @@ def parse_repos(text: str) -> list[RepoSpec]:
         raise CloneError(f"{pod.REPOS} is not JSON ({exc})") from None
     if not isinstance(doc, list):
         raise CloneError(f"{pod.REPOS} must be a JSON list")
-    return [_repo(index, item) for index, item in enumerate(doc)]
+    root = PurePosixPath(credentials_root or pod.GIT_CREDENTIALS_DIR)
+    return [_repo(index, item, root) for index, item in enumerate(doc)]
 
 
-def _repo(index: int, item: Any) -> RepoSpec:
+def _repo(index: int, item: Any, root: PurePosixPath) -> RepoSpec:
     where = f"{pod.REPOS}[{index}]"
     if not isinstance(item, dict):
         raise CloneError(f"{where} must be an object")
@@ -173,7 +175,7 @@ def _repo(index: int, item: Any) -> RepoSpec:
         path=_string(item, "path", where) or default_path(url),
         depth=depth,
         branch=_name(item, "branch", where),
-        credentials=_credentials(item.get("credentials"), f"{where}.credentials"),
+        credentials=_credentials(item.get("credentials"), f"{where}.credentials", root),
     )
     _check_transport(spec, where)
     return spec
@@ -196,20 +198,27 @@ def _name(item: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _credentials(value: Any, where: str) -> Credentials | None:
+def _credentials(value: Any, where: str, root: PurePosixPath) -> Credentials | None:
     if value is None:
         return None
     if not isinstance(value, dict) or value.get("kind") not in {"token", "ssh"}:
         raise CloneError(f"{where} must be an object with kind token or ssh")
     file = _string(value, "file", where)
-    if file is None or not file.startswith("/"):
-        raise CloneError(f"{where}.file must be an absolute path")
+    if file is None:
+        raise CloneError(f"{where}.file is required")
     known = _string(value, "knownHosts", where)
     return Credentials(
         kind=value["kind"],
-        file=PurePosixPath(file),
-        known_hosts=PurePosixPath(known) if known else None,
+        file=_credential_path(file, root, f"{where}.file"),
+        known_hosts=_credential_path(known, root, f"{where}.knownHosts") if known else None,
     )
+
+
+def _credential_path(path: str, root: PurePosixPath, where: str) -> PurePosixPath:
+    """Relative paths are under the credentials mount; nothing may climb out of it."""
+    if ".." in PurePosixPath(path).parts:
+        raise CloneError(f"{where} must not contain '..'")
+    return PurePosixPath(path) if path.startswith("/") else root / path
 
 
 def transport(url: str) -> str:
@@ -251,10 +260,8 @@ def _check_transport(spec: RepoSpec, where: str) -> None:
 
 
 def default_path(url: str) -> str:
-    """The repository's name, as `git clone` would choose it."""
-    name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-    name = name.removesuffix(".git") or "repo"
-    return f"{pod.WORKSPACE}/{name}"
+    """The repository's name, as `git clone` would choose it (the operator's rule)."""
+    return f"{pod.WORKSPACE}/{task.default_path(url)}"
 
 
 def target_path(root: Path, path: str, where: str) -> Path:
@@ -483,3 +490,34 @@ def git_message(stderr: str) -> str:
     kept = [line for line in lines if line and not line.startswith(("hint:", "Cloning into"))]
     text = " ".join(" ".join(kept).split()) or "(git printed nothing)"
     return text if len(text) <= GIT_MESSAGE_CHARS else "…" + text[-(GIT_MESSAGE_CHARS - 1) :]
+
+
+# -- later attempts --------------------------------------------------------------------------
+
+
+def refresh_credentials(env: Mapping[str, str]) -> list[str]:
+    """Point each clone's credential config at this pod's mounted files: the agent's own
+    `git push` in a later attempt must read the credential of this attempt's mount. Called
+    by the agent runner before Claude Code starts; returns one problem line per repository
+    that could not be updated (the run goes on: pushing is the agent's business)."""
+    try:
+        repos = parse_repos(env.get(pod.REPOS, ""), env.get(pod.GIT_CREDENTIALS_ENV))
+    except CloneError as exc:
+        return [str(exc)]
+    root = Path(env.get(pod.WORKDIR) or pod.WORKSPACE)
+    git = Git(git_environment(env), _timeout(env))
+    problems = []
+    for spec in repos:
+        if spec.credentials is None:
+            continue
+        try:
+            target = target_path(root, spec.path, f"{pod.REPOS}[{spec.index}]")
+            if not (target / ".git").is_dir():
+                continue
+            for key, _ in repo_config(spec.url, spec.credentials)[:1]:
+                git.succeeds("config", "--unset-all", key, cwd=target)
+            for key, value in repo_config(spec.url, spec.credentials):
+                git.run(spec, "config", "--add", key, value, cwd=target)
+        except CloneError as exc:
+            problems.append(str(exc))
+    return problems

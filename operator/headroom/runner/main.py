@@ -15,7 +15,7 @@ from pathlib import Path
 
 from headroom.contract.scrub import scrub
 from headroom.contract.termination import Outcome
-from headroom.runner import report, workspace
+from headroom.runner import clone, report, workspace
 from headroom.runner.process import StopSwitch, install_signal_handlers, run_cli
 from headroom.runner.settings import (
     CREDENTIAL_ENV,
@@ -77,6 +77,8 @@ async def attempt(
             f"session {settings.session_id}, but none is under "
             f"{settings.config_dir}/projects. Not starting a blank conversation.",
         )
+    for problem in clone.refresh_credentials(env):
+        log(f"git credentials not refreshed: {scrub(problem, secrets)}")
     argv, stdin_text = command(settings, start)
     log(
         f"attempt {settings.attempt}: "

@@ -102,7 +102,9 @@ def settings_from_env(env: Mapping[str, str]) -> RunnerSettings:
         claude=claude_options(env.get(c.CLAUDE_OPTIONS, "")),
         scrub_env=tuple(n for n in env.get(c.SCRUB_ENV, "").split(",") if n),
         scrub_dir=Path(env[c.SCRUB_DIR]) if env.get(c.SCRUB_DIR) else None,
-        repo_credential_files=repo_credential_files(env.get(c.REPOS, "")),
+        repo_credential_files=repo_credential_files(
+            env.get(c.REPOS, ""), Path(env.get(c.GIT_CREDENTIALS_ENV) or c.GIT_CREDENTIALS_DIR)
+        ),
     )
 
 
@@ -129,7 +131,7 @@ def claude_options(raw: str) -> ClaudeOptions:
     )
 
 
-def repo_credential_files(raw: str) -> tuple[Path, ...]:
+def repo_credential_files(raw: str, root: Path) -> tuple[Path, ...]:
     """The mounted git credentials of HEADROOM_REPOS: their contents are scrubbed too."""
     if not raw.strip():
         return ()
@@ -143,7 +145,7 @@ def repo_credential_files(raw: str) -> tuple[Path, ...]:
     for repo in repos:
         creds = repo.get("credentials") if isinstance(repo, dict) else None
         if isinstance(creds, dict) and isinstance(creds.get("file"), str):
-            files.append(Path(creds["file"]))
+            files.append(root / creds["file"])  # an absolute file stays itself
     return tuple(files)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from headroom.sandbox.config import ConfigError, WindowSpec, parse_credential
+from headroom.sandbox.script import Script, ScriptError, parse_script
 from headroom.sandbox.server import CLOCK, CONFIG, STATE
 from headroom.sandbox.state import FAULT_KINDS, Credential, Fault, SandboxState
 
@@ -29,6 +30,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/_admin/faults", clear_faults)
     app.router.add_get("/_admin/requests", list_requests)
     app.router.add_delete("/_admin/requests", clear_requests)
+    app.router.add_get("/_admin/tool-results", list_tool_results)
+    app.router.add_get("/_admin/scripts", list_scripts)
+    for path in ("/_admin/sessions/{session}/script", "/_admin/credentials/{name}/script"):
+        app.router.add_put(path, set_script)
+        app.router.add_post(path, set_script)
+        app.router.add_get(path, show_script)
+        app.router.add_delete(path, delete_script)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -167,16 +175,91 @@ async def clear_faults(request: web.Request) -> web.Response:
 async def list_requests(request: web.Request) -> web.Response:
     """Recorded requests, oldest first; `?since=N` returns those after sequence number N."""
     state: SandboxState = request.app[STATE]
-    try:
-        since = int(request.query.get("since", "0"))
-    except ValueError:
-        raise _bad_request("since must be an integer") from None
+    since = _since(request)
     return web.json_response({"requests": [r for r in state.records if r["seq"] > since]})
 
 
 async def clear_requests(request: web.Request) -> web.Response:
     request.app[STATE].records.clear()
     return web.json_response({"ok": True})
+
+
+async def list_tool_results(request: web.Request) -> web.Response:
+    """Every checked tool_result of recorded requests after `?since=N`, flattened, each with
+    the request's seq, session and credential."""
+    since = _since(request)
+    results = [
+        {"seq": r["seq"], "session": r.get("session"), "credential": r.get("credential"), **c}
+        for r in request.app[STATE].records
+        if r["seq"] > since
+        for c in r.get("toolResults", [])
+    ]
+    return web.json_response({"toolResults": results})
+
+
+async def list_scripts(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "sessions": {k: v.view() for k, v in state.scripts.sessions.items()},
+            "credentials": {
+                c.name: c.script.view() for c in state.credentials.values() if c.script
+            },
+            "wallsFired": [{"script": k, "step": i} for k, i in sorted(state.scripts.fired)],
+        }
+    )
+
+
+async def set_script(request: web.Request) -> web.Response:
+    """Give a session (by Claude Code session id) or a credential a script: the steps list
+    or {steps: [...]}. Replacing a script forgets which of its walls already fired."""
+    try:
+        script = parse_script(await _json(request))
+    except ScriptError as exc:
+        raise _bad_request(f"script: {exc}") from None
+    state = request.app[STATE]
+    if "session" in request.match_info:
+        state.scripts.set_session(request.match_info["session"], script)
+    else:
+        credential = _credential(request)
+        credential.script = script
+        state.scripts.forget(f"credential:{credential.name}")
+    return web.json_response(script.view(), status=201)
+
+
+async def show_script(request: web.Request) -> web.Response:
+    script = _script(request)
+    if script is None:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": "no script"}), content_type="application/json"
+        )
+    return web.json_response(script.view())
+
+
+async def delete_script(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if "session" in request.match_info:
+        key = request.match_info["session"].lower()
+        state.scripts.sessions.pop(key, None)
+        state.scripts.forget(f"session:{key}")
+    else:
+        credential = _credential(request)
+        credential.script = None
+        state.scripts.forget(f"credential:{credential.name}")
+    return web.json_response({"ok": True})
+
+
+def _script(request: web.Request) -> Script | None:
+    if "session" in request.match_info:
+        return request.app[STATE].scripts.sessions.get(request.match_info["session"].lower())
+    return _credential(request).script
+
+
+def _since(request: web.Request) -> int:
+    try:
+        return int(request.query.get("since", "0"))
+    except ValueError:
+        raise _bad_request("since must be an integer") from None
 
 
 def _credential(request: web.Request) -> Credential:
@@ -188,6 +271,14 @@ def _credential(request: web.Request) -> Credential:
             content_type="application/json",
         )
     return credential
+
+
+async def _json(request: web.Request) -> Any:
+    """Any JSON document (a script may be a bare list)."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise _bad_request("the body is not JSON") from None
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 with start_sandbox(marker="ZEBRA") as sandbox:
     sandbox.add_credential("alice", "oauth", secret)
     sandbox.fill_window("alice", "five_hour", reset_in_seconds=3600)
+    sandbox.script_session(session_id, [{"tools": [{"name": "Bash", "input": {...}}]}, ...])
     ... run claude with ANTHROPIC_BASE_URL=sandbox.url ...
     sandbox.requests()
 """
@@ -97,6 +98,26 @@ class SandboxClient:
         retryAfter, seconds, message."""
         return self.call("POST", "/_admin/faults", {"kind": kind, "count": count, **options})
 
+    def script_session(self, session: str, script: list[dict[str, Any]] | dict[str, Any]) -> Any:
+        """Play `script` (steps, or {steps: [...]}) for the requests of this Claude Code
+        session id, whichever credential they come with."""
+        return self.call("PUT", f"/_admin/sessions/{session}/script", _steps(script))
+
+    def script_credential(self, name: str, script: list[dict[str, Any]] | dict[str, Any]) -> Any:
+        """Play `script` for this credential's requests (a session's script wins)."""
+        return self.call("PUT", f"/_admin/credentials/{name}/script", _steps(script))
+
+    def scripts(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "/_admin/scripts")
+        return result
+
+    def tool_results(self, since: int = 0) -> list[dict[str, Any]]:
+        """The checked tool results of the recorded requests, oldest first."""
+        result: list[dict[str, Any]] = self.call("GET", f"/_admin/tool-results?since={since}")[
+            "toolResults"
+        ]
+        return result
+
     def state(self) -> dict[str, Any]:
         result: dict[str, Any] = self.call("GET", "/_admin/state")
         return result
@@ -106,6 +127,10 @@ class SandboxClient:
             "requests"
         ]
         return result
+
+
+def _steps(script: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    return script if isinstance(script, dict) else {"steps": script}
 
 
 class SandboxProcess(SandboxClient):

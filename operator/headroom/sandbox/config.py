@@ -5,7 +5,11 @@ A credential document:
     {"name": "alice", "kind": "oauth" | "api_key", "secret": "...", "secretEnv": "VAR",
      "label": "alice@example", "windows": [{"name": "five_hour", "capacity": 100,
      "unit": "requests" | "tokens", "periodSeconds": 18000, "resetsAt": <epoch>,
-     "resetInSeconds": 600}]}
+     "resetInSeconds": 600}],
+     "script": [...steps...]}
+
+`script` makes the stand-in's model play those steps for this credential's requests (see
+`headroom.sandbox.script`); a script given for a session through the admin API wins.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headroom.sandbox.script import Script, ScriptError, parse_script
 from headroom.sandbox.state import Credential, Kind, SandboxState
 from headroom.sandbox.windows import Unit, Window
 
@@ -59,6 +64,7 @@ class CredentialSpec:
     secret: str = field(repr=False)
     label: str = ""
     windows: tuple[WindowSpec, ...] = ()
+    script: Script | None = None
 
     def build(self, now: float) -> Credential:
         specs = self.windows or tuple(WindowSpec(n, c) for n, c in DEFAULT_WINDOWS)
@@ -68,6 +74,7 @@ class CredentialSpec:
             secret=self.secret,
             label=self.label,
             windows={spec.name: spec.build(now) for spec in specs},
+            script=self.script,
         )
 
 
@@ -126,7 +133,17 @@ def parse_credential(doc: Any, env: Mapping[str, str] = os.environ) -> Credentia
         secret=secret,
         label=str(label),
         windows=tuple(parse_window(w) for w in windows),
+        script=parse_credential_script(doc.get("script"), name),
     )
+
+
+def parse_credential_script(doc: Any, credential: str) -> Script | None:
+    if doc is None:
+        return None
+    try:
+        return parse_script(doc)
+    except ScriptError as exc:
+        raise ConfigError(f"credential {credential}: script: {exc}") from None
 
 
 def parse_config(doc: Any, env: Mapping[str, str] = os.environ) -> SandboxConfig:

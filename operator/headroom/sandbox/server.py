@@ -1,5 +1,6 @@
 """The Messages API routes of the stand-in: authenticate, apply injected faults and usage
-windows, answer with a streamed reply, and record the request (never its secret)."""
+windows, answer with a streamed reply (the configured text, or the turn a script plays), and
+record the request (never its secret)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from headroom.sandbox import sse
-from headroom.sandbox.config import SandboxConfig
+from headroom.sandbox.config import SandboxConfig, WindowSpec
+from headroom.sandbox.script import Play, Wall, play
 from headroom.sandbox.state import (
     Allowed,
     Credential,
@@ -92,6 +94,7 @@ async def _messages(request: web.Request, state: SandboxState) -> web.StreamResp
             "invalid_request",
             _error(400, "invalid_request_error", "request body is not a JSON object", request_id),
         )
+    played = _play_script(state, credential, body, entry, now)
     decision = state.decide(credential, scheme, now)
     if isinstance(decision, Unauthorized):
         return _finish(
@@ -123,24 +126,72 @@ async def _messages(request: web.Request, state: SandboxState) -> web.StreamResp
         entry["resetsAt"] = window.resets_at
         return _finish(state, entry, 429, "rejected", response)
     assert isinstance(decision, Allowed)
-    return await _answer(request, state, credential, body, entry, request_id, now)
+    reply = _reply(state, body, entry, played)
+    return await _answer(request, credential, body, entry, request_id, now, reply)
+
+
+def _play_script(
+    state: SandboxState,
+    credential: Credential | None,
+    body: dict[str, Any],
+    entry: dict[str, Any],
+    now: float,
+) -> Play | None:
+    """Which turn of a script answers, with the checks of the tool results the request
+    carries (recorded even when the answer is an error). Walls due now fill the window
+    before the windows are looked at, so this very request gets the real 429."""
+    if credential is None or credential.expired:
+        return None
+    found = state.script_for(credential, entry["session"])
+    if found is None:
+        return None
+    key, script = found
+    played = play(script, key.split(":", 1)[0], body)
+    entry["script"] = {**played.view(), "wallsFired": []}
+    entry["toolResults"] = [check.view() for check in played.checks]
+    for index in played.walls:
+        wall = script.steps[index]
+        assert isinstance(wall, Wall)
+        if (key, index) in state.scripts.fired or wall.credential not in (None, credential.name):
+            continue
+        state.scripts.fired.add((key, index))
+        _fill(credential, wall, now)
+        entry["script"]["wallsFired"].append({"step": index, "window": wall.window})
+    return played
+
+
+def _fill(credential: Credential, wall: Wall, now: float) -> None:
+    """Exhaust the wall's window; a window the credential lacks is created, as the admin
+    call does."""
+    window = credential.windows.get(wall.window)
+    if window is None:
+        window = credential.windows[wall.window] = WindowSpec(wall.window, capacity=1).build(now)
+    window.fill(wall.resets_at if wall.resets_at is not None else int(now) + wall.reset_in_seconds)
+
+
+def _reply(
+    state: SandboxState, body: dict[str, Any], entry: dict[str, Any], played: Play | None
+) -> sse.Reply:
+    model = str(body.get("model") or "claude-sonnet-4-5")
+    if played is not None and played.blocks:
+        tokens = played.input_tokens if played.input_tokens is not None else entry["inputTokens"]
+        return sse.Reply.from_blocks(model, list(played.blocks), tokens, played.output_tokens)
+    text = state.reply
+    if entry["markerInHistory"]:
+        text += f" I remember {state.marker}."
+    return sse.Reply.create(model, text, entry["inputTokens"])
 
 
 async def _answer(
     request: web.Request,
-    state: SandboxState,
     credential: Credential,
     body: dict[str, Any],
     entry: dict[str, Any],
     request_id: str,
     now: float,
+    reply: sse.Reply,
 ) -> web.StreamResponse:
-    text = state.reply
-    if entry["markerInHistory"]:
-        text += f" I remember {state.marker}."
-    reply = sse.Reply.create(
-        str(body.get("model") or "claude-sonnet-4-5"), text, entry["inputTokens"]
-    )
+    state = request.app[STATE]
     for window in credential.windows.values():
         window.charge(reply.input_tokens + reply.output_tokens)
     windows = list(credential.windows.values())
@@ -150,6 +201,8 @@ async def _answer(
     else:
         headers.update(standard_headers(windows, now))
     entry["outputTokens"] = reply.output_tokens
+    entry["stopReason"] = reply.stop_reason
+    entry["toolUses"] = [b["name"] for b in reply.content if b["type"] == "tool_use"]
     _record(state, entry, 200, "ok")
     if not body.get("stream"):
         return web.json_response(sse.message(reply), headers=headers)
@@ -236,7 +289,7 @@ def _describe(
         "credential": credential.name if credential else None,
         "label": (credential.label or credential.name) if credential else None,
         "fingerprint": fingerprint(secret) if secret else None,
-        "session": request.headers.get("X-Claude-Code-Session-Id"),
+        "session": session_id(request, body),
         "model": body.get("model") if body else None,
         "stream": bool(body.get("stream")) if body else False,
         "messages": len(conversation),
@@ -244,6 +297,21 @@ def _describe(
         "markerPresent": present,
         "inputTokens": max(1, size // 4),  # about four bytes a token
     }
+
+
+def session_id(request: web.Request, body: dict[str, Any] | None) -> str | None:
+    """The CLI's session id: the `X-Claude-Code-Session-Id` header, else the `session_id`
+    inside `metadata.user_id` (a JSON string; 2.1.330 sends both on every request)."""
+    header = request.headers.get("X-Claude-Code-Session-Id")
+    if header:
+        return header
+    metadata = body.get("metadata") if body else None
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    try:
+        found = json.loads(user_id).get("session_id") if isinstance(user_id, str) else None
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) and found else None
 
 
 def _finish(

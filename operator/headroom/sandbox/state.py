@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from headroom.sandbox.script import Script, Scripts
 from headroom.sandbox.windows import Window, binding_window
 
 Kind = Literal["api_key", "oauth"]
@@ -29,6 +30,7 @@ class Credential:
     label: str = ""
     windows: dict[str, Window] = field(default_factory=dict)
     expired: bool = False
+    script: Script | None = None  # plays the model for this credential's requests
 
     @property
     def fingerprint(self) -> str:
@@ -43,6 +45,7 @@ class Credential:
             "fingerprint": self.fingerprint,
             "expired": self.expired,
             "windows": [w.view() for w in self.windows.values()],
+            "scripted": self.script is not None,
         }
 
 
@@ -99,13 +102,23 @@ class SandboxState:
     reply: str = "Done."
     sequence: int = 0
     in_flight: int = 0  # API requests being answered right now (a stalled one counts)
+    scripts: Scripts = field(default_factory=Scripts)  # per session; fired walls
 
     def restore(self, fresh: SandboxState) -> None:
         """Take over another state's contents; the sequence keeps counting so `since=N`
         queries stay meaningful across resets."""
         self.credentials, self.faults = fresh.credentials, fresh.faults
         self.marker, self.reply = fresh.marker, fresh.reply
+        self.scripts = Scripts()
         self.records.clear()
+
+    def script_for(self, credential: Credential, session: str | None) -> tuple[str, Script] | None:
+        """(key, script) that plays this request: the session's, else the credential's."""
+        if session and session.lower() in self.scripts.sessions:
+            return f"session:{session.lower()}", self.scripts.sessions[session.lower()]
+        if credential.script is not None:
+            return f"credential:{credential.name}", credential.script
+        return None
 
     def find(self, secret: str) -> Credential | None:
         for credential in self.credentials.values():

@@ -8,7 +8,7 @@ import binascii
 import hashlib
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from headroom.contract.scrub import snippet
@@ -84,7 +84,7 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             metrics.reconcile_error("ClaudeAccount")
             log.warning("account %s/%s: API error %s; will retry", namespace, name, exc)
             rt.wakeups.at(
-                ("account", namespace, name), datetime.now(UTC) + rt.settings.retry.base_backoff / 5
+                ("account", namespace, name), rt.clock() + rt.settings.retry.base_backoff / 5
             )
         except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
             metrics.reconcile_error("ClaudeAccount")
@@ -92,7 +92,7 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
 
 
 async def _reconcile(rt: Runtime, body: JSON) -> None:
-    now = datetime.now(UTC)
+    now = rt.clock()
     meta, spec = body["metadata"], body.get("spec") or {}
     status: JSON = dict(body.get("status") or {})
     ns, name = meta["namespace"], meta["name"]

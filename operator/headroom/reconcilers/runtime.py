@@ -21,6 +21,17 @@ from headroom.reconcilers.roster import Roster
 from headroom.reconcilers.wakeups import Key, Wakeups
 
 log = logging.getLogger("headroom")
+Clock = Callable[[], datetime]
+# (object, type, reason, message): where Events go; kopf's poster in the operator.
+Recorder = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def kopf_recorder(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+    kopf.event(cast(Any, dict(body)), type=kind, reason=reason, message=message)
 
 
 @dataclass(frozen=True)
@@ -42,12 +53,21 @@ class LivePod:
 
 
 class Runtime:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        clock: Clock = system_clock,
+        recorder: Recorder = kopf_recorder,
+    ) -> None:
         self.kube = kube
         self.settings = settings
+        # Every reconciler, wake-up and timer reads the time here, so tests choose it.
+        self.clock = clock
+        self.recorder = recorder
         self.roster = Roster()
         self.ledger = Ledger()
-        self.wakeups = Wakeups(self._wake)
+        self.wakeups = Wakeups(self._wake, clock)
         self._pods_index: Mapping[tuple[str, str], Iterable[LivePod]] | None = None
         self._ledger_seeded = False
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
@@ -146,7 +166,7 @@ class Runtime:
                 max(0, a.max_sessions - load.get(a.name, 0))
                 for a in self.roster.accounts(namespace)
             )
-        now = datetime.now(UTC)
+        now = self.clock()
         for name, _since in sorted(queue.items(), key=lambda kv: kv[1])[: max(slots, 0)]:
             self.wakeups.at(("session", namespace, name), now)
 
@@ -160,12 +180,7 @@ class Runtime:
     ) -> None:
         """A Kubernetes Event and a structured log line, with secrets scrubbed from both."""
         text = scrub(message)[:1000]
-        kopf.event(
-            cast(Any, dict(body)),
-            type="Warning" if warning else "Normal",
-            reason=reason,
-            message=text,
-        )
+        self.recorder(body, "Warning" if warning else "Normal", reason, text)
         meta = body.get("metadata", {})
         log.info(
             "%s %s/%s: %s",

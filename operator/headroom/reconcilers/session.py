@@ -12,7 +12,7 @@ import json
 import logging
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from headroom.contract import pod as contract
@@ -48,10 +48,6 @@ START_PROBLEMS = frozenset(
         "RunContainerError",
     }
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def policy_of(spec: JSON) -> machine.FailoverPolicy:
@@ -160,7 +156,7 @@ class Pass:
         self.key = (self.ns, self.name)
         self.patch: JSON = {}
         self.conditions: list[tuple[str, bool, str, str]] = []
-        self.now = _now()
+        self.now = rt.clock()
         self.limits = task.Limits()
         # The finished pod of the attempt just replaced: deleted after the status write, so
         # the session shows its new pod without waiting for a delete (the slowest call of a
@@ -499,6 +495,8 @@ class Pass:
             },
             retryAt=format_time(step.not_before) if step.not_before else None,
         )
+        # Not ready until the next attempt runs; a placement in this same pass says Running.
+        self.condition("Ready", False, step.reason, step.message)
         self.rt.event(self.body, step.reason, step.message, warning=step.leave)
 
     def _attempt_records(
@@ -793,7 +791,9 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
         except KubeError as exc:
             metrics.reconcile_error("AgentSession")
             log.warning("session %s/%s: API error %s; will retry", namespace, name, exc)
-            rt.wakeups.at(("session", namespace, name), _now() + rt.settings.retry.base_backoff / 5)
+            rt.wakeups.at(
+                ("session", namespace, name), rt.clock() + rt.settings.retry.base_backoff / 5
+            )
         except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
             metrics.reconcile_error("AgentSession")
             raise

@@ -19,9 +19,18 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class Wakeups:
-    def __init__(self, fire: Callable[[Key], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        fire: Callable[[Key], Awaitable[None]],
+        clock: Callable[[], datetime] = _system_clock,
+    ) -> None:
         self._fire = fire
+        self._clock = clock
         self._heap: list[tuple[datetime, int, Key]] = []
         self._due: dict[Key, datetime] = {}
         self._seq = itertools.count()
@@ -46,7 +55,7 @@ class Wakeups:
     async def run(self) -> None:
         while True:
             self._changed.clear()
-            now = datetime.now(UTC)
+            now = self._clock()
             while self._heap and self._heap[0][0] <= now:
                 when, _, key = heapq.heappop(self._heap)
                 if self._due.get(key) != when:

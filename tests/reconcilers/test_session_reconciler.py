@@ -1,0 +1,292 @@
+"""The AgentSession reconciler at chosen times, against an in-memory Kube: each test asserts
+the writes a pass makes, in order, and what status then says."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.reconcilers.conftest import NS, World, completed, failed, walled
+
+from headroom.contract.termination import Outcome, TerminationMessage, encode
+
+ONE_REPO = [{"url": "https://git.example.com/team/app.git", "credentialsSecretRef": {"name": "gt"}}]
+
+
+async def test_first_pass_creates_workspace_then_pod_then_status(world: World) -> None:
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    assert world.kube.verbs() == [
+        ("create", "persistentvolumeclaims", "s1-workspace"),
+        ("create", "pods", "s1-1"),
+        ("patch-status", "agentsessions", "s1"),
+    ]
+    status = world.status("s1")
+    assert (status["phase"], status["account"], status["attempt"]) == ("Running", "alice", 1)
+    assert status["workspaceClaim"] == "s1-workspace"
+    assert world.condition("s1", "Ready")["reason"] == "Running"
+    assert world.events[-1][:2] == ("Normal", "Placed")
+
+
+async def test_a_wall_moves_the_session_and_records_the_attempt(world: World) -> None:
+    world.account("alice", priority=10)
+    world.account("bob")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.clock.advance(40)
+    world.end_pod("s1-1", walled(turns=3, cost_usd=0.5), code=75, seconds=40)
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    assert world.kube.verbs() == [
+        ("patch-status", "claudeaccounts", "alice"),  # the wall first: crash-safe order
+        ("create", "pods", "s1-2"),
+        ("patch-status", "agentsessions", "s1"),
+        ("delete", "pods", "s1-1"),
+    ]
+    status = world.status("s1")
+    assert (status["account"], status["attempt"], status["swapCount"]) == ("bob", 2, 1)
+    assert status["totals"] == {"turns": 3, "costUSD": 0.5, "durationSeconds": 40.0}
+    (record,) = status["attempts"]
+    assert (record["attempt"], record["account"], record["outcome"]) == (1, "alice", "walled")
+    assert record["durationSeconds"] == 40.0
+    assert world.agent_env("s1-2")["HEADROOM_EXPECT_TRANSCRIPT"] == "true"
+
+
+async def test_completion_reports_summary_structured_output_and_totals(world: World) -> None:
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.end_pod("s1-1", failed(turns=2, cost_usd=0.25), code=1, seconds=10)
+    await world.reconcile("s1")
+    world.clock.advance(60)
+    await world.reconcile("s1")  # the backoff is over: attempt 2
+    answer = completed(turns=5, cost_usd=1.0, summary="Fixed it.", structured_output={"ok": True})
+    world.end_pod("s1-2", answer, code=0, seconds=20)
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert status["phase"] == "Succeeded"
+    assert status["result"] == {
+        "outcome": "completed",
+        "reason": "Completed",
+        "turns": 7,
+        "costUSD": 1.25,
+        "durationSeconds": 30.0,
+        "detail": "the run finished",
+        "summary": "Fixed it.",
+        "structuredOutput": {"ok": True},
+    }
+    assert [a["outcome"] for a in status["attempts"]] == ["failed", "completed"]
+    assert status["finishedAt"] == "2026-12-01T12:01:00Z"
+
+
+def test_a_huge_structured_output_stays_out_of_status() -> None:
+    # Status lives in etcd beside the rest of the object: the operator bounds the answer.
+    from headroom.reconcilers import session
+
+    value, note = session.bounded_structured_output({"rows": ["x" * 100] * 200})
+    assert value is None and "16 KiB" in note
+    assert session.bounded_structured_output({"ok": 1}) == ({"ok": 1}, "")
+
+
+async def test_timeout_stops_the_running_pod_and_fails_the_session(world: World) -> None:
+    world.account("alice")
+    world.session("s1", timeout="1m")
+    await world.reconcile("s1")
+    assert world.pod("s1-1")["spec"]["activeDeadlineSeconds"] == 120  # 60 s left + 60 s
+    world.run_pod("s1-1")
+    world.clock.advance(30)
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    assert ("delete", "pods", "s1-1") not in world.kube.verbs()
+    due = world.rt.wakeups.pending(("session", NS, "s1"))
+    assert due == world.clock.now + timedelta(seconds=30)  # the pass wakes at the deadline
+    world.clock.advance(31)
+    await world.reconcile("s1")
+    assert ("delete", "pods", "s1-1") in world.kube.verbs()
+    assert world.status("s1")["evictionReason"] == "TimedOut"
+    world.end_pod("s1-1", failed("Stopped by SIGTERM"), code=1, seconds=61)
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["phase"], status["result"]["reason"]) == ("Failed", "TimedOut")
+    assert world.condition("s1", "Ready")["reason"] == "TimedOut"
+    assert status["attempts"][0]["outcome"] == "evicted"
+
+
+async def test_time_already_used_counts_against_the_timeout(world: World) -> None:
+    world.account("alice")
+    world.session("s1", timeout="100s")
+    await world.reconcile("s1")
+    world.clock.advance(10)
+    world.end_pod("s1-1", walled(), code=75, seconds=70)
+    world.account("bob")
+    await world.reconcile("s1")
+    # 70 s were used: attempt 2 has 30 s, and the kubelet deadline says so.
+    assert world.pod("s1-2")["spec"]["activeDeadlineSeconds"] == 90
+
+
+async def test_the_budget_is_shared_by_attempts_and_ends_the_session(world: World) -> None:
+    world.account("alice", priority=10)
+    world.account("bob")
+    world.session("s1", claude={"maxBudgetUSD": 2})
+    await world.reconcile("s1")
+    assert world.claude_options("s1-1")["maxBudgetUSD"] == 2.0
+    world.end_pod("s1-1", walled(cost_usd=1.5), code=75)
+    await world.reconcile("s1")
+    assert world.claude_options("s1-2")["maxBudgetUSD"] == 0.5  # what is left
+    world.end_pod("s1-2", failed("error_max_budget_usd", cost_usd=0.5), code=1)
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["phase"], status["result"]["reason"]) == ("Failed", "BudgetExhausted")
+    assert status["result"]["costUSD"] == 2.0
+
+
+async def test_a_clone_failure_is_retried_with_backoff_never_a_wall(world: World) -> None:
+    world.account("alice")
+    world.session("s1", repos=ONE_REPO)
+    await world.reconcile("s1")
+    pod = world.pod("s1-1")
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["clone"]
+    message = TerminationMessage(
+        Outcome.WALLED,
+        window="five_hour",
+        resets_at="2027-01-01T00:00:00Z",
+        detail="RepoCloneFailed: fatal: Authentication failed",
+    )
+
+    pod["status"] = {
+        "phase": "Failed",
+        "initContainerStatuses": [
+            {"name": "clone", "state": {"terminated": {"exitCode": 1, "message": encode(message)}}}
+        ],
+        "containerStatuses": [
+            {"name": "agent", "state": {"waiting": {"reason": "PodInitializing"}}}
+        ],
+    }
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    # A clone container that claims a wall is not believed: nothing is written to alice.
+    assert ("patch-status", "claudeaccounts", "alice") not in world.kube.verbs()
+    status = world.status("s1")
+    assert status["pendingMove"]["reason"] == "RepoCloneFailed"
+    assert status["lastOutcome"]["outcome"] == "failed"
+    assert "Authentication failed" in status["lastOutcome"]["detail"]
+    ready = world.condition("s1", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "RepoCloneFailed")
+    assert status["retryAt"] > "2026-12-01T12:00:00Z" and not status.get("reposCloned")
+
+
+async def test_after_a_clone_succeeded_later_attempts_have_no_init_container(world: World) -> None:
+    world.account("alice", priority=10)
+    world.account("bob")
+    world.session("s1", repos=ONE_REPO)
+    await world.reconcile("s1")
+    world.end_pod("s1-1", walled(), code=75)
+    world.pod("s1-1")["status"]["initContainerStatuses"] = [
+        {"name": "clone", "state": {"terminated": {"exitCode": 0}}}
+    ]
+    await world.reconcile("s1")
+    assert world.status("s1")["reposCloned"] is True
+    assert "initContainers" not in world.pod("s1-2")["spec"]
+
+
+async def test_a_container_that_cannot_start_names_the_reason(world: World) -> None:
+    world.account("alice")
+    world.session("s1", image="registry.invalid/nope:1")
+    await world.reconcile("s1")
+    world.pod("s1-1")["status"] = {
+        "phase": "Pending",
+        "containerStatuses": [
+            {"name": "agent", "state": {"waiting": {"reason": "ErrImagePull",
+                                                    "message": "pull access denied"}}}
+        ],
+    }  # fmt: skip
+    await world.reconcile("s1")
+    ready = world.condition("s1", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ErrImagePull")
+    assert "pull access denied" in ready["message"]
+
+
+async def test_wait_timeout_fails_a_session_that_waited_too_long(world: World) -> None:
+    world.account("alice", paused=True)
+    world.kube.obj("claudeaccounts", "alice")["spec"]["paused"] = True
+    world.accounts[NS] = []  # no account can take it
+    world.session("s1", waitTimeout="5m")
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert status["phase"] == "Waiting" and status["waitingSince"] == "2026-12-01T12:00:00Z"
+    world.clock.advance(200)
+    await world.reconcile("s1")
+    assert world.status("s1")["waitingSince"] == "2026-12-01T12:00:00Z"  # from the first wait
+    world.clock.advance(101)
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["phase"], status["result"]["reason"]) == ("Failed", "NoHeadroomTimeout")
+
+
+async def test_ttl_deletes_a_finished_session_when_due(world: World) -> None:
+    world.account("alice")
+    world.session("s1", ttlSecondsAfterFinished=60)
+    await world.reconcile("s1")
+    world.end_pod("s1-1", completed(), code=0)
+    await world.reconcile("s1")
+    assert world.status("s1")["phase"] == "Succeeded"
+    world.clock.advance(30)
+    await world.reconcile("s1")
+    assert ("delete", "agentsessions", "s1") not in world.kube.verbs()
+    world.clock.advance(31)
+    await world.reconcile("s1")
+    assert world.kube.verbs()[-1] == ("delete", "agentsessions", "s1")
+
+
+async def test_continue_from_waits_then_takes_conversation_and_workspace(world: World) -> None:
+    world.account("alice", max_sessions=2)
+    world.session("first")
+    await world.reconcile("first")
+    world.session("second", continueFrom={"name": "first"})
+    await world.reconcile("second")
+    ready = world.condition("second", "Ready")
+    assert (ready["reason"], world.status("second")["phase"]) == ("PredecessorRunning", "Pending")
+    assert world.kube.obj("pods", "second-1") is None
+    world.end_pod("first-1", completed(), code=0)
+    await world.reconcile("first")
+    world.kube.writes.clear()
+    await world.reconcile("second")
+    first, second = world.status("first"), world.status("second")
+    assert second["claudeSessionId"] == first["claudeSessionId"]
+    assert second["workspaceClaim"] == "first-workspace"
+    assert world.kube.verbs()[:2] == [
+        ("patch", "persistentvolumeclaims", "first-workspace"),  # a second owner
+        ("create", "pods", "second-1"),
+    ]
+    owners = world.kube.obj("persistentvolumeclaims", "first-workspace")["metadata"][
+        "ownerReferences"
+    ]
+    assert [(o["name"], o["controller"]) for o in owners] == [("first", True), ("second", False)]
+    env = world.agent_env("second-1")
+    assert env["HEADROOM_EXPECT_TRANSCRIPT"] == "true"
+    assert env["HEADROOM_PROMPT"] == "Fix the flaky test"
+    claim = next(v for v in world.pod("second-1")["spec"]["volumes"] if v["name"] == "workspace")
+    assert claim["persistentVolumeClaim"]["claimName"] == "first-workspace"
+
+
+async def test_continue_from_a_session_without_conversation_fails(world: World) -> None:
+    world.session("first")
+    world.kube.obj("agentsessions", "first")["status"] = {"phase": "Failed"}
+    world.session("second", continueFrom={"name": "first"})
+    await world.reconcile("second")
+    status = world.status("second")
+    assert (status["phase"], status["result"]["reason"]) == (
+        "Failed",
+        "PredecessorHasNoConversation",
+    )
+
+
+async def test_an_invalid_spec_fails_once_and_is_recorded(world: World) -> None:
+    world.session("s1", repos=[{"url": "https://a/x/app"}, {"url": "https://b/y/app.git"}])
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert status["phase"] == "Failed"
+    assert "spec.repos[1].path" in world.condition("s1", "Ready")["message"]
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    assert world.kube.writes == []  # finished: nothing more to write

@@ -7,7 +7,13 @@ we imagined. Run again after changing the pinned CLI version:
 
 Each scenario runs the CLI directly (not through the runner) against `headroom sandbox-api`,
 with fake credentials, and stores its stdout as <scenario>.jsonl plus an entry in
-manifest.json (exit code, CLI version, what the stand-in was told to do).
+manifest.json (exit code, CLI version, what the stand-in was told to do). Scenarios with a
+script make the stand-in's model call tools (see headroom.sandbox.script), which the CLI runs
+with --permission-mode bypassPermissions in a scratch directory.
+
+Name scenarios to record only those (the others keep their files and manifest entries):
+
+    .venv/bin/python tests/runner/capture_streams.py completed_tool_use structured_output
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from headroom.sandbox.client import SandboxClient, start_sandbox
 
@@ -43,6 +50,16 @@ class Scenario:
     extra_env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=lambda: ["--session-id", SESSION])
     timeout: float = 90
+    script: list[dict[str, Any]] | None = None  # what the stand-in's model plays
+    prompt: str = "Say hello."
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
+          "required": ["answer"], "additionalProperties": False}  # fmt: skip
+SCRIPTED = ["--session-id", SESSION, "--permission-mode", "bypassPermissions"]
+WRONG_STRUCTURED_OUTPUT = {
+    "tools": [{"name": "StructuredOutput", "input": {"answer": 42}, "expect": {"isError": True}}]
+}
 
 
 SCENARIOS = [
@@ -109,6 +126,57 @@ SCENARIOS = [
         "--resume of a session id that has no transcript",
         args=["--resume", MISSING_SESSION],
     ),
+    Scenario(
+        "completed_tool_use",
+        "scripted model: Bash, then Write, then a final answer; the CLI runs both tools",
+        args=SCRIPTED,
+        prompt="Do the task.",
+        script=[
+            {
+                "text": "Looking.",
+                "tools": [
+                    {"name": "Bash", "input": {"command": "echo hi"}, "expect": {"contains": "hi"}}
+                ],
+            },
+            {
+                "tools": [
+                    {"name": "Write", "input": {"file_path": "notes.txt", "content": "hello\n"}}
+                ]
+            },
+            {"text": "Wrote notes.txt."},
+        ],
+    ),
+    Scenario(
+        "structured_output",
+        "--json-schema: the scripted model calls StructuredOutput with a valid answer",
+        args=[*SCRIPTED, "--json-schema", json.dumps(SCHEMA)],
+        prompt="Answer in the schema.",
+        script=[{"structuredOutput": {"answer": "42"}}],
+    ),
+    Scenario(
+        "structured_output_retries_exhausted",
+        "--json-schema: every StructuredOutput call fails the schema until the CLI gives up",
+        args=[*SCRIPTED, "--json-schema", json.dumps(SCHEMA)],
+        prompt="Answer in the schema.",
+        script=[WRONG_STRUCTURED_OUTPUT] * 8,
+    ),
+    Scenario(
+        "max_budget_exhausted",
+        "--max-budget-usd 1: the second answer reports a million input tokens (over $1)",
+        args=[*SCRIPTED, "--max-budget-usd", "1"],
+        prompt="Do the task.",
+        script=[
+            {
+                "tools": [{"name": "Bash", "input": {"command": "echo one"}}],
+                "usage": {"inputTokens": 1000},
+            },
+            {
+                "tools": [{"name": "Bash", "input": {"command": "echo two"}}],
+                "usage": {"inputTokens": 1_000_000},
+            },
+            {"text": "never reached"},
+        ],
+    ),
 ]
 
 
@@ -117,6 +185,8 @@ def capture(scenario: Scenario, sandbox: SandboxClient, version: str) -> dict[st
     kind, secret = ("oauth", OAUTH) if scenario.credential == "oauth" else ("api_key", API_KEY)
     sandbox.add_credential("cred", kind, secret)
     scenario.setup(sandbox)
+    if scenario.script is not None:
+        sandbox.script_credential("cred", scenario.script)
     with tempfile.TemporaryDirectory(prefix="headroom-capture-") as tmp:
         root = Path(tmp)
         (root / "work").mkdir()
@@ -129,9 +199,11 @@ def capture(scenario: Scenario, sandbox: SandboxClient, version: str) -> dict[st
             ("CLAUDE_CODE_OAUTH_TOKEN" if kind == "oauth" else "ANTHROPIC_API_KEY"): secret,
             **scenario.extra_env,
         }
+        if scenario.script is not None and os.geteuid() == 0:
+            env["IS_SANDBOX"] = "1"  # else the CLI refuses bypassPermissions as root
         argv = [CLAUDE, "-p", "--output-format", "stream-json", "--verbose", *scenario.args]
         done = subprocess.run(
-            [*argv, "--", "Say hello."],
+            [*argv, "--", scenario.prompt],
             cwd=root / "work",
             env=env,
             capture_output=True,
@@ -151,22 +223,33 @@ def capture(scenario: Scenario, sandbox: SandboxClient, version: str) -> dict[st
         "env": scenario.extra_env,
         "stderr": done.stderr.strip()[-300:],
         "lines": len(lines),
+        **({"args": scenario.args, "script": scenario.script} if scenario.script else {}),
     }
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
+    unknown = set(names) - {s.name for s in SCENARIOS}
+    if unknown:
+        print(f"unknown scenarios: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     version = subprocess.run(
         [CLAUDE, "--version"], capture_output=True, text=True, check=True
     ).stdout.split()[0]
     DATA.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, object] = {}
+    path = DATA / "manifest.json"
+    recorded: dict[str, object] = json.loads(path.read_text("utf-8")) if names else {}
     with start_sandbox() as sandbox:
         for scenario in SCENARIOS:
-            manifest[scenario.name] = capture(scenario, sandbox, version)
-            print(scenario.name, manifest[scenario.name]["exitCode"], file=sys.stderr)
-    (DATA / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
+            if names and scenario.name not in names:
+                continue
+            entry = capture(scenario, sandbox, version)
+            recorded[scenario.name] = entry
+            print(scenario.name, entry["exitCode"], file=sys.stderr)
+    # Scenario order, whichever were recorded this time.
+    manifest = {s.name: recorded[s.name] for s in SCENARIOS if s.name in recorded}
+    path.write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -37,7 +37,25 @@ EXPECTED = {
     "bare_429_recovered": Outcome.COMPLETED,
     "bare_429_exhausted": Outcome.THROTTLED,
     "resume_missing": Outcome.FAILED,
+    "completed_tool_use": Outcome.COMPLETED,
+    "structured_output": Outcome.COMPLETED,
+    "structured_output_retries_exhausted": Outcome.FAILED,
+    "max_budget_exhausted": Outcome.FAILED,
 }
+
+
+def test_a_structured_answer_and_the_final_text_reach_the_verdict() -> None:
+    verdict = classify(lines_of("structured_output"), exit_code=0)
+    assert verdict.structured_output == {"answer": "42"}
+    assert verdict.summary == '{"answer":"42"}'  # the CLI's `result` holds the same as text
+    assert verdict.duration_seconds is not None and verdict.duration_seconds >= 0
+
+
+def test_a_spent_budget_says_so_from_the_errors_the_cli_lists() -> None:
+    verdict = classify(lines_of("max_budget_exhausted"), exit_code=1)
+    assert verdict.outcome is Outcome.FAILED
+    assert "error_max_budget_usd" in verdict.detail
+    assert "Reached maximum budget" in verdict.detail
 
 
 def test_every_recorded_scenario_has_an_expectation() -> None:

@@ -314,8 +314,15 @@ def _window_name(info: dict[str, Any]) -> str | None:
 
 
 def _result_text(result: dict[str, Any] | None) -> str:
+    """The final answer; an error ending (a spent budget, structured output refused) has no
+    answer but lists `errors`, the first of which says why."""
     text = result.get("result") if result else None
-    return text if isinstance(text, str) else ""
+    if isinstance(text, str):
+        return text
+    errors = result.get("errors") if result else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], str):
+        return errors[0]
+    return ""
 
 
 def _count(result: dict[str, Any] | None, key: str) -> int | None:

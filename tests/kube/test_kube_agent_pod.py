@@ -293,9 +293,9 @@ def test_claude_options_reach_the_runner_as_one_json_variable() -> None:
         "effort": "high",
         "fallbackModel": "claude-haiku",
         "maxBudgetUSD": 3.25,  # what is left, not the session's whole budget
-        "mcpConfig": f"{contract.MCP_DIR}/{contract.MCP_FILE}",
         "mcpConfigSecret": False,
     }
+    assert env_of(pod)[contract.MCP_CONFIG] == f"{contract.MCP_DIR}/{contract.MCP_FILE}"
     volume = volumes_of(pod)["headroom-mcp"]["configMap"]
     assert volume == {"name": "mcp", "items": [{"key": "servers.json", "path": contract.MCP_FILE}]}
 

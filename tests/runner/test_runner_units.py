@@ -114,9 +114,13 @@ def test_claude_options_become_cli_flags_with_each_tool_rule_one_argument() -> N
         "effort": "high",
         "fallbackModel": "claude-haiku",
         "maxBudgetUSD": 1.5,
-        "mcpConfig": "/var/run/headroom/mcp/mcp.json",
     }
-    settings = settings_from_env({**BASE, "HEADROOM_CLAUDE": json.dumps(options)})
+    env = {
+        **BASE,
+        "HEADROOM_CLAUDE": json.dumps(options),
+        "HEADROOM_MCP_CONFIG": "/var/run/headroom/mcp/mcp.json",
+    }
+    settings = settings_from_env(env)
     argv, _ = command(settings, Start.NEW)
     flags = argv[argv.index("--session-id") + 2 : argv.index("--")]
     assert flags == [
@@ -162,7 +166,8 @@ def test_secret_values_come_from_env_names_files_and_a_secret_mcp_config(tmp_pat
         "HEADROOM_SCRUB_ENV": "GH_TOKEN",
         "HEADROOM_SCRUB_DIR": str(tmp_path / "scrub"),
         "HEADROOM_REPOS": json.dumps([{"url": "u", "credentials": {"file": str(token)}}]),
-        "HEADROOM_CLAUDE": json.dumps({"mcpConfig": str(mcp), "mcpConfigSecret": True}),
+        "HEADROOM_CLAUDE": json.dumps({"mcpConfigSecret": True}),
+        "HEADROOM_MCP_CONFIG": str(mcp),
     }
     found = secret_values(settings_from_env(env), env)
     for value in ("gh-env-token-value", "ghp_repository_token_123",

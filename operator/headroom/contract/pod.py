@@ -21,6 +21,9 @@ STOP_GRACE_SECONDS: Final = "HEADROOM_STOP_GRACE_SECONDS"
 CLAUDE_BIN: Final = "HEADROOM_CLAUDE_BIN"
 # JSON: the Claude Code options of spec.claude, resolved for this attempt (budget left, ...).
 CLAUDE_OPTIONS: Final = "HEADROOM_CLAUDE"
+# The MCP configuration file (spec.claude.mcpServers as mounted); its own variable, not a
+# field of CLAUDE_OPTIONS, because a path is where the volume is mounted.
+MCP_CONFIG: Final = "HEADROOM_MCP_CONFIG"
 # JSON list: the repositories to clone (init container) and whose credentials to scrub.
 # Paths in it are relative: a repository's to the workspace, a credential file's to
 # GIT_CREDENTIALS_ENV, so that they hold wherever the volumes are mounted.

@@ -158,6 +158,8 @@ def _operator_env(
     options = _claude_options(claude, attempt)
     if options:
         env.append({"name": c.CLAUDE_OPTIONS, "value": json.dumps(options, sort_keys=True)})
+    if claude.get("mcpServers"):
+        env.append({"name": c.MCP_CONFIG, "value": f"{c.MCP_DIR}/{c.MCP_FILE}"})
     if repo_doc:
         env.append({"name": c.REPOS, "value": json.dumps(repo_doc, sort_keys=True)})
         env.append({"name": c.GIT_CREDENTIALS_ENV, "value": c.GIT_CREDENTIALS_DIR})
@@ -184,7 +186,6 @@ def _claude_options(claude: JSON, attempt: Attempt) -> JSON:
     if attempt.budget_left_usd is not None:
         options["maxBudgetUSD"] = round(attempt.budget_left_usd, 6)
     if claude.get("mcpServers"):
-        options["mcpConfig"] = f"{c.MCP_DIR}/{c.MCP_FILE}"
         # A config kept in a Secret holds tokens: the runner scrubs its values.
         options["mcpConfigSecret"] = bool(claude["mcpServers"].get("secretKeyRef"))
     return options

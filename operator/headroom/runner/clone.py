@@ -30,9 +30,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from headroom.contract import pod
-from headroom.core import task
 from headroom.contract.scrub import scrub
 from headroom.contract.termination import Outcome, TerminationMessage
+from headroom.core import task
 from headroom.runner import report
 from headroom.runner.gitcreds import Credentials, repo_config
 

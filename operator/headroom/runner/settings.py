@@ -99,7 +99,7 @@ def settings_from_env(env: Mapping[str, str]) -> RunnerSettings:
         stop_grace_seconds=float(
             _integer(env, "HEADROOM_STOP_GRACE_SECONDS", default=10, minimum=0) or 0
         ),
-        claude=claude_options(env.get(c.CLAUDE_OPTIONS, "")),
+        claude=claude_options(env.get(c.CLAUDE_OPTIONS, ""), env.get(c.MCP_CONFIG, "")),
         scrub_env=tuple(n for n in env.get(c.SCRUB_ENV, "").split(",") if n),
         scrub_dir=Path(env[c.SCRUB_DIR]) if env.get(c.SCRUB_DIR) else None,
         repo_credential_files=repo_credential_files(
@@ -108,14 +108,11 @@ def settings_from_env(env: Mapping[str, str]) -> RunnerSettings:
     )
 
 
-def claude_options(raw: str) -> ClaudeOptions:
-    if not raw.strip():
-        return ClaudeOptions()
-    doc = _json_object(raw, c.CLAUDE_OPTIONS)
+def claude_options(raw: str, mcp_config: str = "") -> ClaudeOptions:
+    doc = _json_object(raw, c.CLAUDE_OPTIONS) if raw.strip() else {}
     budget = doc.get("maxBudgetUSD")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float)):
         raise SettingsError(f"{c.CLAUDE_OPTIONS}.maxBudgetUSD must be a number")
-    mcp = doc.get("mcpConfig")
     return ClaudeOptions(
         allowed_tools=_strings(doc, "allowedTools"),
         disallowed_tools=_strings(doc, "disallowedTools"),
@@ -126,7 +123,7 @@ def claude_options(raw: str) -> ClaudeOptions:
         output_schema=_object(doc, "outputSchema"),
         effort=_text(doc, "effort"),
         fallback_model=_text(doc, "fallbackModel"),
-        mcp_config=Path(mcp) if isinstance(mcp, str) and mcp else None,
+        mcp_config=Path(mcp_config) if mcp_config else None,
         mcp_config_secret=doc.get("mcpConfigSecret") is True,
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from scripted_cli import OAUTH_ALICE, OAUTH_BOB, ClaudeRunner
+from tests.support.mcp_server import MCP_SERVER
 
 from headroom.sandbox.client import SandboxProcess, start_sandbox
 from headroom.sandbox.script import FAILURE_PREFIX
@@ -29,34 +30,6 @@ SCHEMA = {
     "required": ["answer"],
     "additionalProperties": False,
 }
-
-# A stdio MCP server with one tool, as small as the protocol allows (newline-delimited
-# JSON-RPC: initialize, tools/list, tools/call).
-MCP_SERVER = """
-import json, sys
-def send(id, result):
-    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": id, "result": result}) + "\\n")
-    sys.stdout.flush()
-for line in sys.stdin:
-    request = json.loads(line)
-    method, id = request.get("method"), request.get("id")
-    if id is None:
-        continue
-    if method == "initialize":
-        send(id, {"protocolVersion": request["params"]["protocolVersion"],
-                  "capabilities": {"tools": {}}, "serverInfo": {"name": "shout", "version": "1"}})
-    elif method == "tools/list":
-        send(id, {"tools": [{"name": "shout", "description": "Upper-case a text",
-                  "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}},
-                                  "required": ["text"]}}]})
-    elif method == "tools/call":
-        send(id, {"content": [{"type": "text",
-                               "text": request["params"]["arguments"]["text"].upper()}]})
-    else:
-        sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": id,
-                                     "error": {"code": -32601, "message": method}}) + "\\n")
-        sys.stdout.flush()
-"""
 
 
 def two_accounts(sandbox: SandboxProcess) -> None:

@@ -180,6 +180,8 @@ def _words(text: str) -> str:
         ("agentsession.spec.failover", "agentsessions", ["spec", "failover"]),
         ("claudeaccount.spec.credentials", "claudeaccounts", ["spec", "credentials"]),
         ("agentsession.status", "agentsessions", ["status"]),
+        ("agentsession.spec.claude", "agentsessions", ["spec", "claude"]),
+        ("agentsession.spec.podTemplate.spec", "agentsessions", ["spec", "podTemplate", "spec"]),
     ],
 )
 def test_explain_prints_the_descriptions(
@@ -281,9 +283,17 @@ def test_account_printer_columns(kubectl: Any, namespace: str) -> None:
          "status.windows[0].utilization"),
         ("claudeaccount", {"lastSignal": {"evidence": "y" * 121}}, "status.lastSignal.evidence"),
         ("claudeaccount", {"phase": "Broken"}, "status.phase"),
+        ("agentsession", {"result": {"summary": "z" * 4097}}, "status.result.summary"),
+        ("agentsession", {"attempts": [{"attempt": 1}] * 21}, "status.attempts"),
+        ("agentsession", {"attempts": [{"outcome": "exploded"}]}, "status.attempts[0].outcome"),
+        ("agentsession", {"totals": {"costUSD": -0.5}}, "status.totals.costUSD"),
+        ("agentsession", {"finishedAt": "yesterday"}, "status.finishedAt"),
+        ("agentsession", {"reposCloned": "yes"}, "status.reposCloned"),
     ],
     ids=["phase", "authPath", "too-many-swaps", "long-evidence", "result-outcome",
-         "condition-shape", "retryAt", "utilization", "signal-evidence", "account-phase"],
+         "condition-shape", "retryAt", "utilization", "signal-evidence", "account-phase",
+         "long-summary", "too-many-attempts", "attempt-outcome", "negative-cost", "finishedAt",
+         "reposCloned"],
 )  # fmt: skip
 def test_status_subresource_refuses_bad_status(
     kubectl: Any, namespace: str, kind: str, status: dict[str, Any], field: str
@@ -292,6 +302,25 @@ def test_status_subresource_refuses_bad_status(
     done = patch_status(kubectl, namespace, kind, "s", status)
     assert done.returncode != 0
     assert field in server_paths(done.stderr), done.stderr
+
+
+def test_session_status_keeps_the_result_and_history(kubectl: Any, namespace: str) -> None:
+    create(kubectl, namespace, session("finished"))
+    structured = {"fixed": True, "files": ["a.py"], "nested": {"score": 0.5}}
+    status = {"phase": "Succeeded", "workspaceClaim": "finished-workspace", "reposCloned": True,
+              "finishedAt": "2026-11-23T14:00:00Z", "waitingSince": "2026-11-23T12:00:00Z",
+              "totals": {"turns": 12, "costUSD": 0.75, "durationSeconds": 61.5},
+              "attempts": [{"attempt": 1, "podName": "finished-1", "account": "alice",
+                            "outcome": "walled", "startedAt": "2026-11-23T12:00:00Z",
+                            "finishedAt": "2026-11-23T12:30:00Z", "durationSeconds": 1800.0,
+                            "turns": 7, "costUSD": 0.5}] * 20,
+              "result": {"outcome": "completed", "reason": "Completed", "turns": 12,
+                         "costUSD": 0.75, "durationSeconds": 61.5, "summary": "s" * 4096,
+                         "structuredOutput": structured}}  # fmt: skip
+    done = patch_status(kubectl, namespace, "agentsession", "finished", status)
+    assert done.returncode == 0, done.stderr
+    stored = get(kubectl, namespace, "agentsession", "finished")["status"]
+    assert stored == status  # nothing pruned, structuredOutput kept as written
 
 
 def test_status_is_written_only_through_the_subresource(kubectl: Any, namespace: str) -> None:

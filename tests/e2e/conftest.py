@@ -10,6 +10,7 @@ the session.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,11 +71,16 @@ def e2e_executor(
 ) -> Iterator[ExecutorProcess]:
     """A node of its own (not the `executor` fixture's): its processes get fewer CLI retries."""
     base = tmp_path_factory.mktemp("e2e-executor")
+    passed = {"CLAUDE_CODE_MAX_RETRIES": CLI_MAX_RETRIES}
+    if os.geteuid() == 0:
+        # The executor runs pods as its own user; as root the CLI refuses bypassPermissions
+        # unless told it is sandboxed (a real node runs agents as uid 10001 instead).
+        passed["IS_SANDBOX"] = "1"
     proc = ExecutorProcess(
         kubeconfig,
         base / "executor",
-        extra=["--pass-env", "CLAUDE_CODE_MAX_RETRIES"],
-        env={"CLAUDE_CODE_MAX_RETRIES": CLI_MAX_RETRIES},
+        extra=[arg for name in passed for arg in ("--pass-env", name)],
+        env=passed,
         state_dir=base / "state",
     ).start()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,22 +42,16 @@ def pod_body(
     volumes: list[dict[str, Any]] | None = None,
     tolerate: bool = True,
     grace: int | None = None,
+    init: list[dict[str, Any]] | None = None,
     **container: Any,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "containers": [
-            {
-                "name": "agent",
-                "image": "headroom-agent:test",
-                "command": ["sh", "-c", script],
-                "env": env or [],
-                "volumeMounts": mounts or [],
-                **container,
-            }
-        ],
+        "containers": [shell("agent", script, env=env, mounts=mounts, **container)],
         "volumes": volumes or [],
     }
+    if init:
+        spec["initContainers"] = init
     if executor is not None:
         spec["nodeSelector"] = executor.node_selector
         if tolerate:
@@ -64,6 +59,25 @@ def pod_body(
     if grace is not None:
         spec["terminationGracePeriodSeconds"] = grace
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def shell(
+    name: str,
+    script: str,
+    *,
+    env: list[dict[str, Any]] | None = None,
+    mounts: list[dict[str, Any]] | None = None,
+    **container: Any,
+) -> dict[str, Any]:
+    """A container running `script` with sh."""
+    return {
+        "name": name,
+        "image": "headroom-agent:test",
+        "command": ["sh", "-c", script],
+        "env": env or [],
+        "volumeMounts": mounts or [],
+        **container,
+    }
 
 
 class Pods:
@@ -107,6 +121,10 @@ class Pods:
             return pod if states and states[0].state.running else None
 
         return wait_for(f"pod {name} running", probe)
+
+    def events(self, name: str) -> list[client.CoreV1Event]:
+        selector = f"involvedObject.name={name}"
+        return list(self.core.list_namespaced_event(self.ns, field_selector=selector).items)
 
     def claim(self, name: str) -> client.V1PersistentVolumeClaim:
         body = {
@@ -321,7 +339,7 @@ def test_a_missing_secret_holds_the_pod_pending_until_it_exists(
     pod = wait_for("CreateContainerConfigError", waiting)
     assert pod.status.phase == "Pending"
     assert container_state(pod).waiting.reason == "CreateContainerConfigError"
-    assert 'Secret "later" not found' in container_state(pod).waiting.message
+    assert 'secret "later" not found' in container_state(pod).waiting.message  # kubelet's words
     value = base64.b64encode(b"now").decode()
     pods.core.create_namespaced_secret(
         pods.ns, {"metadata": {"name": "later"}, "data": {"token": value}}
@@ -429,3 +447,216 @@ def test_restarted_executor_fails_pods_whose_process_it_lost(
         assert not alive(survivor)
     finally:
         own.stop()
+
+
+def init_statuses(pod: client.V1Pod) -> dict[str, Any]:
+    return {s.name: s for s in pod.status.init_container_statuses or []}
+
+
+def test_init_containers_run_in_order_before_the_main_container_sharing_its_volumes(
+    pods: Pods, executor: ExecutorProcess, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir(mode=0o777)
+    volumes = [{"name": "shared", "emptyDir": {}},
+               {"name": "gate", "hostPath": {"path": str(gate)}}]  # fmt: skip
+    mounts = [{"name": "shared", "mountPath": "/shared"}, {"name": "gate", "mountPath": "/gate"}]
+    env = [{"name": "SHARED", "value": "/shared"}, {"name": "GATE", "value": "/gate"}]
+    first = shell(
+        "first",
+        'until [ -e "$GATE/go" ]; do sleep 0.1; done; echo from-first > note; '
+        'printf first-done > "$HEADROOM_TERMINATION_LOG"',
+        env=[*env, {"name": "ONLY_FIRST", "value": "yes"}], mounts=mounts, workingDir="/shared",
+    )  # fmt: skip
+    second = shell(
+        "second",
+        'echo "from-second ${ONLY_FIRST:-unset}" >> "$SHARED/note"; '
+        'printf second-done > "$HEADROOM_TERMINATION_LOG"',
+        env=env, mounts=mounts,
+    )  # fmt: skip
+    main = 'tr "\\n" "|" < "$SHARED/note" > "$HEADROOM_TERMINATION_LOG"'
+    pods.create(pod_body("init", main, executor, env=env, mounts=mounts, volumes=volumes,
+                         init=[first, second]))  # fmt: skip
+
+    def first_running() -> Any:
+        pod = pods.get("init")
+        state = init_statuses(pod).get("first") if pod else None
+        return state is not None and state.state.running and pod
+
+    pod = wait_for("first init container running", first_running)
+    assert pod.status.phase == "Pending"
+    running, waiting = init_statuses(pod)["first"], init_statuses(pod)["second"]
+    assert (running.started, running.ready) == (True, False)
+    assert running.container_id.startswith("headroom-executor://")
+    assert waiting.state.waiting.reason == "PodInitializing"
+    assert container_state(pod).waiting.reason == "PodInitializing"
+    assert conditions(pod)["Initialized"] == ("False", "ContainersNotInitialized")
+    assert conditions(pod)["Ready"] == ("False", "ContainersNotReady")
+    (gate / "go").touch()
+
+    pod = pods.finished("init")
+    assert pod.status.phase == "Succeeded", pod.status
+    assert container_state(pod).terminated.message == "from-first|from-second unset|"
+    for name, message in (("first", "first-done"), ("second", "second-done")):
+        done = init_statuses(pod)[name]
+        term = done.state.terminated
+        assert (term.exit_code, term.reason, term.message) == (0, "Completed", message)
+        assert (done.ready, done.started) == (True, False)
+        assert term.started_at <= term.finished_at <= container_state(pod).terminated.started_at
+    assert conditions(pod)["Initialized"] == ("True", "PodCompleted")
+    assert executor.container_log(pod.metadata.uid) == ""  # each container has its own log
+    assert executor.pod_dir(pod.metadata.uid).exists()
+
+
+def test_a_failing_init_container_fails_the_pod_before_the_main_container_starts(
+    pods: Pods, executor: ExecutorProcess, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    marker.mkdir(mode=0o777)
+    volumes = [{"name": "marker", "hostPath": {"path": str(marker)}}]
+    mounts = [{"name": "marker", "mountPath": "/marker"}]
+    env = [{"name": "M", "value": "/marker"}]
+    clone = shell(
+        "clone",
+        'echo cloning; printf "RepoCloneFailed: no such repository" > "$HEADROOM_TERMINATION_LOG";'
+        " exit 1",
+    )
+    pods.create(pod_body("badinit", 'touch "$M/started"', executor, env=env, mounts=mounts,
+                         volumes=volumes, init=[clone]))  # fmt: skip
+    pod = pods.finished("badinit")
+    assert pod.status.phase == "Failed"
+    failed = init_statuses(pod)["clone"]
+    term = failed.state.terminated
+    assert (term.exit_code, term.reason) == (1, "Error")
+    assert term.message == "RepoCloneFailed: no such repository"
+    assert term.started_at <= term.finished_at
+    assert (failed.ready, failed.started) == (False, False)
+    assert container_state(pod).waiting.reason == "PodInitializing"
+    assert not pod.status.container_statuses[0].ready
+    assert conditions(pod)["Initialized"] == ("False", "ContainersNotInitialized")
+    assert conditions(pod)["Ready"] == ("False", "PodFailed")
+    assert conditions(pod)["ContainersReady"] == ("False", "PodFailed")
+    assert not (marker / "started").exists()  # the main container never ran
+    init_log = executor.container_log(pod.metadata.uid, init_container="clone")
+    assert init_log == "cloning\n"
+
+
+def test_active_deadline_stops_the_pod_as_deadline_exceeded(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    forever = "while true; do sleep 0.1; done"
+    body = pod_body("late-main", forever, executor, grace=2)
+    body["spec"]["activeDeadlineSeconds"] = 3
+    pods.create(body)
+    body = pod_body("late-init", "exit 0", executor, grace=2, init=[shell("stuck", forever)])
+    body["spec"]["activeDeadlineSeconds"] = 3
+    pods.create(body)
+
+    failed = pods.finished("late-main", timeout=30)
+    # As a kubelet: Failed at once, while the container is still being stopped.
+    assert (failed.status.phase, failed.status.reason) == ("Failed", "DeadlineExceeded")
+
+    def stopped(name: str, init: str | None = None) -> Any:
+        pod = pods.get(name)
+        if pod is None:
+            return None
+        status = init_statuses(pod)[init] if init else pod.status.container_statuses[0]
+        return status.state.terminated and pod
+
+    main = wait_for("late-main stopped", lambda: stopped("late-main"))
+    assert (main.status.phase, main.status.reason) == ("Failed", "DeadlineExceeded")
+    assert main.status.message == "Pod was active on the node longer than the specified deadline"
+    term = container_state(main).terminated
+    assert (term.exit_code, term.reason) == (143, "Error")  # SIGTERM, within the grace period
+    assert (term.finished_at - main.status.start_time).total_seconds() >= 3
+    assert conditions(main)["Ready"] == ("False", "PodFailed")
+    events = {e.reason: e for e in pods.events("late-main")}
+    assert events["DeadlineExceeded"].source.component == "kubelet"
+    assert events["Killing"].message == "Stopping container agent"
+
+    init = wait_for("late-init stopped", lambda: stopped("late-init", "stuck"))
+    assert (init.status.phase, init.status.reason) == ("Failed", "DeadlineExceeded")
+    assert init_statuses(init)["stuck"].state.terminated.exit_code == 143
+    assert container_state(init).waiting.reason == "PodInitializing"
+
+
+def test_volumes_with_items_optional_sources_and_env_from(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    secret = {"metadata": {"name": "git"}, "stringData": {"token": "t0k", "unused": "x"}}
+    pods.core.create_namespaced_secret(pods.ns, secret)
+    config = {"metadata": {"name": "cfg"}, "data": {"settings.json": "{}", "model": "m"}}
+    pods.core.create_namespaced_config_map(pods.ns, config)
+    volumes = [
+        {"name": "git", "secret": {"secretName": "git", "defaultMode": 0o400,
+                                   "items": [{"key": "token", "path": "creds/token"}]}},
+        {"name": "cfg", "configMap": {"name": "cfg", "items": [
+            {"key": "settings.json", "path": "s.json", "mode": 0o600},
+            {"key": "absent", "path": "never"}], "optional": True}},
+        {"name": "nothing", "configMap": {"name": "no-such-map", "optional": True}},
+        {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]  # fmt: skip
+    mounts = [
+        {"name": "git", "mountPath": "/var/run/headroom/git/0", "readOnly": True},
+        {"name": "cfg", "mountPath": "/etc/cfg"},
+        {"name": "nothing", "mountPath": "/etc/nothing"},
+        {"name": "scratch", "mountPath": "/scratch"},
+    ]
+    env = [
+        {"name": "GIT", "value": "/var/run/headroom/git/0"},
+        # no volume at the parent: it exists only to hold the mount, as in a container
+        {"name": "GITROOT", "value": "/var/run/headroom/git"},
+        {"name": "CFG", "value": "/etc/cfg"},
+        {"name": "NOTHING", "value": "/etc/nothing"},
+        {"name": "SCRATCH", "value": "/scratch"},
+        # JSON, as the operator's HEADROOM_REPOS: its container paths are translated too
+        {"name": "REPOS", "value": json.dumps(
+            [{"path": "/scratch/repo", "file": "/var/run/headroom/git/0/creds/token"}])},
+    ]  # fmt: skip
+    env_from = [
+        {"configMapRef": {"name": "cfg"}, "prefix": "CFG_"},
+        {"secretRef": {"name": "no-such-secret", "optional": True}},
+    ]
+    script = (
+        'r() { (cd "$1" && find . -type f | sort | tr "\\n" " "); }; '
+        'test "$(cat "$GITROOT/0/creds/token")" = t0k || exit 7; '
+        'case "$REPOS" in *"$SCRATCH/repo"*"$GIT/creds/token"*) repos=local;; '
+        "*) repos=$REPOS;; esac; "
+        'printf "%s|%s|%s|%s|%s|%s|%s|%s" "$(r "$GIT")" "$(cat "$GIT/creds/token")" '
+        '"$(stat -c %a "$GIT/creds/token")" "$(r "$CFG")" "$(stat -c %a "$CFG/s.json")" '
+        '"$(r "$NOTHING")" "$CFG_model" "$repos" > "$HEADROOM_TERMINATION_LOG"'
+    )
+    resources = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "1Gi"}}
+    pods.create(pod_body("items", script, executor, env=env, mounts=mounts, volumes=volumes,
+                         envFrom=env_from, resources=resources))  # fmt: skip
+    pod = pods.finished("items")
+    term = container_state(pod).terminated
+    assert pod.status.phase == "Succeeded", term
+    files, token, token_mode, cfg, cfg_mode, nothing, model, repos = term.message.split("|")
+    assert (files, token, token_mode) == ("./creds/token ", "t0k", "400")  # only its item
+    assert (cfg, cfg_mode) == ("./s.json ", "600")  # the optional missing key: no file
+    assert nothing == ""  # an optional missing ConfigMap: an empty volume
+    assert (model, repos) == ("m", "local")
+
+
+def test_a_missing_secret_volume_waits_with_a_failed_mount_event(
+    pods: Pods, executor: ExecutorProcess
+) -> None:
+    volumes = [{"name": "creds", "secret": {"secretName": "later"}}]
+    mounts = [{"name": "creds", "mountPath": "/creds"}]
+    env = [{"name": "C", "value": "/creds"}]
+    pods.create(pod_body("mount", 'test "$(cat "$C/k")" = v', executor, env=env, mounts=mounts,
+                         volumes=volumes))  # fmt: skip
+    failed_mount = wait_for(
+        "FailedMount event", lambda: [e for e in pods.events("mount") if e.reason == "FailedMount"]
+    )
+    assert failed_mount[0].type == "Warning"
+    assert failed_mount[0].message == 'MountVolume.SetUp failed for volume "creds" : ' \
+                                      'secret "later" not found'  # fmt: skip
+    pod = pods.get("mount")
+    assert pod is not None and pod.status.phase == "Pending"
+    assert container_state(pod).waiting.reason == "ContainerCreating"  # as a kubelet shows it
+    pods.core.create_namespaced_secret(
+        pods.ns, {"metadata": {"name": "later"}, "stringData": {"k": "v"}}
+    )
+    assert pods.finished("mount").status.phase == "Succeeded"

@@ -15,7 +15,7 @@ from tests.support.manifests import MANIFESTS, REPO, Rendered, find, with_compon
 
 from headroom import validate
 from headroom.controllers.main import parse_args, settings_from
-from headroom.kube import manifests as owned
+from headroom.kube import agent_pod
 
 CRD_DIR = REPO / "crds"
 
@@ -132,10 +132,12 @@ def test_rbac_is_least_privilege_in_shape(rendered: Rendered) -> None:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    # GitOps-safe: the custom resources themselves are never written, only their status.
+    # GitOps-safe: the custom resources themselves are never written, only their status. The
+    # one delete is spec.ttlSecondsAfterFinished's, of a finished session (as Jobs are).
     for resource in ("claudeaccounts", "agentsessions"):
         for verb in ("create", "update", "patch", "delete", "deletecollection"):
-            assert ("headroom.dev", resource, verb) not in granted
+            if (resource, verb) != ("agentsessions", "delete"):
+                assert ("headroom.dev", resource, verb) not in granted
     for verb in ("update", "delete", "deletecollection"):
         assert ("", "secrets", verb) not in granted
     assert not any(r.startswith("pods/") for _, r, _ in granted)  # no exec, logs, eviction
@@ -171,13 +173,13 @@ def an_agent_pod() -> dict[str, Any]:
         "metadata": {"name": "s1", "namespace": "agents", "uid": "u-1"},
         "spec": {"prompt": "p"},
     }  # fmt: skip
-    plan = owned.Attempt(
+    plan = agent_pod.Attempt(
         number=1, account="alice", credential_type=CredentialType.OAUTH_TOKEN,
         credential_key="token",
         claude_session_id="6f1c0000-0000-4000-8000-000000000000", expect_transcript=False,
-        auth_path="primary",
+        auth_path="primary", workspace_claim="s1-workspace",
     )  # fmt: skip
-    return owned.agent_pod(session, plan, owned.PodSettings())
+    return agent_pod.agent_pod(session, plan, agent_pod.PodSettings())
 
 
 def test_network_policy_selects_agent_pods_and_only_them(rendered: Rendered) -> None:

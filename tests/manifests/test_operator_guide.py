@@ -57,7 +57,8 @@ def condition_reasons() -> set[str]:
     code = "\n".join(
         p.read_text()
         for p in [*(OPERATOR / "reconcilers").glob("*.py"), OPERATOR / "core" / "accounts.py",
-                  OPERATOR / "core" / "session.py"]
+                  OPERATOR / "core" / "session.py", OPERATOR / "core" / "task.py",
+                  OPERATOR / "core" / "outcome.py"]
     )  # fmt: skip
     patterns = [
         r'condition\(\s*"\w+",\s*[\w.]+,\s*"(\w+)"',  # self.condition("Ready", False, "X", ...)
@@ -66,6 +67,11 @@ def condition_reasons() -> set[str]:
         r'SessionPhase\.\w+,\s*"(\w+)"',  # how a session finished (Completed, Ready)
         r'"(\w+)" if auth_failed',
         r'AccountPhase\.WALLED else "(\w+)"',  # Walled=False
+        r'cause or "(\w+)"',  # a failure's own reason, else the generic one
+        r'Stop\(\s*"(\w+)"',  # limits the user set (TimedOut, BudgetExhausted, ...)
+        r'CLONE_FAILED = "(\w+)"',
+        r'reason = "(\w+)" if .* else "(\w+)"',  # continueFrom's waiting reasons
+        r'^\s+"((?:Err|Image|Invalid|Create|Run)\w+)",$',  # kubelet waiting reasons copied
     ]
     found: set[str] = set()
     # credentials_of spreads one return over several lines: its CamelCase string literals.
@@ -93,6 +99,15 @@ def test_every_condition_reason_has_a_troubleshooting_row() -> None:
         "RetriesExhausted",
         "SwapLimitReached",
         "InvalidSpec",
+        "RepoCloneFailed",
+        "TimedOut",
+        "BudgetExhausted",
+        "NoHeadroomTimeout",
+        "PredecessorRunning",
+        "PredecessorNotFound",
+        "PredecessorHasNoConversation",
+        "ErrImagePull",
+        "CreateContainerConfigError",
         "Available",
         "UsageLimitReached",
         "Drill",

@@ -223,6 +223,8 @@ REFUSED = [
 ]
 GRANTED = [
     ("patch", "agentsessions.headroom.dev", "agents", "status"),
+    ("delete", "agentsessions.headroom.dev", "agents", ""),
+    ("patch", "persistentvolumeclaims", "agents", ""),
     ("patch", "claudeaccounts.headroom.dev", "agents", "status"),
     ("create", "pods", "agents", ""),
     ("patch", "kopfpeerings.kopf.dev/headroom", "agents", ""),

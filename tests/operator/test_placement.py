@@ -86,8 +86,11 @@ def test_fallback_used_only_when_primary_pool_is_empty(scene: Scene, operator) -
     assert (second["account"], second["authPath"]) == ("team-api", "fallback")
     pod = scene.pod(second["podName"])
     assert pod is not None
-    names = {e.name for e in pod.spec.containers[0].env}
-    assert "ANTHROPIC_API_KEY" in names and "CLAUDE_CODE_OAUTH_TOKEN" not in names
+    env = {e.name: e for e in pod.spec.containers[0].env}
+    assert env["ANTHROPIC_API_KEY"].value_from.secret_key_ref is not None
+    # Set empty (the API server stores that as a bare name): no other login can slip in.
+    oauth = env["CLAUDE_CODE_OAUTH_TOKEN"]
+    assert not oauth.value and oauth.value_from is None
     scene.session("no-fallback")  # no spec.fallback: it must wait rather than use the key
     waiting = scene.wait_phase("agentsessions", "no-fallback", "Waiting")
     assert (

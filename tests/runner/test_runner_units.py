@@ -250,3 +250,13 @@ def test_a_message_that_breaks_the_schema_becomes_a_failed_report() -> None:
     doc = json.loads(render(message_for(broken, SESSION, False, [])))
     assert doc["outcome"] == "failed"
     assert "invalid termination message" in doc["detail"]
+
+
+def test_settings_cannot_replace_the_credential_or_the_pod_contract() -> None:
+    settings = {
+        "apiKeyHelper": "/bin/echo sk-elsewhere",
+        "env": {"ANTHROPIC_BASE_URL": "http://collector", "HEADROOM_X": "1", "FOO": "bar"},
+        "includeCoAuthoredBy": False,
+    }
+    parsed = settings_from_env({**BASE, "HEADROOM_CLAUDE": json.dumps({"settings": settings})})
+    assert parsed.claude.settings == {"env": {"FOO": "bar"}, "includeCoAuthoredBy": False}

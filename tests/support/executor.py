@@ -8,7 +8,8 @@ or import them into a domain conftest):
 - `executor` (session): a throwaway Node `headroom-test-<id>` whose pods run as local
   processes. Steer pods to it with `executor.node_selector` and `executor.tolerations`, or
   start the operator with `*executor.operator_flags()`. A pod's output:
-  `executor.container_log(pod_uid)`.
+  `executor.container_log(pod_uid)` (an init container's: `init_container=name`); every
+  output file so far: `executor.container_logs()`.
 Several test sessions may share the local cluster: each session has its own node (selected
 by hostname, so another session's node never gets its pods); provisioners coexist.
 """
@@ -139,9 +140,27 @@ class ExecutorProcess(_Process):
     def pod_dir(self, pod_uid: str) -> Path:
         return self.state_dir / self.node_name / "pods" / pod_uid
 
-    def container_log(self, pod_uid: str) -> str:
-        path = self.pod_dir(pod_uid) / "container.log"
+    def container_logs(self) -> list[Path]:
+        """The output files of every container (init containers too) this node ran so far,
+        oldest first; those of deleted pods are gone with their pod directories."""
+        pods = self.state_dir / self.node_name / "pods"
+        found = [*pods.glob("*/container.log"), *pods.glob("*/init/*/container.log")]
+        return sorted((p for p in found if p.exists()), key=_mtime)
+
+    def container_log(self, pod_uid: str, init_container: str | None = None) -> str:
+        """The output of the pod's main container, or of one of its init containers."""
+        base = self.pod_dir(pod_uid)
+        if init_container is not None:
+            base = base / "init" / init_container
+        path = base / "container.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # its pod was deleted meanwhile
+        return 0.0
 
 
 def remove_stale_test_nodes(api: Any) -> None:

@@ -19,11 +19,11 @@ DESCRIPTION = """\
 DEVELOPMENT AND TEST ONLY - never run this against a real cluster.
 
 Stands in for a kubelet on the local control plane: registers a Node (label
-headroom.dev/executor=true, taint headroom.dev/executor=true:NoSchedule), runs the single
-container command of every pod bound to it as a local process (env, Secrets and volumes
-mapped to local directories; no isolation, no image) and reports pod status as a kubelet
-does. Also a dev PVC provisioner: StorageClass headroom-local (default class) backed by
-hostPath directories. See docs/executor.md."""
+headroom.dev/executor=true, taint headroom.dev/executor=true:NoSchedule), runs the init
+containers and then the single container of every pod bound to it as local processes (env,
+Secrets and volumes mapped to local directories; no isolation, no image) and reports pod
+status as a kubelet does. Also a dev PVC provisioner: StorageClass headroom-local (default
+class) backed by hostPath directories. See docs/executor.md."""
 
 
 # Outside any git checkout on purpose: an agent whose workspace sat inside this repository

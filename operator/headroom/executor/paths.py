@@ -39,12 +39,20 @@ def is_under(path: str, parent: str) -> bool:
 
 
 class PathMap:
-    def __init__(self, mounts: list[Mount]) -> None:
+    def __init__(self, mounts: list[Mount], rootfs: Path | None = None) -> None:
         # Longest mountPath first, so a nested mount wins over the mount it sits in.
         self.mounts = sorted(mounts, key=lambda m: len(m.container_path), reverse=True)
+        # Where directories that only hold mount points live (see `local`).
+        self.rootfs = rootfs
+        self.ancestors: set[str] = set()  # such directories handed out so far
 
-    def local(self, container_path: str) -> Path | None:
-        """The local path of a container path, or None when no mount covers it."""
+    def local(self, container_path: str, ancestors: bool = True) -> Path | None:
+        """The local path of a container path, or None when no mount covers it.
+
+        A directory no mount covers but that holds mount points (/var/run/headroom/git, the
+        parent of the mounts 0/, 1/) exists in a container's root filesystem; here it
+        becomes a directory under `rootfs` where those mounts are bound (`ancestor_binds`),
+        so `$DIR/0/secret` works as it does in the container."""
         path = normalise(container_path)
         if not path.startswith("/"):
             return None
@@ -52,7 +60,26 @@ class PathMap:
             if is_under(path, mount.container_path):
                 rest = posixpath.relpath(path, mount.container_path)
                 return mount.local_path if rest == "." else mount.local_path / rest
+        if ancestors and self.rootfs is not None and self._holds_mounts(path):
+            self.ancestors.add(path)
+            return self.rootfs / path.lstrip("/")
         return None
+
+    def _holds_mounts(self, path: str) -> bool:
+        return path != "/" and any(is_under(m.container_path, path) for m in self.mounts)
+
+    def ancestor_binds(self) -> list[Bind]:
+        """The mounts below the directories `local` placed under rootfs, each at its place
+        there (only the outermost: a nested mount travels with the mount it sits in)."""
+        if self.rootfs is None:
+            return []
+        return [
+            Bind(source=m.local_path, target=self.rootfs / m.container_path.lstrip("/"))
+            for m in self.mounts
+            if any(is_under(m.container_path, a) for a in self.ancestors)
+            and not any(n is not m and is_under(m.container_path, n.container_path)
+                        for n in self.mounts)
+        ]  # fmt: skip
 
     def translate(self, value: str) -> str:
         """An env value that is a container path under a mount becomes the local path; a

@@ -49,6 +49,11 @@ class Layout:
     binds: list[Bind]
     message_file: Path
 
+    def all_binds(self) -> list[Bind]:
+        """Nested mounts first (deepest first), then the mounts placed under the directories
+        that hold them: a recursive bind of a mount then carries the mounts nested in it."""
+        return [*self.binds, *self.paths.ancestor_binds()]
+
 
 def prepare_volumes(pod: JSON, pod_dir: Path, sources: Sources, ip: str) -> Volumes:
     """Every volume of the pod, set up once before its first container (as the kubelet
@@ -90,10 +95,11 @@ def _volume(
 
 
 def container_layout(
-    container: JSON, volumes: Volumes, env: dict[str, str], message_file: Path
+    container: JSON, volumes: Volumes, env: dict[str, str], message_file: Path, rootfs: Path
 ) -> Layout:
     """The container's mounts; `message_file` (its own, created empty) is mounted at its
-    terminationMessagePath, as the kubelet mounts a fresh file per container."""
+    terminationMessagePath, as the kubelet mounts a fresh file per container; `rootfs`
+    holds the directories that contain mount points only (see PathMap.local)."""
     mounts = []
     for m in container.get("volumeMounts") or []:
         if m["name"] not in volumes.dirs:
@@ -109,7 +115,7 @@ def container_layout(
     message_file.chmod(0o666)
     message_path = container.get("terminationMessagePath") or DEFAULT_MESSAGE_PATH
     mounts.append(Mount(normalise(message_path), message_file, "termination-log"))
-    paths = PathMap(mounts)
+    paths = PathMap(mounts, rootfs)
     return Layout(paths, paths.nested_binds(), message_file)
 
 

@@ -84,13 +84,17 @@ class Container:
         return self.dir / "termination-log"
 
     @property
+    def rootfs(self) -> Path:
+        return self.dir / "rootfs"
+
+    @property
     def fieldpath(self) -> str:
         return field_path(self.name, self.init)
 
 
 def unsupported(spec: JSON) -> str | None:
     if len(spec["containers"]) != 1:
-        return "the headroom dev executor runs pods of exactly one container (and init containers)"
+        return "the headroom dev executor runs pods of exactly one container (plus init containers)"
     if any(c.get("restartPolicy") for c in spec.get("initContainers") or []):
         return "the headroom dev executor does not run sidecar containers (init restartPolicy)"
     return None
@@ -226,7 +230,7 @@ class PodWorker(threading.Thread):
         while not self.halted():
             try:
                 env = resolve(c.spec, self.pod, self.manager.sources.text, self.settings.ip)
-                return env, container_layout(c.spec, volumes, env, c.message_file)
+                return env, container_layout(c.spec, volumes, env, c.message_file, c.rootfs)
             except ConfigError as exc:
                 if str(exc) != reported:
                     reported = str(exc)
@@ -311,7 +315,7 @@ class PodWorker(threading.Thread):
         if "HOME" not in final:
             (self.dir / "home").mkdir(exist_ok=True)
             final["HOME"] = str(self.dir / "home")
-        tmp = layout.paths.local("/tmp")
+        tmp = layout.paths.local("/tmp", ancestors=False)  # only a volume mounted there
         if tmp is not None and "TMPDIR" not in final:
             final["TMPDIR"] = str(tmp)
         final["HEADROOM_TERMINATION_LOG"] = str(layout.message_file)
@@ -343,8 +347,9 @@ class PodWorker(threading.Thread):
         self, c: Container, env: dict[str, str], layout: Layout
     ) -> tuple[subprocess.Popen[bytes], str, str]:
         final = self.environment(env, layout)
-        argv = self.with_nested_mounts(self.argv(c, final), layout)
         cwd = self.working_dir(c, layout)
+        # Last: translating env and workingDir decides which directories need binds.
+        argv = self.with_nested_mounts(self.argv(c, final), layout)
         c.dir.mkdir(parents=True, exist_ok=True)
         with c.log_file.open("ab") as log_file:
             try:
@@ -371,13 +376,15 @@ class PodWorker(threading.Thread):
         """A mount inside another mount (a PVC subPath at <config emptyDir>/projects) is a
         bind mount in the process's own mount namespace; without the privilege for that, a
         symlink stands in for it (an executor-only emulation, see docs/executor.md)."""
-        if not layout.binds:
+        binds = layout.all_binds()
+        if not binds:
             return argv
         pairs: list[str] = []
-        for bind in layout.binds:
+        for bind in binds:
             if self.settings.can_bind:
+                bind.target.parent.mkdir(parents=True, exist_ok=True)
                 if bind.source.is_dir():
-                    bind.target.mkdir(parents=True, exist_ok=True)
+                    bind.target.mkdir(exist_ok=True)
                 pairs += [str(bind.source), str(bind.target)]
             elif not bind.target.is_symlink():  # an earlier container of the pod made it
                 if bind.target.is_dir() and not any(bind.target.iterdir()):

@@ -118,7 +118,7 @@ def claude_options(raw: str, mcp_config: str = "") -> ClaudeOptions:
         disallowed_tools=_strings(doc, "disallowedTools"),
         append_system_prompt=_text(doc, "appendSystemPrompt"),
         system_prompt=_text(doc, "systemPrompt"),
-        settings=_object(doc, "settings"),
+        settings=_own_settings(_object(doc, "settings")),
         max_budget_usd=float(budget) if budget is not None else None,
         output_schema=_object(doc, "outputSchema"),
         effort=_text(doc, "effort"),
@@ -126,6 +126,23 @@ def claude_options(raw: str, mcp_config: str = "") -> ClaudeOptions:
         mcp_config=Path(mcp_config) if mcp_config else None,
         mcp_config_secret=doc.get("mcpConfigSecret") is True,
     )
+
+
+def _own_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Settings without what would replace the account's credential or the pod contract's
+    variables. The schema refuses them already; a cluster without its CEL rules still must
+    not let settings send the account's token elsewhere."""
+    if settings is None:
+        return None
+    kept = {k: v for k, v in settings.items() if k != "apiKeyHelper"}
+    env = kept.get("env")
+    if isinstance(env, dict):
+        kept["env"] = {
+            k: v
+            for k, v in env.items()
+            if not k.startswith(c.RESERVED_ENV_PREFIX) and k not in c.RESERVED_ENV
+        }
+    return kept
 
 
 def repo_credential_files(raw: str, root: Path) -> tuple[Path, ...]:

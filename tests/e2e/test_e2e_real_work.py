@@ -57,20 +57,21 @@ def test_a_session_clones_works_moves_and_pushes(
     assert git_server.token is not None
     git_server.create_repo("app", {"calc.py": BROKEN, "README.md": "calc\n"})
     scene.secret("git-token", {"token": git_server.token})
+    # No `cd`: Claude Code's Bash tool keeps its working directory from one call to the next.
     script = [
-        bash("cd app && git status && cat calc.py", contains="return a - b"),
+        bash("git -C app status && cat app/calc.py", contains="return a - b"),
         bash(
-            "cd app && sed -i 's/a - b/a + b/' calc.py && git commit -qam 'Fix add'"
-            " && echo draft > NOTES.txt && git remote get-url origin",
+            "sed -i 's/a - b/a + b/' app/calc.py && git -C app commit -qam 'Fix add'"
+            " && echo draft > app/NOTES.txt && git -C app remote get-url origin",
             notContains=git_server.token,
         ),
         {"wall": {"window": "five_hour", "resetInSeconds": 3600, "credential": "alice"}},
         # On another account, in another pod: the commit and the uncommitted file are there.
         bash(
-            "cd app && git log --format=%s -1 && cat NOTES.txt && git branch --show-current",
+            "git -C app log --format=%s -1; cat app/NOTES.txt; git -C app branch --show-current",
             contains="Fix add\ndraft\nfix/add",
         ),
-        bash("cd app && git push -q origin HEAD 2>&1; echo pushed $?", contains="pushed 0"),
+        bash("git -C app push -q origin HEAD 2>&1; echo pushed $?", contains="pushed 0"),
         {"text": "Fixed add() in calc.py and pushed branch fix/add."},
     ]
     for name in ("alice", "bob", "carol"):
@@ -88,8 +89,11 @@ def test_a_session_clones_works_moves_and_pushes(
     assert done["result"]["summary"] == "Fixed add() in calc.py and pushed branch fix/add."
     assert done["result"]["turns"] >= 4 and done["result"]["costUSD"] > 0
     # Every scripted check held, on both accounts, and none failed.
+    # (Step 1's result is checked twice: in the request the wall refused, and again when bob's
+    # pod resumed the conversation and sent it anew.)
     checks = sandbox.tool_results()
-    assert len(checks) == 4 and all(c["ok"] for c in checks), checks
+    assert all(c["ok"] for c in checks), checks
+    assert sorted({c["step"] for c in checks}) == [0, 1, 3, 4], checks
     assert {r["credential"] for r in fleet.requests() if r.get("result") == "ok"} == {
         "alice",
         "bob",
@@ -188,7 +192,9 @@ def test_structured_output_fills_the_result(fleet: Fleet) -> None:
 
 def test_timeout_stops_a_session_that_runs_too_long(fleet: Fleet) -> None:
     scene, sandbox = fleet.scene, fleet.sandbox
-    script = [{"tools": [{"name": "Bash", "input": {"command": "sleep 120", "timeout": 200000}}]}]
+    # (A bare `sleep 120` is refused by Claude Code itself: "Blocked: standalone sleep".)
+    work = {"command": "echo working; sleep 120; echo done", "timeout": 200000}
+    script = [{"tools": [{"name": "Bash", "input": work}]}]
     sandbox.script_credential("alice", script)
     scene.session("slow", timeout="20s", claude=UNATTENDED)
     done = scene.wait_phase("agentsessions", "slow", "Failed", timeout=RUN_TIMEOUT)

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 NODE_SCRIPTS = REPO / "hack" / "node"
 IMAGE_SCRIPTS = REPO / "hack" / "images"
 TEST_PREFIX = "headroom-node-test-"
+CLUSTER_PREFIX = "headroom-nodetest-"
 NODE_LABEL = {"headroom.dev/node": "real"}
 NODE_TOLERATION = {
     "key": "headroom.dev/real-node",
@@ -71,11 +73,62 @@ def build_node() -> dict[str, str]:
 
 
 @dataclass
+class NodeCluster:
+    """The control plane the node joins: a private local cluster of this test session
+    (hack/cluster/up.sh under its own name, with the API server flags a real node needs,
+    apart from the shared cluster other tests count nodes and pods in), or an external one."""
+
+    name: str  # the local cluster's name ("" for an external cluster)
+    kubeconfig: Path
+
+    @classmethod
+    def private(cls, scratch: Path) -> NodeCluster:
+        name = f"{CLUSTER_PREFIX}{os.getpid()}"
+        cluster = cls(name, scratch / f"{name}.kubeconfig")
+        done = cluster._script("up.sh")
+        if done.returncode != 0:
+            cluster.down()
+            raise RuntimeError(f"hack/cluster/up.sh for {name} failed:\n{tail(done.stderr)}")
+        return cluster
+
+    def _script(self, script: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "HEADROOM_CLUSTER_NAME": self.name,
+            "HEADROOM_KUBECONFIG_OUT": str(self.kubeconfig),
+        }
+        env.pop("HEADROOM_CLUSTER_LEASE", None)
+        env.pop("KUBECONFIG", None)
+        return run([str(REPO / "hack" / "cluster" / script)], env=env, timeout=600)
+
+    def down(self) -> str:
+        if not self.name:
+            return ""
+        done = self._script("down.sh")
+        return "" if done.returncode == 0 else tail(done.stderr)
+
+
+def remove_orphan_clusters(scratch: Path) -> None:
+    """Stop the private clusters of test runs whose pytest process is gone."""
+    clusters = cache_root() / "kwok" / "clusters"
+    if os.environ.get("HEADROOM_KWOK_WORKDIR"):
+        clusters = Path(os.environ["HEADROOM_KWOK_WORKDIR"]) / "clusters"
+    for state in clusters.glob(f"{CLUSTER_PREFIX}*") if clusters.is_dir() else []:
+        owner = state.name.removeprefix(CLUSTER_PREFIX)
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            NodeCluster(state.name, scratch / f"{state.name}.kubeconfig").down()
+
+
+@dataclass
 class RealNode:
     name: str
-    kubeconfig: Path
+    cluster: NodeCluster
     kubectl_path: str
     images: list[str] = field(default_factory=list)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster.kubeconfig
 
     @property
     def state(self) -> Path:
@@ -84,7 +137,20 @@ class RealNode:
     def env(self) -> dict[str, str]:
         env = {**os.environ, "HEADROOM_NODE_NAME": self.name, "KUBECONFIG": str(self.kubeconfig)}
         env["HEADROOM_NODE_IMAGES"] = " ".join(self.images)
+        # Names the local cluster, whose CA signs the kubelet's client certificate.
+        env["HEADROOM_CLUSTER_NAME"] = self.cluster.name or "headroom"
         return env
+
+    def namespace(self, prefix: str) -> str:
+        """A fresh namespace in the node's cluster, once its default ServiceAccount exists."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        done = self.kubectl("create", "namespace", name)
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 30
+        while self.kubectl("-n", name, "get", "serviceaccount", "default").returncode != 0:
+            assert time.monotonic() < deadline, f"namespace {name}: no default ServiceAccount"
+            time.sleep(0.2)
+        return name
 
     def up(self) -> None:
         started = time.monotonic()
@@ -178,7 +244,7 @@ def session_node_name() -> str:
     return f"{TEST_PREFIX}{os.getpid()}"
 
 
-def remove_orphans(kubeconfig: Path, kubectl_path: str) -> None:
+def remove_orphans(cluster: NodeCluster, kubectl_path: str) -> None:
     """Stop the nodes of test runs whose pytest process is gone."""
     nodes = cache_root() / "node"
     for state in nodes.glob(f"{TEST_PREFIX}*") if nodes.is_dir() else []:
@@ -186,7 +252,7 @@ def remove_orphans(kubeconfig: Path, kubectl_path: str) -> None:
             continue
         owner = state.name.removeprefix(TEST_PREFIX).split("-")[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            RealNode(state.name, kubeconfig, kubectl_path).down()
+            RealNode(state.name, cluster, kubectl_path).down()
 
 
 # --- what the host looks like, before and after a node -----------------------------------

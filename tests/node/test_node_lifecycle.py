@@ -7,7 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from realnode import HostSnapshot, RealNode, cache_root, node_processes, session_node_name
+from realnode import (
+    HostSnapshot,
+    NodeCluster,
+    RealNode,
+    cache_root,
+    node_processes,
+    session_node_name,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +29,13 @@ KUBELET_SYSCTLS = {
 
 
 def test_a_pod_runs_to_completion_and_down_leaves_the_host_as_it_was(
-    kubeconfig: Path, kubectl_path: str, namespace: str, node_build: dict[str, str]
+    node_cluster: NodeCluster, kubectl_path: str, node_build: dict[str, str]
 ) -> None:
     before = HostSnapshot.take()
-    node = RealNode(f"{session_node_name()}-life", kubeconfig, kubectl_path)
+    node = RealNode(f"{session_node_name()}-life", node_cluster, kubectl_path)
     try:
         node.up()
+        namespace = node.namespace("t-node-life")
         got = node.get()
         assert got["metadata"]["labels"]["headroom.dev/node"] == "real"
         assert {"key": "headroom.dev/real-node", "value": "true", "effect": "NoSchedule"} in got[

@@ -93,6 +93,10 @@ async def test_timeout_stops_the_running_pod_and_fails_the_session(world: World)
     world.session("s1", timeout="1m")
     await world.reconcile("s1")
     assert world.pod("s1-1")["spec"]["activeDeadlineSeconds"] == 120  # 60 s left + 60 s
+    # No pass runs while a pod just runs: the placing pass set the timer already.
+    assert world.rt.wakeups.pending(("session", NS, "s1")) == world.clock.now + timedelta(
+        seconds=60
+    )
     world.run_pod("s1-1")
     world.clock.advance(30)
     world.kube.writes.clear()

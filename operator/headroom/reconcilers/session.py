@@ -667,6 +667,9 @@ class Pass:
             self.rt.ledger.assign(self.key, (self.ns, account_name))
         self._record_start(account_name, name, attempt, auth_path)
         self.set(workspaceClaim=claim)
+        if left is not None:
+            # A running pod's own status changes start no pass: the timer checks the timeout.
+            self.rt.wakeups.at(("session", self.ns, self.name), self.now + timedelta(seconds=left))
         # Previous attempts' pods are finished; keep only the current one.
         self.superseded_pod = self.status.get("previousPod")
 

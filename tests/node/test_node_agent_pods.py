@@ -1,0 +1,163 @@
+"""The images built from images/*/Dockerfile (hack/images/build.sh, no Docker) run as real
+containers on a real node: the agent image as its non-root user under a memory limit, its
+entrypoint through a whole run against the stand-in API (reached at the bridge address of
+the host), an agent over its memory limit OOM-killed by the kernel, and the operator image."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from realnode import IMAGE_SCRIPTS, NODE_SCRIPTS, RealNode, run, tail
+
+from headroom.contract import pod as contract
+from headroom.sandbox.client import SandboxProcess, start_sandbox
+
+pytestmark = [pytest.mark.integration, pytest.mark.cli]
+
+AGENT_IMAGE = "headroom-agent:dev"
+OPERATOR_IMAGE = "headroom:dev"
+PINNED_CLI_VERSION = "2.1.330"
+TOKEN = "sk-ant-oat01-real-node-7781"
+
+
+@pytest.fixture(scope="session")
+def images(real_node: RealNode) -> list[str]:
+    """hack/images/build.sh (cached; minutes when cold), imported into the session's node."""
+    built = run([str(IMAGE_SCRIPTS / "build.sh")], timeout=3600)
+    if built.returncode != 0:
+        pytest.fail(f"hack/images/build.sh failed:\n{tail(built.stderr)}", pytrace=False)
+    archives = [line for line in built.stdout.splitlines() if line.endswith(".tar")]
+    done = run([str(NODE_SCRIPTS / "import.sh"), *archives], env=real_node.env(), timeout=600)
+    if done.returncode != 0:
+        pytest.fail(f"hack/node/import.sh failed:\n{tail(done.stderr)}", pytrace=False)
+    return archives
+
+
+@pytest.fixture
+def stand_in(real_node: RealNode) -> Iterator[SandboxProcess]:
+    """The stand-in API on the host's bridge address, where the node's pods reach it."""
+    with start_sandbox("--host", real_node.ip, "--oauth-token", f"alice={TOKEN}") as server:
+        yield server
+
+
+def terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    return state
+
+
+def logs(node: RealNode, namespace: str, name: str) -> str:
+    done = node.kubectl("-n", namespace, "logs", name)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_agent_image_runs_claude_as_its_non_root_user_under_a_memory_limit(
+    real_node: RealNode, images: list[str], node_namespace: str
+) -> None:
+    script = (
+        "id -u; id -g; claude --version; headroom agent --help >/dev/null && echo runner-ok; "
+        "git --version; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null "
+        "|| cat /sys/fs/cgroup/memory.max"
+    )
+    pod = real_node.run_pod(
+        node_namespace,
+        real_node.pod_manifest(
+            "agent-version",
+            {
+                "image": AGENT_IMAGE,
+                "command": ["sh", "-c", script],
+                "resources": {"limits": {"memory": "512Mi", "cpu": "1"}},
+                "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+            },
+        ),
+    )
+    assert terminated(pod)["exitCode"] == 0, terminated(pod)
+    lines = logs(real_node, node_namespace, "agent-version").splitlines()
+    assert lines[:2] == ["10001", "10001"]  # the image's USER, not root
+    assert lines[2] == f"{PINNED_CLI_VERSION} (Claude Code)"
+    assert lines[3] == "runner-ok"
+    assert lines[4].startswith("git version ")
+    assert lines[5] == str(512 * 1024 * 1024)  # the limit reached the container's cgroup
+
+
+def test_agent_entrypoint_completes_a_run_against_the_stand_in(
+    real_node: RealNode, images: list[str], node_namespace: str, stand_in: SandboxProcess
+) -> None:
+    """No command: the image's ENTRYPOINT (`headroom agent`) with the pod contract's
+    environment; its termination message reaches the pod status through the kubelet."""
+    env = {
+        contract.SESSION_ID: str(uuid.uuid4()),
+        contract.PROMPT: "Say hello from the real node.",
+        contract.ATTEMPT: "1",
+        contract.EXPECT_TRANSCRIPT: "false",
+        contract.BASE_URL_ENV: stand_in.url,
+        contract.OAUTH_TOKEN_ENV: TOKEN,
+    }
+    pod = real_node.run_pod(
+        node_namespace,
+        real_node.pod_manifest(
+            "agent-run",
+            {
+                "image": AGENT_IMAGE,
+                "env": [{"name": k, "value": v} for k, v in env.items()],
+                "resources": {"limits": {"memory": "1Gi"}},
+            },
+        ),
+        timeout=180,
+    )
+    state = terminated(pod)
+    assert state["exitCode"] == 0, (state, logs(real_node, node_namespace, "agent-run")[-2000:])
+    message = json.loads(state["message"])
+    assert message["outcome"] == "completed", message
+    assert stand_in.url.startswith(f"http://{real_node.ip}:")
+    requests = stand_in.requests()
+    assert requests, "the agent never reached the stand-in API"
+    assert {r["credential"] for r in requests} == {"alice"}
+
+
+def test_an_agent_over_its_memory_limit_is_oom_killed(
+    real_node: RealNode, images: list[str], node_namespace: str
+) -> None:
+    pod = real_node.run_pod(
+        node_namespace,
+        real_node.pod_manifest(
+            "agent-oom",
+            {
+                "image": AGENT_IMAGE,
+                "command": ["python3", "-c", "x = bytearray(256 << 20); print('survived')"],
+                "resources": {"limits": {"memory": "64Mi"}},
+            },
+        ),
+    )
+    state = terminated(pod)
+    assert state["exitCode"] == 137, state
+    assert state["reason"] == "OOMKilled", state
+    assert pod["status"]["phase"] == "Failed"
+
+
+def test_operator_image_runs_headroom_operator_as_its_non_root_user(
+    real_node: RealNode, images: list[str], node_namespace: str
+) -> None:
+    pod = real_node.run_pod(
+        node_namespace,
+        real_node.pod_manifest(
+            "operator-help",
+            {
+                "image": OPERATOR_IMAGE,
+                "command": ["sh", "-c", "id -u && headroom operator --help >/dev/null && echo ok"],
+                "securityContext": {"runAsNonRoot": True},
+            },
+        ),
+    )
+    assert terminated(pod)["exitCode"] == 0, terminated(pod)
+    assert logs(real_node, node_namespace, "operator-help").split() == ["10001", "ok"]
+
+
+def test_node_runs_as_root_only() -> None:
+    """The node needs root (containerd, cgroups, a bridge): say so instead of failing late."""
+    assert os.geteuid() == 0, "tests/node need root: hack/node/up.sh runs containerd"

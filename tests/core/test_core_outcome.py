@@ -411,13 +411,24 @@ def _check(container: ContainerExit) -> AttemptEnd:
 @FAST
 @given(text=st.text(max_size=300), code=EXITS, reason=REASONS)
 def test_fuzz_random_text(text: str, code: int, reason: str) -> None:
-    _check(ContainerExit(code, reason, text))
+    """Whatever a pod leaves behind: an unreadable message is `failed` and says why."""
+    end = _check(ContainerExit(code, reason, text))
+    if parse(text).message is None:
+        assert end.outcome is Outcome.FAILED
+        assert end.detail and f"exit code {code}" in end.detail, end
 
 
 @FAST
 @given(doc=JSON, code=EXITS, reason=REASONS)
 def test_fuzz_random_json(doc: object, code: int, reason: str) -> None:
-    _check(ContainerExit(code, reason, json.dumps(doc)))
+    """JSON that is not a termination message is `failed`, naming the problem; one that is
+    (rarely generated) must agree with its exit code to count."""
+    text = json.dumps(doc)
+    end = _check(ContainerExit(code, reason, text))
+    parsed = parse(text)
+    if parsed.message is None:
+        assert end.outcome is Outcome.FAILED
+        assert parsed.problem and parsed.problem in end.detail, (parsed.problem, end.detail)
 
 
 @FAST

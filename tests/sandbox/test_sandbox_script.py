@@ -339,6 +339,31 @@ async def test_credential_script_admin_calls_and_reset(client: TestClient[Any, A
     assert nobody.status == 404
 
 
+async def test_a_prompt_script_plays_for_conversations_whose_task_holds_its_word(
+    client: TestClient[Any, Any],
+) -> None:
+    """A demo gives a session its script before the operator chose the conversation's id."""
+    path = "/_admin/prompts/demo-42/script"
+    script = [{"wall": {"window": "five_hour", "resetInSeconds": 600, "credential": "alice"}},
+              {"text": "Scripted by prompt."}]  # fmt: skip
+    assert (await client.put(path, json=script)).status == 201
+    other = await answer(client, [user(text("another task"))], session="s-other")
+    assert other["content"] == [text("Done.")]
+    task = user(text("<system-reminder>x</system-reminder>"), text("Fix it [demo-42]"))
+    refused = await ask(client, [task], session="s-1", stream=False)
+    assert refused.status == 429  # the wall, on this conversation's first request
+    moved = await answer(client, [task], secret=BOB, session="s-1")
+    assert moved["content"] == [text("Scripted by prompt.")]
+    # A second conversation with the same word meets its own wall (once per conversation),
+    # on a window that was emptied again in between.
+    assert (await client.post("/_admin/credentials/alice/windows/reset")).status == 200
+    assert (await ask(client, [task], session="s-1", stream=False)).status == 200
+    assert (await ask(client, [task], session="s-2", stream=False)).status == 429
+    listed = await (await client.get("/_admin/scripts")).json()
+    assert list(listed["prompts"]) == ["demo-42"]
+    assert (await client.delete(path)).status == 200 and (await client.get(path)).status == 404
+
+
 async def test_credential_script_from_the_configuration() -> None:
     app = create_app(config([{"text": "Configured."}]), lambda: NOW)
     async with TestClient(TestServer(app)) as client:

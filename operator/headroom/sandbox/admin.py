@@ -32,7 +32,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/_admin/requests", clear_requests)
     app.router.add_get("/_admin/tool-results", list_tool_results)
     app.router.add_get("/_admin/scripts", list_scripts)
-    for path in ("/_admin/sessions/{session}/script", "/_admin/credentials/{name}/script"):
+    for path in (
+        "/_admin/sessions/{session}/script",
+        "/_admin/credentials/{name}/script",
+        "/_admin/prompts/{word}/script",
+    ):
         app.router.add_put(path, set_script)
         app.router.add_post(path, set_script)
         app.router.add_get(path, show_script)
@@ -202,6 +206,7 @@ async def list_scripts(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "sessions": {k: v.view() for k, v in state.scripts.sessions.items()},
+            "prompts": {k: v.view() for k, v in state.scripts.prompts.items()},
             "credentials": {
                 c.name: c.script.view() for c in state.credentials.values() if c.script
             },
@@ -220,6 +225,8 @@ async def set_script(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if "session" in request.match_info:
         state.scripts.set_session(request.match_info["session"], script)
+    elif "word" in request.match_info:
+        state.scripts.set_prompt(request.match_info["word"], script)
     else:
         credential = _credential(request)
         credential.script = script
@@ -242,6 +249,8 @@ async def delete_script(request: web.Request) -> web.Response:
         key = request.match_info["session"].lower()
         state.scripts.sessions.pop(key, None)
         state.scripts.forget(f"session:{key}")
+    elif "word" in request.match_info:
+        state.scripts.prompts.pop(request.match_info["word"], None)
     else:
         credential = _credential(request)
         credential.script = None
@@ -252,6 +261,8 @@ async def delete_script(request: web.Request) -> web.Response:
 def _script(request: web.Request) -> Script | None:
     if "session" in request.match_info:
         return request.app[STATE].scripts.sessions.get(request.match_info["session"].lower())
+    if "word" in request.match_info:
+        return request.app[STATE].scripts.prompts.get(request.match_info["word"])
     return _credential(request).script
 
 

@@ -103,6 +103,11 @@ class SandboxClient:
         session id, whichever credential they come with."""
         return self.call("PUT", f"/_admin/sessions/{session}/script", _steps(script))
 
+    def script_prompt(self, word: str, script: list[dict[str, Any]] | dict[str, Any]) -> Any:
+        """Play `script` for every conversation whose task contains `word` (a session's own
+        script wins; this one wins over a credential's)."""
+        return self.call("PUT", f"/_admin/prompts/{word}/script", _steps(script))
+
     def script_credential(self, name: str, script: list[dict[str, Any]] | dict[str, Any]) -> Any:
         """Play `script` for this credential's requests (a session's script wins)."""
         return self.call("PUT", f"/_admin/credentials/{name}/script", _steps(script))

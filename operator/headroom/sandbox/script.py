@@ -496,6 +496,20 @@ def _call(script: Script, step: int, index: int) -> ToolCall | None:
     return None
 
 
+def first_user_text(body: Mapping[str, Any]) -> str:
+    """The task: the text of the conversation's first user message (on every resume too,
+    since the CLI sends the whole history)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "user":
+            return "".join(
+                str(b.get("text", "")) for b in _blocks(message) if b.get("type") == "text"
+            )
+    return ""
+
+
 def _blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     content = message.get("content")
     if isinstance(content, str):
@@ -511,12 +525,25 @@ class Scripts:
     on the new credential and must go through."""
 
     sessions: dict[str, Script] = field(default_factory=dict)
+    # word -> script for every conversation whose task (first user message) contains it:
+    # a demo can give a session its script before the operator has chosen its id.
+    prompts: dict[str, Script] = field(default_factory=dict)
     fired: set[tuple[str, int]] = field(default_factory=set)
 
     def set_session(self, session: str, script: Script) -> None:
         key = session.lower()
         self.sessions[key] = script
         self.forget(f"session:{key}")
+
+    def set_prompt(self, word: str, script: Script) -> None:
+        self.prompts[word] = script
+        self.fired = {f for f in self.fired if not f[0].startswith(f"prompt:{word}:")}
+
+    def for_prompt(self, task: str) -> tuple[str, Script] | None:
+        for word, script in self.prompts.items():
+            if word in task:
+                return f"prompt:{word}", script
+        return None
 
     def forget(self, key: str) -> None:
         self.fired = {f for f in self.fired if f[0] != key}

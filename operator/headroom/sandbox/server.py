@@ -17,7 +17,7 @@ from aiohttp import web
 
 from headroom.sandbox import sse
 from headroom.sandbox.config import SandboxConfig, WindowSpec
-from headroom.sandbox.script import Play, Wall, play
+from headroom.sandbox.script import Play, Wall, first_user_text, play
 from headroom.sandbox.state import (
     Allowed,
     Credential,
@@ -142,7 +142,7 @@ def _play_script(
     before the windows are looked at, so this very request gets the real 429."""
     if credential is None or credential.expired:
         return None
-    found = state.script_for(credential, entry["session"])
+    found = state.script_for(credential, entry["session"], first_user_text(body))
     if found is None:
         return None
     key, script = found

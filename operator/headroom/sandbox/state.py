@@ -112,10 +112,16 @@ class SandboxState:
         self.scripts = Scripts()
         self.records.clear()
 
-    def script_for(self, credential: Credential, session: str | None) -> tuple[str, Script] | None:
-        """(key, script) that plays this request: the session's, else the credential's."""
+    def script_for(
+        self, credential: Credential, session: str | None, task: str = ""
+    ) -> tuple[str, Script] | None:
+        """(key, script) that plays this request: the session's, else the one whose word the
+        task holds (its walls fire once per conversation), else the credential's."""
         if session and session.lower() in self.scripts.sessions:
             return f"session:{session.lower()}", self.scripts.sessions[session.lower()]
+        by_prompt = self.scripts.for_prompt(task) if task else None
+        if by_prompt is not None:
+            return f"{by_prompt[0]}:{(session or '').lower()}", by_prompt[1]
         if credential.script is not None:
             return f"credential:{credential.name}", credential.script
         return None

@@ -1,7 +1,9 @@
 """Helpers for `make run` (hack/run.sh) and the live demos (`make demo-wall`, `make demo-drill`).
 
     python hack/demo.py sandbox-config manifests/samples/accounts.yaml   # stand-in credentials
-    python hack/demo.py wall     # a new session; its account's window fills mid-run
+    python hack/demo.py git-repo DIR/demo-app.git  # the demo repository (a bare one)
+    python hack/demo.py repo-session NAME          # a session on it, scripted in the stand-in
+    python hack/demo.py wall     # a repository session; its window fills between two tool calls
     python hack/demo.py drill    # a new session; its account is drilled mid-run
 
 The demos talk to what `make run` started (it writes .local/run/env.json): the stand-in's
@@ -29,6 +31,69 @@ HOLD_SECONDS = 8  # how long the stand-in holds the demo session's first request
 WALL_RESET_SECONDS = 180
 TYPE_TO_KIND = {"OAuthToken": "oauth", "APIKey": "api_key"}
 DEFAULT_KEY = {"OAuthToken": "token", "APIKey": "apiKey"}
+
+
+BROKEN = "def add(a, b):\n    return a - b\n"
+# Claude Code's Bash tool keeps its working directory between calls: no `cd` in the steps.
+REPO_STEPS: list[dict[str, Any]] = [
+    {"text": "Let me look.", "tools": [{"name": "Bash", "input": {
+        "command": "git -C demo-app log --oneline -1 && cat demo-app/calc.py"},
+        "expect": {"contains": "return a - b"}}]},
+    {"text": "Found it: add() subtracts.", "tools": [{"name": "Bash", "input": {
+        "command": "sed -i 's/a - b/a + b/' demo-app/calc.py"
+                   " && git -C demo-app commit -qam 'Fix add()' && echo wip > demo-app/NOTES.txt"
+                   " && git -C demo-app log --oneline -1"},
+        "expect": {"contains": "Fix add()"}}]},
+    # The account's window fills here, between two tool calls: the next request is refused.
+    {"wall": {"window": "five_hour", "resetInSeconds": WALL_RESET_SECONDS}},
+    {"text": "Checking my earlier work.", "tools": [{"name": "Bash", "input": {
+        "command": "git -C demo-app log --format=%s -1; cat demo-app/NOTES.txt"},
+        "expect": {"contains": "Fix add()\nwip"}}]},
+    {"text": "Pushing.", "tools": [{"name": "Bash", "input": {
+        "command": "git -C demo-app push -q origin HEAD 2>&1; echo pushed $?"},
+        "expect": {"contains": "pushed 0"}}]},
+    {"text": "Fixed add() in calc.py (commit 'Fix add()') and pushed the work branch."},
+]  # fmt: skip
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def git_repo(bare: Path) -> None:
+    """The demo repository: a bare one with a bug to fix, pushable over git://."""
+    work = bare.parent / (bare.name + ".init")
+    git("init", "-q", "--initial-branch=main", str(work))
+    (work / "calc.py").write_text(BROKEN)
+    (work / "README.md").write_text("A tiny library with a bug: add() subtracts.\n")
+    git("add", ".", cwd=work)
+    git("-c", "user.name=demo", "-c", "user.email=demo@example.invalid",
+        "commit", "-qm", "initial commit", cwd=work)  # fmt: skip
+    git("clone", "-q", "--bare", str(work), str(bare))
+    git("config", "daemon.receivepack", "true", cwd=bare)
+    subprocess.run(["rm", "-rf", str(work)], check=True)
+
+
+def repo_session(name: str, git_url: str, sandbox: SandboxClient, *, wall: bool) -> dict[str, Any]:
+    """An AgentSession that clones the demo repository, with its scripted agent registered in
+    the stand-in under a word its prompt holds (before the operator picks its id). `wall`:
+    the account's window fills between the commit and the next tool call."""
+    word = f"[{name}]"
+    steps = REPO_STEPS if wall else [s for s in REPO_STEPS if "wall" not in s]
+    sandbox.script_prompt(word, steps)
+    return {
+        "apiVersion": "headroom.dev/v1alpha1",
+        "kind": "AgentSession",
+        "metadata": {"name": name},
+        "spec": {
+            "prompt": f"Remember the word {MARKER}. Fix add() in calc.py and push {word}",
+            "accountSelector": {"matchLabels": {"tier": "max"}},
+            "fallback": {"accountSelector": {"matchLabels": {"type": "api-key"}}},
+            "repos": [{"url": git_url + "/demo-app.git", "branch": f"fix/{name}"}],
+            "claude": {"permissionMode": "bypassPermissions"},
+        },
+    }
 
 
 def sandbox_config(samples: Path) -> dict[str, Any]:
@@ -62,6 +127,7 @@ class Demo:
         self.ns: str = env["namespace"]
         self.kubectl_cmd = [env["kubectl"], "--kubeconfig", env["kubeconfig"], "-n", self.ns]
         self.sandbox = SandboxClient(env["sandbox_url"])
+        self.git_url: str = env.get("git_url", "")
         try:
             self.sandbox.call("GET", "/_admin/health")
         except (SandboxError, OSError) as exc:
@@ -96,11 +162,37 @@ class Demo:
             time.sleep(0.3)
         sys.exit(f"gave up waiting for {what} after {timeout:.0f}s; see `kubectl get events`")
 
-    def run(self, how: str) -> None:
+    def apply(self, manifest: dict[str, Any]) -> None:
+        subprocess.run(
+            [*self.kubectl_cmd, "apply", "-f", "-"], input=json.dumps(manifest), text=True,
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def wall(self) -> None:
+        """A session clones the demo repository; its scripted agent fixes the bug and
+        commits, the account's window fills between two tool calls, and the resumed agent on
+        another account finds the commit (and an uncommitted file) and pushes."""
+        name = "demo-" + datetime.now(UTC).strftime("%H%M%S")
+        self.say(f"creating AgentSession {name}: clone demo-app, fix add(), commit, push")
+        self.apply(repo_session(name, self.git_url, self.sandbox, wall=True))
+        first = self.wait(f"{name} placed", lambda: (s := self.status(name)).get("account") and s)
+        self.say(f"{name} runs on {first['account']}; the window fills after its commit")
+        self.follow(name)
+        self.summary(name, first["account"])
+        bare = RUN_ENV.parent / "git" / "demo-app.git"
+        pushed = git("-C", str(bare), "log", "--format=%h %s", "-1", f"fix/{name}").strip()
+        fixed = git("-C", str(bare), "show", f"fix/{name}:calc.py")
+        self.say(f"branch fix/{name} on the git server: {pushed}")
+        print("    " + fixed.replace("\n", "\n    ").rstrip())
+        answer = self.status(name).get("result", {}).get("summary")
+        self.say(f"the agent's answer (status.result.summary): {answer}")
+
+    def drill(self) -> None:
+        """A new session; its account is drilled while Claude Code waits on an answer."""
         name = "demo-" + datetime.now(UTC).strftime("%H%M%S")
         oauth = [c["name"] for c in self.sandbox.credentials() if c["kind"] == "oauth"]
         # Hold the new session's first request in the stand-in, whichever account it gets,
-        # so the wall (or drill) lands while Claude Code is mid-run.
+        # so the drill lands while Claude Code is mid-run.
         for credential in oauth:
             self.sandbox.inject("stall", credential=credential, seconds=HOLD_SECONDS)
         manifest = {
@@ -116,10 +208,7 @@ class Demo:
             },
         }
         self.say(f"creating AgentSession {name} (prompt mentions {MARKER})")
-        subprocess.run(
-            [*self.kubectl_cmd, "apply", "-f", "-"], input=json.dumps(manifest), text=True,
-            check=True, capture_output=True,
-        )  # fmt: skip
+        self.apply(manifest)
         self.wait(
             f"{name} mid-run",
             lambda: (
@@ -133,12 +222,8 @@ class Demo:
             f"{name} runs on {account} (pod {first['podName']}); Claude Code is waiting on "
             "its first answer"
         )
-        if how == "wall":
-            self.say(f"filling {account}'s five_hour window in the stand-in (resets in 3 min)")
-            self.sandbox.fill_window(account, "five_hour", reset_in_seconds=WALL_RESET_SECONDS)
-        else:
-            self.kubectl("annotate", "--overwrite", "claudeaccount", account,
-                         f"headroom.dev/drill={name}")  # fmt: skip
+        self.kubectl("annotate", "--overwrite", "claudeaccount", account,
+                     f"headroom.dev/drill={name}")  # fmt: skip
         self.follow(name)
         self.summary(name, account)
 
@@ -190,8 +275,20 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "sandbox-config":
         print(json.dumps(sandbox_config(Path(argv[1])), indent=2))
         return 0
-    if len(argv) == 1 and argv[0] in ("wall", "drill"):
-        Demo().run(argv[0])
+    if len(argv) == 2 and argv[0] == "git-repo":
+        git_repo(Path(argv[1]))
+        return 0
+    if len(argv) == 2 and argv[0] == "repo-session":
+        env = json.loads(RUN_ENV.read_text())
+        sandbox = SandboxClient(env["sandbox_url"])
+        manifest = repo_session(argv[1], env["git_url"], sandbox, wall=False)
+        print(json.dumps(manifest))
+        return 0
+    if argv == ["wall"]:
+        Demo().wall()
+        return 0
+    if argv == ["drill"]:
+        Demo().drill()
         return 0
     print(__doc__, file=sys.stderr)
     return 2

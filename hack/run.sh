@@ -74,9 +74,23 @@ if [ "$local_agents" = 1 ]; then
   sandbox_url="$("$venv/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$run_dir/sandbox-port.json")"
   say "stand-in API at $sandbox_url (log: $run_dir/sandbox.log)"
 
+  say "starting a git server (git daemon) with the demo repository"
+  rm -rf "$run_dir/git" && mkdir -p "$run_dir/git"
+  "$venv/python" hack/demo.py git-repo "$run_dir/git/demo-app.git"
+  git_port="$("$venv/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  git daemon --reuseaddr --listen=127.0.0.1 --port="$git_port" --base-path="$run_dir/git" \
+    --export-all --enable=receive-pack "$run_dir/git" >"$run_dir/git.log" 2>&1 &
+  pids+=($!)
+  git_url="git://127.0.0.1:$git_port"
+  say "git server at $git_url (repository demo-app; log: $run_dir/git.log)"
+
   say "starting the executor: node $node runs agent pods as local processes"
+  pass_env=()
+  # As root, Claude Code refuses bypassPermissions unless told it runs sandboxed; a real
+  # node runs agents as uid 10001 instead.
+  if [ "$(id -u)" = 0 ]; then export IS_SANDBOX=1; pass_env=(--pass-env IS_SANDBOX); fi
   "$venv/headroom" executor --kubeconfig "$KUBECONFIG" --node-name "$node" \
-    --path "$claude_bin" --remove-node-on-exit >"$run_dir/executor.log" 2>&1 &
+    --path "$claude_bin" --remove-node-on-exit "${pass_env[@]}" >"$run_dir/executor.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 300); do grep -q "serving pods of node" "$run_dir/executor.log" && break; sleep 0.1; done
   grep -q "serving pods of node" "$run_dir/executor.log" \
@@ -86,8 +100,8 @@ if [ "$local_agents" = 1 ]; then
     --agent-node-selector "{\"kubernetes.io/hostname\": \"$node\"}"
     --agent-tolerations '[{"key": "headroom.dev/executor", "operator": "Exists", "effect": "NoSchedule"}]'
   )
-  "$venv/python" -c 'import json,sys; json.dump(dict(zip(["kubeconfig","kubectl","namespace","sandbox_url"], sys.argv[1:])), open(sys.argv[5], "w"))' \
-    "$KUBECONFIG" "$kubectl_bin" "$ns" "$sandbox_url" "$run_dir/env.json"
+  "$venv/python" -c 'import json,sys; json.dump(dict(zip(["kubeconfig","kubectl","namespace","sandbox_url","git_url"], sys.argv[1:6])), open(sys.argv[6], "w"))' \
+    "$KUBECONFIG" "$kubectl_bin" "$ns" "$sandbox_url" "$git_url" "$run_dir/env.json"
 fi
 
 say "installing CRDs from crds/"
@@ -111,6 +125,10 @@ kubectl wait -n "$ns" --for=jsonpath='{.status.phase}'=Available --timeout=120s 
   || say "not every sample account became Available; see the operator's log above"
 say "applying the sample sessions (manifests/samples)"
 kubectl apply -k manifests/samples -n "$ns"
+if [ "$local_agents" = 1 ]; then
+  say "applying fix-calc: a session that clones demo-app, fixes a bug, commits and pushes"
+  "$venv/python" hack/demo.py repo-session fix-calc | kubectl apply -n "$ns" -f -
+fi
 
 kc="kubectl --kubeconfig ${shown_kubeconfig#"$root/"}"
 cat >&2 <<EOF
@@ -118,7 +136,8 @@ cat >&2 <<EOF
 [run] operator running on namespace $ns (metrics: http://127.0.0.1:$metrics_port/metrics)
 [run] watch the sessions and accounts:  $kc -n $ns get headroom -w
 [run] what happened, and why:           $kc -n $ns get events -w
-[run] logs: $run_dir/{operator,executor,sandbox}.log; pod output: see executor.log
+[run] logs: $run_dir/{operator,executor,sandbox,git}.log; pod output: see executor.log
+[run] fix-calc pushes branch fix/fix-calc:  git -C $run_dir/git/demo-app.git log fix/fix-calc
 [run] in a second terminal, move a session live:  make demo-wall   (or make demo-drill)
 [run] Ctrl-C stops what make run started; kubectl is in $(dirname "$kubectl_bin")
 [run] ------------------------------------------------------------------------------

@@ -80,3 +80,15 @@ def test_the_server_refuses_a_broken_tree(
     done = kubectl("apply", "--dry-run=server", "-k", str(overlay), check=False)
     assert done.returncode != 0
     assert "runAsUser" in done.stderr
+
+
+def test_the_real_task_sample_dry_runs_on_the_server(
+    kubectl: Any, install_namespaces: None, kustomize: Callable[[Path], Rendered]
+) -> None:
+    """Repository, token Secret, MCP ConfigMap and a session using them: with the CEL rules
+    only a server checks."""
+    sample = MANIFESTS / "samples" / "real-task"
+    done = kubectl("apply", "--dry-run=server", "-n", "agents", "-k", str(sample), check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == len(kustomize(sample)) == 4, lines

@@ -76,6 +76,18 @@ def test_a_session_permission_mode_wins_over_the_flag() -> None:
     assert env_of(pod)[contract.PERMISSION_MODE] == "acceptEdits"
 
 
+def test_resource_flags_are_the_defaults_a_session_overrides() -> None:
+    from headroom.controllers.main import settings_from
+
+    flags = ["--agent-cpu-request", "1", "--agent-memory-request", "1Gi",
+             "--agent-memory-limit", "3Gi"]  # fmt: skip
+    pods = settings_from(parse_args(flags)).pods
+    assert agent(agent_pod.agent_pod({**SESSION}, ATTEMPT, pods))["resources"] == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "3Gi"},
+    }
+
+
 def test_operator_flag_accepts_only_modes_the_cli_knows(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--agent-permission-mode", "yolo"])

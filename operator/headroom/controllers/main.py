@@ -93,6 +93,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--agent-node-selector", default="{}", help="JSON nodeSelector for agent pods")
     p.add_argument("--agent-tolerations", default="[]", help="JSON tolerations for agent pods")
+    p.add_argument(
+        "--agent-cpu-request",
+        default=PodSettings.cpu_request,
+        help="CPU request of agent pods unless spec.resources says",
+    )
+    p.add_argument(
+        "--agent-memory-request",
+        default=PodSettings.memory_request,
+        help="memory request of agent pods unless spec.resources says",
+    )
+    p.add_argument(
+        "--agent-memory-limit",
+        default=PodSettings.memory_limit,
+        help="memory limit of agent pods unless spec.resources says (past it: OOM-killed)",
+    )
     p.add_argument("--backoff", default="10s", help="first retry delay after a failed attempt")
     p.add_argument("--max-backoff", default="5m", help="longest retry delay")
     p.add_argument(
@@ -138,6 +153,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
             permission_mode=args.agent_permission_mode,
             node_selector=dict(json.loads(args.agent_node_selector)),
             tolerations=tuple(json.loads(args.agent_tolerations)),
+            cpu_request=args.agent_cpu_request,
+            memory_request=args.agent_memory_request,
+            memory_limit=args.agent_memory_limit,
         ),
         drill_duration=parse_duration(args.drill_duration),
     )

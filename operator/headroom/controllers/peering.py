@@ -23,12 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from headroom.core.durations import parse_time
-from headroom.kube.client import Kube, KubeError
+from headroom.kube.client import KOPF_API, Kube, KubeError, api_path, group_path, peering_kind
 from headroom.reconcilers import metrics
 
 log = logging.getLogger("headroom.peering")
 
-PEERING_API = "/apis/kopf.dev/v1"
 CRD_HINT = "install it with: kubectl apply -f manifests/kopf/peering-crds.yaml"
 
 
@@ -44,11 +43,7 @@ def own_identity() -> str:
 
 def peering_problem(discovery: Mapping[str, Any] | None, clusterwide: bool) -> str | None:
     """What is missing for kopf peering, from the API discovery document of kopf.dev/v1."""
-    kind, plural = (
-        ("ClusterKopfPeering", "clusterkopfpeerings")
-        if clusterwide
-        else ("KopfPeering", "kopfpeerings")
-    )
+    plural, kind = peering_kind(clusterwide)
     served = {r.get("name") for r in (discovery or {}).get("resources") or []}
     if plural in served:
         return None
@@ -59,9 +54,8 @@ def peering_problem(discovery: Mapping[str, Any] | None, clusterwide: bool) -> s
 
 
 def peering_path(name: str, namespace: str | None) -> str:
-    if namespace is None:
-        return f"{PEERING_API}/clusterkopfpeerings/{name}"
-    return f"{PEERING_API}/namespaces/{namespace}/kopfpeerings/{name}"
+    plural, _ = peering_kind(namespace is None)
+    return api_path(KOPF_API, plural, namespace, name)
 
 
 def literal_namespaces(patterns: Sequence[str]) -> list[str]:
@@ -74,7 +68,7 @@ async def prepare(
 ) -> list[str | None]:
     """Check the CRD and make sure each peering object exists. Returns the peering objects'
     namespaces (None: the cluster-wide one)."""
-    problem = peering_problem(await kube.request("GET", PEERING_API), clusterwide)
+    problem = peering_problem(await kube.request("GET", group_path(KOPF_API)), clusterwide)
     if problem:
         raise PeeringUnavailable(problem)
     targets: list[str | None] = [None] if clusterwide else list(literal_namespaces(namespaces))

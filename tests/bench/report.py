@@ -19,7 +19,7 @@ RESULTS = REPO / "results" / "bench"
 
 # Who issues which requests, for reading the breakdown (from the audit log, by user agent).
 TARGETS = """\
-Targets (BRIEF section 7): walled pod terminated -> replacement pod created, p99 <= 2 s at
+Targets: walled pod terminated -> replacement pod created, p99 <= 2 s at
 N=1,000 over 50 accounts with 250 walled at once; operator RSS <= 200 MB at 1,000 sessions;
 idle API traffic must not grow with the number of sessions."""
 

@@ -1,4 +1,4 @@
-"""Failover benchmark (BRIEF section 7): N sessions over 50 accounts, a quarter walled at once.
+"""Failover benchmark: N sessions over 50 accounts, a quarter walled at once.
 
 Each size gets a fresh dedicated cluster (tests/bench/cluster.py), so one run's leftovers never
 load the next and the apiserver's counters belong to that run alone. Speed is reported, not

@@ -1,4 +1,4 @@
-"""The long fault-injection run (BRIEF section 7): the operator SIGKILLed at random points of
+"""The long fault-injection run: the operator SIGKILLed at random points of
 100 failovers and restarted; no session lost, never two live pods for one session, maxSessions
 never exceeded, checked over the whole pod history (a watch started before the scenario).
 

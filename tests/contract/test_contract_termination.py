@@ -1,4 +1,4 @@
-"""The termination message: the one JSON object an agent pod leaves behind (BRIEF section 3)."""
+"""The termination message: the one JSON object an agent pod leaves behind."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Placement: the one function first placement and rescue both call.
 
-BRIEF section 2: among matched accounts that are Available, not paused, not walled, with valid
+Among matched accounts that are Available, not paused, not walled, with valid
 credentials and below maxSessions: highest priority, then most headroom, then fewest active
 sessions, then name. Deterministic. Fallback only when no primary account can take it.
 """
@@ -569,7 +569,7 @@ def test_no_account_matches(accounts: list[Account], request_: Request) -> None:
     assert result == NoHeadroom(None, "no ClaudeAccount matches the session's accountSelector")
 
 
-# --- properties: determinism and the BRIEF order over random rosters --------------------------
+# --- properties: determinism and the documented order, random rosters --------------------------
 
 NAMES = [f"acct-{c}" for c in "abcdefgh"]
 LABELS = st.fixed_dictionaries(
@@ -665,7 +665,7 @@ def _brief_key(account: Account, load: dict[str, int]) -> tuple[Any, ...]:
 def test_placement_follows_the_brief(
     roster: list[Account], load: dict[str, int], request_: Request
 ) -> None:
-    """An independent reading of BRIEF section 2, checked against `place` on random rosters."""
+    """An independent reading of the placement order, checked against `place` on random rosters."""
     primary = [a for a in roster if _matches(request_.selector, a)]
     fallback = [
         a

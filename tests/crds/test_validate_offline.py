@@ -56,7 +56,7 @@ def test_there_are_enough_invalid_cases_of_both_kinds() -> None:
 def test_samples_pass(capsys: pytest.CaptureFixture[str]) -> None:
     code, lines, err = run(capsys, str(SAMPLES))
     assert (code, lines) == (0, [])
-    assert "0 problem(s) in 6 object(s)" in err  # 3 accounts + 3 sessions; Secrets skipped
+    assert "0 problem(s) in 7 object(s)" in err  # 3 accounts + 4 sessions; Secrets skipped
 
 
 def test_valid_edge_cases_pass(valid_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -244,7 +244,7 @@ def test_the_two_selectors_are_the_same_schema() -> None:
     assert primary == fallback
 
 
-# The field names of BRIEF section 1 are a contract with users, samples and outside checks.
+# These field names are a contract with users, samples and outside checks.
 CONTRACT = {
     "claudeaccounts": [
         "spec.credentials.secretRef.name", "spec.credentials.type", "spec.credentials.key",

@@ -1,4 +1,4 @@
-"""The whole pool drained on purpose (seed 004: the healer must not share the failure domain).
+"""The whole pool drained on purpose (the healer must not share the failure domain it heals).
 
 Every account is walled or AuthFailed. The operator, which holds no Claude credential of its
 own, keeps acting: sessions wait with NoHeadroom and the earliest reset, new sessions are still

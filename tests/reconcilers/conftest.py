@@ -3,6 +3,7 @@ moves, and an Event recorder. No API server: every write is in `FakeKube.writes`
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
-from headroom.kube.client import Kube, KubeError
+from headroom.kube.client import Kube, KubeNotFound
 from headroom.reconcilers.roster import account_from_body
 from headroom.reconcilers.runtime import LivePod, Runtime, Settings
 
@@ -58,6 +59,9 @@ class FakeKube:
     async def get(self, namespace: str, plural: str, name: str) -> JSON | None:
         return copy.deepcopy(self.obj(plural, name))
 
+    async def get_account(self, namespace: str, name: str) -> JSON | None:
+        return copy.deepcopy(self.obj("claudeaccounts", name))
+
     async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
         self.writes.append(("patch-status", "agentsessions", name, copy.deepcopy(patch)))
         body = self.obj("agentsessions", name)
@@ -69,9 +73,10 @@ class FakeKube:
     async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
         self.writes.append(("patch-status", "claudeaccounts", name, copy.deepcopy(patch)))
         body = self.obj("claudeaccounts", name)
-        if body is not None:
-            merge(body.setdefault("status", {}), patch)
-        return body
+        if body is None:
+            return None
+        merge(body.setdefault("status", {}), patch)
+        return copy.deepcopy(self.put("claudeaccounts", body))
 
     async def create(self, namespace: str, plural: str, manifest: JSON) -> bool:
         name = manifest["metadata"]["name"]
@@ -85,8 +90,13 @@ class FakeKube:
         self.writes.append(("patch", plural, name, copy.deepcopy(patch)))
         body = self.obj(plural, name)
         if body is None:
-            raise KubeError(404, f"{plural} {name} not found")
+            raise KubeNotFound(404, f"{plural} {name} not found", "NotFound")
         return merge(body, patch)
+
+    async def replace_or_create(self, namespace: str, plural: str, manifest: JSON) -> None:
+        name = manifest["metadata"]["name"]
+        self.writes.append(("replace-or-create", plural, name, copy.deepcopy(manifest)))
+        self.put(plural, copy.deepcopy(manifest))
 
     async def delete(self, namespace: str, plural: str, name: str) -> None:
         self.writes.append(("delete", plural, name, None))
@@ -141,6 +151,46 @@ class World:
         self.kube.put("claudeaccounts", body)
         others = [a for a in self.accounts.get(NS, []) if a.name != name]
         self.accounts[NS] = [*others, account_from_body(body)]
+
+    def secret(self, name: str, **data: str) -> JSON:
+        """A Secret; values in clear, stored base64-encoded as the API server keeps them."""
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        return self.kube.put(
+            "secrets", {"metadata": {"namespace": NS, "name": name}, "data": encoded}
+        )
+
+    def new_account(self, name: str, secret: str | None = None, **spec: Any) -> JSON:
+        """A ClaudeAccount as a user creates it: no status until the account reconciler runs."""
+        body = {
+            "apiVersion": "headroom.dev/v1alpha1",
+            "kind": "ClaudeAccount",
+            "metadata": {"namespace": NS, "name": name, "uid": f"uid-{name}", "generation": 1},
+            "spec": {
+                "credentials": {"type": "OAuthToken", "secretRef": {"name": secret or name}},
+                **spec,
+            },
+        }
+        self.kube.put("claudeaccounts", body)
+        self.index_accounts()
+        return body
+
+    def index_accounts(self) -> None:
+        """The roster index as kopf's watch leaves it: every account as last written."""
+        bodies = [b for (plural, _), b in self.kube.objects.items() if plural == "claudeaccounts"]
+        self.accounts[NS] = [account_from_body(b) for b in bodies]
+
+    def account_status(self, name: str) -> JSON:
+        return cast(JSON, (self.kube.obj("claudeaccounts", name) or {}).get("status") or {})
+
+    def account_condition(self, name: str, kind: str) -> JSON:
+        found = [c for c in self.account_status(name).get("conditions", []) if c["type"] == kind]
+        return found[0] if found else {}
+
+    async def reconcile_account(self, name: str) -> None:
+        from headroom.reconcilers import account
+
+        await account.reconcile(self.rt, NS, name)
+        self.index_accounts()
 
     def session(self, name: str, **spec: Any) -> JSON:
         body = {

@@ -37,6 +37,9 @@ SCRUB_ENV: Final = "HEADROOM_SCRUB_ENV"
 SCRUB_DIR: Final = "HEADROOM_SCRUB_DIR"
 
 CONFIG_DIR_ENV: Final = "CLAUDE_CONFIG_DIR"
+HOME_ENV: Final = "HOME"
+# Set to "1" in every pod: no telemetry, update checks or other calls besides the API's.
+NO_NONESSENTIAL_TRAFFIC_ENV: Final = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
 OAUTH_TOKEN_ENV: Final = "CLAUDE_CODE_OAUTH_TOKEN"
 API_KEY_ENV: Final = "ANTHROPIC_API_KEY"
 AUTH_TOKEN_ENV: Final = "ANTHROPIC_AUTH_TOKEN"
@@ -55,8 +58,8 @@ RESERVED_ENV: Final = frozenset(
         API_KEY_ENV,
         AUTH_TOKEN_ENV,
         BASE_URL_ENV,
-        "HOME",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        HOME_ENV,
+        NO_NONESSENTIAL_TRAFFIC_ENV,
     }
 )
 

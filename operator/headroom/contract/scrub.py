@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from headroom.contract.crd import EVIDENCE_CHARS
+
 # Names whose value is a credential: HTTP headers, the agent's environment variables and the
 # fields of a .credentials.json. Matched case-insensitively and anywhere (MY_ANTHROPIC_API_KEY
 # too): scrubbing a word too many is harmless, missing one is a leak.
@@ -52,7 +54,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-def snippet(text: str, secrets: Iterable[str] = (), limit: int = 120) -> str:
+def snippet(text: str, secrets: Iterable[str] = (), limit: int = EVIDENCE_CHARS) -> str:
     """A one-line, scrubbed excerpt of at most `limit` characters, for evidence fields."""
     flat = " ".join(scrub(text, secrets).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

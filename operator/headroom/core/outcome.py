@@ -2,8 +2,8 @@
 
 Input is what the kubelet reports for the agent container: exit code, reason and the
 termination message. The rule that matters most: anything we cannot read with certainty is
-`failed`, never a wall. A wall moves sessions and blocks an account; a false one is the
-ping-pong of seed 002.
+`failed`, never a wall. A wall moves sessions and blocks an account; a false one makes
+sessions ping-pong between accounts.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def classify(exit: ContainerExit | None) -> AttemptEnd:
             why = f"{why}; the container ended with {exit.reason}"
         return AttemptEnd(Outcome.FAILED, f"{why} (exit code {code})", transcript=None)
     msg = parsed.message
-    # The runner exits with its outcome's code (BRIEF section 3); message and code must agree.
+    # The runner exits with its outcome's code (the pod contract); message and code must agree.
     # A missing code confirms nothing, so it is no more trusted than a contradicting one.
     if code is None or EXIT_CODES[msg.outcome] != code:
         exited = "without an exit code" if code is None else f"exited with {code}"

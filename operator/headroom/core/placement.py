@@ -1,11 +1,11 @@
 """Placement: which account a session runs on next. The one function first placement and
-rescue both call (seed 001: a rescuer with its own roster is blind exactly when it matters).
+rescue both call: a rescuer with a roster of its own is blind exactly when it matters.
 
 Order among schedulable accounts: highest priority, then most headroom per session (the
 account's headroom shared among its running sessions and this one), then fewest active
 sessions, then name. Deterministic for equal inputs.
 
-BRIEF section 2 ranks by plain headroom. An account's utilization is only learned when an
+Ranking by plain headroom was the first design. An account's utilization is only learned when an
 attempt ends, so plain headroom sends every new session to the same account until it is full,
 and it walls sooner: in `make simulate` that ranking reached 0.66 productivity against 0.77
 for this one (docs/simulation.md).
@@ -88,7 +88,7 @@ def place(
         # It also keeps a session off the paid fallback while its own pool has room.
         return [a for a in open_ if a.name != request.avoid] or open_
 
-    # Fallback only when no primary account can take the session (BRIEF section 2), and that
+    # Fallback only when no primary account can take the session, and that
     # holds for `prefer` too: a session retrying in place on a fallback account returns to a
     # primary one as soon as one has room. Within one pool, `prefer` wins over the ranking.
     for path, pool in ((AuthPath.PRIMARY, primary), (AuthPath.FALLBACK, fallback)):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from headroom.contract import crd
 from headroom.contract.termination import Outcome
 from headroom.core.outcome import AttemptEnd
 
@@ -31,9 +32,9 @@ class SessionPhase(StrEnum):
 class FailoverPolicy:
     """spec.failover of one session."""
 
-    cooldown: timedelta = timedelta(minutes=5)
-    confirmations: int = 2
-    max_swaps: int = 20
+    cooldown: timedelta = crd.FAILOVER_COOLDOWN
+    confirmations: int = crd.FAILOVER_CONFIRMATIONS
+    max_swaps: int = crd.FAILOVER_MAX_SWAPS
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ def after_attempt(
 
     if end.outcome is Outcome.THROTTLED or (end.outcome is Outcome.WALLED):
         # A limit without a reset time is a suspicion. Only `confirmations` in a row make it a
-        # wall, and not at all inside the cooldown after a swap (no ping-pong, seed 002).
+        # wall, and not at all inside the cooldown after a swap: a session that just moved
+        # must not bounce back and forth between two accounts on one ambiguous throttle.
         count = progress.suspicions + 1
         confirmed = count >= policy.confirmations and not progress.in_cooldown(policy, now)
         if confirmed:

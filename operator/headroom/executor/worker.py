@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headroom.contract import pod as pod_contract
 from headroom.executor import status
 from headroom.executor.envvars import ConfigError, expand, resolve
 from headroom.executor.events import NORMAL, WARNING, field_path
@@ -318,7 +319,9 @@ class PodWorker(threading.Thread):
         tmp = layout.paths.local("/tmp", ancestors=False)  # only a volume mounted there
         if tmp is not None and "TMPDIR" not in final:
             final["TMPDIR"] = str(tmp)
-        final["HEADROOM_TERMINATION_LOG"] = str(layout.message_file)
+        # The runner writes its message where this says: the file read back as the
+        # container's terminationMessagePath (no /dev/termination-log on a local process).
+        final[pod_contract.TERMINATION_LOG] = str(layout.message_file)
         return final
 
     def argv(self, c: Container, final: dict[str, str]) -> list[str]:

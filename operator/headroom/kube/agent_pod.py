@@ -142,8 +142,8 @@ def _operator_env(
         {"name": c.EXPECT_TRANSCRIPT, "value": str(attempt.expect_transcript).lower()},
         {"name": c.WORKDIR, "value": c.WORKSPACE},
         {"name": c.CONFIG_DIR_ENV, "value": c.CONFIG_DIR},
-        {"name": "HOME", "value": c.HOME},
-        {"name": "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "value": "1"},
+        {"name": c.HOME_ENV, "value": c.HOME},
+        {"name": c.NO_NONESSENTIAL_TRAFFIC_ENV, "value": "1"},
     ]
     if spec.get("model"):
         env.append({"name": c.MODEL, "value": spec["model"]})
@@ -333,7 +333,7 @@ def _clone_container(
             {"name": c.REPOS, "value": json.dumps(repo_doc, sort_keys=True)},
             {"name": c.GIT_CREDENTIALS_ENV, "value": c.GIT_CREDENTIALS_DIR},
             {"name": c.WORKDIR, "value": c.WORKSPACE},
-            {"name": "HOME", "value": c.HOME},
+            {"name": c.HOME_ENV, "value": c.HOME},
         ],
         "volumeMounts": [
             {"name": "workspace", "mountPath": c.WORKSPACE},

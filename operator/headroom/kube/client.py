@@ -26,7 +26,8 @@ UNREACHABLE = "Unreachable"  # KubeError.reason when no HTTP answer came back at
 
 class KubeError(Exception):
     """A Kubernetes API call failed. Carries the status code and the server's message (which
-    never contains Secret data: we never send Secret data in a request we log)."""
+    never contains Secret data: we never send Secret data in a request we log). Callers catch
+    the subclasses below for the answers they handle, and KubeError for "retry later"."""
 
     def __init__(self, status: int, message: str, reason: str = "") -> None:
         super().__init__(f"{status} {reason}: {message}")
@@ -35,10 +36,68 @@ class KubeError(Exception):
         self.message = message
 
 
-def _path(namespace: str, plural: str, name: str | None = None, *, core: bool = False) -> str:
-    base = "/api/v1" if core else f"/apis/{API_VERSION}"
-    path = f"{base}/namespaces/{quote(namespace)}/{plural}"
-    return f"{path}/{quote(name)}" if name else path
+class KubeNotFound(KubeError):
+    """404: the object (or its namespace) does not exist. GET and DELETE return None instead."""
+
+
+class KubeConflict(KubeError):
+    """409: the object exists already (create) or changed under a precondition."""
+
+
+class KubeUnreachable(KubeError):
+    """No HTTP answer at all (API server restarting, network blip): status 0."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, message, UNREACHABLE)
+
+
+# The status codes a caller handles by kind; any other failure is a plain KubeError.
+_BY_STATUS: dict[int, type[KubeError]] = {404: KubeNotFound, 409: KubeConflict}
+
+
+def error_of(status: int, raw: bytes) -> KubeError:
+    """The exception for an HTTP answer outside 2xx, with the server's Status message."""
+    kind = _BY_STATUS.get(status, KubeError)
+    try:
+        problem = json.loads(raw)
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
+        return kind(status, raw[:200].decode("utf-8", "replace"))
+    return kind(status, str(problem.get("message", "")), str(problem.get("reason", "")))
+
+
+CORE_API = "v1"  # the core group is served under /api/v1, every other group under /apis
+
+
+def group_path(api_version: str) -> str:
+    """The root of one API group version (also its discovery document)."""
+    if api_version == CORE_API:
+        return "/api/v1"
+    return "/apis/" + "/".join(quote(part, safe="") for part in api_version.split("/"))
+
+
+def api_path(
+    api_version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """The one place an API path is built. Every segment is quoted on its own: a name or
+    namespace holding "/", "?" or "%" cannot address another object or add a query."""
+    parts = [group_path(api_version)]
+    if namespace is not None:
+        parts += ["namespaces", quote(namespace, safe="")]
+    parts.append(quote(plural, safe=""))
+    if name is not None:
+        parts.append(quote(name, safe=""))
+    if subresource is not None:
+        parts.append(quote(subresource, safe=""))
+    return "/".join(parts)
+
+
+KOPF_API = "kopf.dev/v1"  # kopf's peering objects
 
 
 class Kube:
@@ -68,7 +127,9 @@ class Kube:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> JSON | None:
-        """One API call. Returns the decoded body, None for 404 on GET/DELETE; raises KubeError."""
+        """One API call. Returns the decoded body, None for 404 on GET/DELETE. Raises
+        KubeNotFound (404 of any other verb), KubeConflict (409), KubeUnreachable (no answer)
+        or KubeError (any other status)."""
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             response = await self._api.call_api(
@@ -86,8 +147,7 @@ class Kube:
             # other: callers retry KubeErrors later. Raised as itself, it escaped them, and the
             # work was dropped: a wake-up due during a 30 s apiserver outage was never retried
             # and its session waited forever (tests/faults/test_apiserver_outage.py).
-            problem = f"the API server could not be reached: {exc!r}"[:300]
-            raise KubeError(0, problem, UNREACHABLE) from exc
+            raise KubeUnreachable(f"the API server could not be reached: {exc!r}"[:300]) from exc
         status = response.status
         response.release()
         if 200 <= status < 300:
@@ -95,35 +155,32 @@ class Kube:
             return result
         if status == 404 and method in {"GET", "DELETE"}:
             return None
-        try:
-            problem = json.loads(raw)
-            raise KubeError(status, str(problem.get("message", "")), str(problem.get("reason", "")))
-        except ValueError:
-            raise KubeError(status, raw[:200].decode("utf-8", "replace")) from None
+        raise error_of(status, raw)
 
     # --- Headroom custom resources -----------------------------------------------------
 
     async def get_session(self, namespace: str, name: str) -> JSON | None:
-        return await self.request("GET", _path(namespace, "agentsessions", name))
+        return await self.request("GET", api_path(API_VERSION, "agentsessions", namespace, name))
 
     async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
-        path = _path(namespace, "agentsessions", name) + "/status"
+        path = api_path(API_VERSION, "agentsessions", namespace, name, "status")
         return await self._patch_status(path, patch)
 
     async def delete_session(self, namespace: str, name: str) -> None:
-        await self.request("DELETE", _path(namespace, "agentsessions", name))
+        await self.request("DELETE", api_path(API_VERSION, "agentsessions", namespace, name))
+
+    async def get_account(self, namespace: str, name: str) -> JSON | None:
+        return await self.request("GET", api_path(API_VERSION, "claudeaccounts", namespace, name))
 
     async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
-        path = _path(namespace, "claudeaccounts", name) + "/status"
+        path = api_path(API_VERSION, "claudeaccounts", namespace, name, "status")
         return await self._patch_status(path, patch)
 
     async def _patch_status(self, path: str, patch: JSON) -> JSON | None:
         try:
             return await self.request("PATCH", path, {"status": patch}, content_type=MERGE_PATCH)
-        except KubeError as exc:
-            if exc.status == 404:  # deleted meanwhile: nothing left to record on
-                return None
-            raise
+        except KubeNotFound:  # deleted meanwhile: nothing left to record on
+            return None
 
     # --- kopf's peering object (HA) ------------------------------------------------------
 
@@ -132,40 +189,30 @@ class Kube:
         it itself so that Git never owns an object whose status kopf rewrites every few seconds,
         and so that one `kubectl apply -k` installs everything (a KopfPeering listed next to
         its own CRD would fail the first apply)."""
-        if namespace is None:
-            path, kind = "/apis/kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering"
-        else:
-            path, kind = (
-                f"/apis/kopf.dev/v1/namespaces/{quote(namespace)}/kopfpeerings",
-                "KopfPeering",
-            )
-        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+        plural, kind = peering_kind(namespace is None)
+        body = {"apiVersion": KOPF_API, "kind": kind, "metadata": {"name": name}}
         try:
-            await self.request("POST", path, body)
-        except KubeError as exc:
-            if exc.status == 409:
-                return False
-            raise
+            await self.request("POST", api_path(KOPF_API, plural, namespace), body)
+        except KubeConflict:
+            return False
         return True
 
     # --- core objects ------------------------------------------------------------------
 
     async def get(self, namespace: str, plural: str, name: str) -> JSON | None:
-        return await self.request("GET", _path(namespace, plural, name, core=True))
+        return await self.request("GET", api_path(CORE_API, plural, namespace, name))
 
     async def list(self, namespace: str | None, plural: str, label_selector: str) -> list[JSON]:
-        path = f"/api/v1/{plural}" if namespace is None else _path(namespace, plural, core=True)
+        path = api_path(CORE_API, plural, namespace)
         found = await self.request("GET", path, query=[("labelSelector", label_selector)])
         return list((found or {}).get("items", []))
 
     async def create(self, namespace: str, plural: str, manifest: JSON) -> bool:
         """Create; False if it already exists (creation is idempotent by name)."""
         try:
-            await self.request("POST", _path(namespace, plural, core=True), manifest)
-        except KubeError as exc:
-            if exc.status == 409:
-                return False
-            raise
+            await self.request("POST", api_path(CORE_API, plural, namespace), manifest)
+        except KubeConflict:
+            return False
         return True
 
     async def replace_or_create(self, namespace: str, plural: str, manifest: JSON) -> None:
@@ -173,13 +220,20 @@ class Kube:
         name = manifest["metadata"]["name"]
         if await self.create(namespace, plural, manifest):
             return
-        path = _path(namespace, plural, name, core=True)
+        path = api_path(CORE_API, plural, namespace, name)
         await self.request("PATCH", path, manifest, content_type=MERGE_PATCH)
 
     async def patch(self, namespace: str, plural: str, name: str, patch: JSON) -> JSON | None:
         """A merge patch of an object the operator owns (never a user's spec)."""
-        path = _path(namespace, plural, name, core=True)
+        path = api_path(CORE_API, plural, namespace, name)
         return await self.request("PATCH", path, patch, content_type=MERGE_PATCH)
 
     async def delete(self, namespace: str, plural: str, name: str) -> None:
-        await self.request("DELETE", _path(namespace, plural, name, core=True))
+        await self.request("DELETE", api_path(CORE_API, plural, namespace, name))
+
+
+def peering_kind(clusterwide: bool) -> tuple[str, str]:
+    """(plural, kind) of kopf's peering object: one per namespace, or one for the cluster."""
+    if clusterwide:
+        return "clusterkopfpeerings", "ClusterKopfPeering"
+    return "kopfpeerings", "KopfPeering"

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from headroom.contract.crd import DRILL_VALUE_CHARS
 from headroom.contract.scrub import snippet
 from headroom.core.accounts import (
     DEFAULT_KEY,
@@ -30,7 +31,6 @@ from headroom.reconcilers.runtime import Runtime
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
 DRILL_ANNOTATION = "headroom.dev/drill"
-DRILL_VALUE_CHARS = 63  # 63 characters are at most 252 bytes of UTF-8
 
 
 def credentials_of(
@@ -71,9 +71,7 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
         try:
             # The read is inside the retry too: a wake-up (e.g. a wall's expiry) whose read
             # failed while the API server was down was dropped for good (tests/faults).
-            body = await rt.kube.request(
-                "GET", f"/apis/headroom.dev/v1alpha1/namespaces/{namespace}/claudeaccounts/{name}"
-            )
+            body = await rt.kube.get_account(namespace, name)
             if body is None:
                 rt.roster.forget(namespace, name)
                 rt.wakeups.cancel(("account", namespace, name))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from headroom.contract.crd import CONDITION_MESSAGE_CHARS
+
 JSON = dict[str, Any]
 
 
@@ -26,7 +28,7 @@ def set_conditions(
             "observedGeneration": generation,
             "lastTransitionTime": now if changed or old is None else old["lastTransitionTime"],
             "reason": reason,
-            "message": message[:1024],
+            "message": message[:CONDITION_MESSAGE_CHARS],
         }
     return sorted(by_type.values(), key=lambda c: c["type"])
 

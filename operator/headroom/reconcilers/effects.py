@@ -1,7 +1,8 @@
 """What an attempt's end does to its account: walls, 401 blocks, suspicions, usage windows.
 
 Each effect lands in the roster overlay first (placement sees it at once) and then in the
-account's status, with an Event and a log line as the forensic record (seed 002).
+account's status, with an Event and a log line: the record that lets someone find out
+later why a session moved or an account was blocked.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from headroom.contract.crd import WINDOW_RECORDS
 from headroom.contract.scrub import snippet
 from headroom.core.accounts import Account
 from headroom.core.durations import format_time
@@ -126,7 +128,7 @@ def merged_windows(account: Account, end: AttemptEnd, now: datetime) -> list[JSO
             status="rejected", resetsAt=format_time(end.resets_at), observedAt=format_time(now)
         )
         entry["utilization"] = max(float(entry.get("utilization", 1.0)), 1.0)
-    return sorted(by_name.values(), key=lambda w: w["name"])[:16]
+    return sorted(by_name.values(), key=lambda w: w["name"])[:WINDOW_RECORDS]
 
 
 def drill_progress(rt: Runtime, namespace: str, account: str, now: datetime) -> None:

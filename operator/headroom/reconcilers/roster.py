@@ -1,4 +1,5 @@
-"""The roster: every ClaudeAccount, read through one index (seed 001: one source of truth).
+"""The roster: every ClaudeAccount, read through one index, so that placement, the reconcilers
+and the metrics never disagree about which accounts exist or what they say.
 
 kopf keeps the index current from its watch. Signals this operator has just acted on (a wall,
 a 401, a drill) are kept in an overlay until the account's status catches up, so placement
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from headroom.contract import crd
 from headroom.core.accounts import DEFAULT_KEY, Account, CredentialType, Window
 from headroom.core.durations import parse_time
 
@@ -37,9 +39,9 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         labels=dict(meta.get("labels") or {}),
         credential_type=kind,
         credential_key=creds.get("key") or DEFAULT_KEY[kind],
-        max_sessions=int(spec.get("maxSessions", 1)),
-        priority=int(spec.get("priority", 0)),
-        paused=bool(spec.get("paused", False)),
+        max_sessions=int(spec.get("maxSessions", crd.ACCOUNT_MAX_SESSIONS)),
+        priority=int(spec.get("priority", crd.ACCOUNT_PRIORITY)),
+        paused=bool(spec.get("paused", crd.ACCOUNT_PAUSED)),
         # The account reconciler records the hash only while the Secret and its key are readable.
         credentials_hash=status.get("credentialsHash"),
         credentials_problem=_creds_message(status),

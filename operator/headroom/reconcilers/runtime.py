@@ -21,6 +21,8 @@ from headroom.reconcilers.roster import Roster
 from headroom.reconcilers.wakeups import Key, Wakeups
 
 log = logging.getLogger("headroom")
+# An Event's message stays under the 1 KiB events.k8s.io/v1 allows for a note.
+EVENT_MESSAGE_CHARS = 1000
 Clock = Callable[[], datetime]
 # (object, type, reason, message): where Events go; kopf's poster in the operator.
 Recorder = Callable[[Mapping[str, Any], str, str, str], None]
@@ -179,7 +181,7 @@ class Runtime:
         self, body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
     ) -> None:
         """A Kubernetes Event and a structured log line, with secrets scrubbed from both."""
-        text = scrub(message)[:1000]
+        text = scrub(message)[:EVENT_MESSAGE_CHARS]
         self.recorder(body, "Warning" if warning else "Normal", reason, text)
         meta = body.get("metadata", {})
         log.info(

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from headroom.contract import crd
 from headroom.contract import pod as contract
 from headroom.contract.scrub import scrub, snippet
 from headroom.core import session as machine
@@ -31,8 +32,6 @@ from headroom.reconcilers.runtime import Runtime
 
 log = logging.getLogger("headroom.session")
 JSON = dict[str, Any]
-MAX_SWAP_RECORDS = 20
-MAX_ATTEMPT_RECORDS = 20
 STRUCTURED_OUTPUT_MAX_BYTES = 16 * 1024
 PREDECESSOR_RECHECK = timedelta(seconds=5)
 # A container that cannot start says so in its waiting reason; the session's Ready
@@ -52,10 +51,11 @@ START_PROBLEMS = frozenset(
 
 def policy_of(spec: JSON) -> machine.FailoverPolicy:
     failover = spec.get("failover") or {}
+    cooldown = failover.get("cooldown")
     return machine.FailoverPolicy(
-        cooldown=parse_duration(failover.get("cooldown", "5m")),
-        confirmations=int(failover.get("confirmations", 2)),
-        max_swaps=int(failover.get("maxSwaps", 20)),
+        cooldown=parse_duration(cooldown) if cooldown is not None else crd.FAILOVER_COOLDOWN,
+        confirmations=int(failover.get("confirmations", crd.FAILOVER_CONFIRMATIONS)),
+        max_swaps=int(failover.get("maxSwaps", crd.FAILOVER_MAX_SWAPS)),
     )
 
 
@@ -93,7 +93,7 @@ def start_problem(pod: JSON) -> tuple[str, str] | None:
     ]:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in START_PROBLEMS:
-            message = scrub(str(waiting.get("message") or ""))[:512]
+            message = scrub(str(waiting.get("message") or ""))[: crd.START_PROBLEM_CHARS]
             return str(waiting["reason"]), f"container {cs.get('name')}: {message}"
     return None
 
@@ -457,7 +457,7 @@ class Pass:
                 "outcome": end.outcome.value if not eviction else "evicted",
                 "at": format_time(self.now),
                 "podName": pod_name,
-                "detail": (end.detail or "")[:1024],  # scrubbed above
+                "detail": (end.detail or "")[: crd.DETAIL_CHARS],  # scrubbed above
                 "evidence": end.evidence,
                 **({"window": end.window} if end.window else {}),
                 **({"resetsAt": format_time(end.resets_at)} if end.resets_at else {}),
@@ -480,8 +480,8 @@ class Pass:
                 "turns": status_int32(totals.turns),
                 "costUSD": totals.cost_usd,
                 "durationSeconds": totals.seconds,
-                "detail": (step.message + note)[:1024],
-                "summary": scrub(end.summary)[:4096] if end.summary else None,
+                "detail": (step.message + note)[: crd.DETAIL_CHARS],
+                "summary": scrub(end.summary)[: crd.SUMMARY_CHARS] if end.summary else None,
                 "structuredOutput": structured,
             }
             self.set(result={k: v for k, v in result.items() if v is not None})
@@ -490,7 +490,7 @@ class Pass:
         self.set(
             pendingMove={
                 "reason": step.reason,
-                "message": step.message[:1024],
+                "message": step.message[: crd.DETAIL_CHARS],
                 "leave": step.leave,
             },
             retryAt=format_time(step.not_before) if step.not_before else None,
@@ -519,7 +519,7 @@ class Pass:
             "costUSD": end.cost_usd,
         }
         record = {k: v for k, v in record.items() if v is not None}
-        return [*(self.status.get("attempts") or []), record][-MAX_ATTEMPT_RECORDS:]
+        return [*(self.status.get("attempts") or []), record][-crd.ATTEMPT_RECORDS :]
 
     async def _finish(self, phase: machine.SessionPhase, reason: str, message: str) -> None:
         ok = phase is machine.SessionPhase.SUCCEEDED
@@ -537,7 +537,7 @@ class Pass:
                 result={
                     "outcome": "failed",
                     "reason": reason,
-                    "detail": message[:1024],
+                    "detail": message[: crd.DETAIL_CHARS],
                     "turns": status_int32(totals.turns),
                     "costUSD": totals.cost_usd,
                     "durationSeconds": totals.seconds,
@@ -611,8 +611,9 @@ class Pass:
             self.rt.wakeups.at(("session", self.ns, self.name), choice.earliest_reset)
         if not was_waiting:
             metrics.waiting_started()  # once per wait, not per changed message
-        if not was_waiting or self.status.get("waitingMessage") != choice.message[:512]:
-            self.set(waitingMessage=choice.message[:512])
+        message = choice.message[: crd.WAITING_MESSAGE_CHARS]
+        if not was_waiting or self.status.get("waitingMessage") != message:
+            self.set(waitingMessage=message)
             self.rt.event(self.body, "NoHeadroom", choice.message, warning=True)
 
     async def _create_pod(self, account: Account, choice: Placed) -> None:
@@ -638,7 +639,9 @@ class Pass:
         if attempt == 1 and not self.spec.get("continueFrom"):
             workspace = self.spec.get("workspace") or {}
             manifest = manifests.workspace_claim(
-                self.body, workspace.get("size", "1Gi"), workspace.get("storageClassName")
+                self.body,
+                workspace.get("size", crd.WORKSPACE_SIZE),
+                workspace.get("storageClassName"),
             )
             await self.rt.kube.create(self.ns, "persistentvolumeclaims", manifest)
         pod = agent_pod.agent_pod(self.body, plan, self.rt.settings.pods)
@@ -705,7 +708,7 @@ class Pass:
             window = (self.status.get("lastOutcome") or {}).get("window")
             if window:
                 swap["window"] = window
-            fields["swaps"] = ([*(self.status.get("swaps") or []), swap])[-MAX_SWAP_RECORDS:]
+            fields["swaps"] = ([*(self.status.get("swaps") or []), swap])[-crd.SWAP_RECORDS :]
             fields["lastSwapAt"] = format_time(self.now)
             metrics.swapped(self.ns, swap["reason"])
             terminated = parse_time(self.status.get("podTerminatedAt"))

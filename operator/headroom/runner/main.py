@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from headroom.contract import pod as c
 from headroom.contract.scrub import scrub
 from headroom.contract.termination import Outcome
 from headroom.runner import clone, report, workspace
@@ -86,8 +87,8 @@ async def attempt(
         f"{settings.session_id} in {settings.workdir}"
     )
     classifier = StreamClassifier()
-    child_env = {**env, "CLAUDE_CONFIG_DIR": str(settings.config_dir)}
-    child_env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    child_env = {**env, c.CONFIG_DIR_ENV: str(settings.config_dir)}
+    child_env.setdefault(c.NO_NONESSENTIAL_TRAFFIC_ENV, "1")
     cli = await run_cli(
         argv,
         child_env,
@@ -123,19 +124,17 @@ def secret_values(settings: RunnerSettings, env: Mapping[str, str]) -> list[str]
 def prepare(settings: RunnerSettings) -> str:
     """Set up the config dir and credentials; a sentence describing the problem, or ""."""
     if not settings.workdir.is_dir():
-        return (
-            f"HEADROOM_WORKDIR {settings.workdir} is not a directory (is the workspace mounted?)."
-        )
+        return f"{c.WORKDIR} {settings.workdir} is not a directory (is the workspace mounted?)."
     try:
         workspace.prepare_config_dir(settings.config_dir)
     except OSError as exc:
-        return f"CLAUDE_CONFIG_DIR {settings.config_dir} is not writable: {exc.strerror or exc}."
+        return f"{c.CONFIG_DIR_ENV} {settings.config_dir} is not writable: {exc.strerror or exc}."
     if settings.credentials_file is not None:
         try:
             workspace.install_credentials_file(settings.credentials_file, settings.config_dir)
         except OSError as exc:
             return (
-                f"Cannot copy HEADROOM_CREDENTIALS_FILE {settings.credentials_file}: "
+                f"Cannot copy {c.CREDENTIALS_FILE} {settings.credentials_file}: "
                 f"{exc.strerror or exc}."
             )
     return ""

@@ -63,12 +63,12 @@ class RunnerSettings:
 
 def termination_log_path(env: Mapping[str, str]) -> Path:
     """Known even when the rest of the environment is broken, so a bad pod still reports."""
-    return Path(env.get("HEADROOM_TERMINATION_LOG") or "/dev/termination-log")
+    return Path(env.get(c.TERMINATION_LOG) or c.TERMINATION_MESSAGE_PATH)
 
 
 def session_id_of(env: Mapping[str, str]) -> str | None:
     try:
-        return str(uuid.UUID(env.get("HEADROOM_SESSION_ID", "")))
+        return str(uuid.UUID(env.get(c.SESSION_ID, "")))
     except ValueError:
         return None
 
@@ -76,29 +76,27 @@ def session_id_of(env: Mapping[str, str]) -> str | None:
 def settings_from_env(env: Mapping[str, str]) -> RunnerSettings:
     session_id = session_id_of(env)
     if session_id is None:
-        raise SettingsError("HEADROOM_SESSION_ID must be a UUID chosen by the operator")
-    prompt = env.get("HEADROOM_PROMPT", "")
+        raise SettingsError(f"{c.SESSION_ID} must be a UUID chosen by the operator")
+    prompt = env.get(c.PROMPT, "")
     if not prompt.strip():
-        raise SettingsError("HEADROOM_PROMPT is empty")
-    home = env.get("HOME") or "/home/agent"
-    credentials_file = env.get("HEADROOM_CREDENTIALS_FILE")
+        raise SettingsError(f"{c.PROMPT} is empty")
+    home = env.get(c.HOME_ENV) or c.HOME
+    credentials_file = env.get(c.CREDENTIALS_FILE)
     return RunnerSettings(
         session_id=session_id,
         prompt=prompt,
-        resume_prompt=env.get("HEADROOM_RESUME_PROMPT") or DEFAULT_RESUME_PROMPT,
-        attempt=_integer(env, "HEADROOM_ATTEMPT", default=1, minimum=1) or 1,
-        expect_transcript=_boolean(env, "HEADROOM_EXPECT_TRANSCRIPT"),
-        workdir=Path(env.get("HEADROOM_WORKDIR") or "/workspace"),
-        config_dir=Path(env.get("CLAUDE_CONFIG_DIR") or f"{home}/.claude"),
+        resume_prompt=env.get(c.RESUME_PROMPT) or DEFAULT_RESUME_PROMPT,
+        attempt=_integer(env, c.ATTEMPT, default=1, minimum=1) or 1,
+        expect_transcript=_boolean(env, c.EXPECT_TRANSCRIPT),
+        workdir=Path(env.get(c.WORKDIR) or c.WORKSPACE),
+        config_dir=Path(env.get(c.CONFIG_DIR_ENV) or f"{home}/.claude"),
         credentials_file=Path(credentials_file) if credentials_file else None,
         termination_log=termination_log_path(env),
-        claude_bin=env.get("HEADROOM_CLAUDE_BIN") or "claude",
-        model=env.get("HEADROOM_MODEL") or None,
-        max_turns=_integer(env, "HEADROOM_MAX_TURNS", default=None, minimum=1),
-        permission_mode=env.get("HEADROOM_PERMISSION_MODE") or None,
-        stop_grace_seconds=float(
-            _integer(env, "HEADROOM_STOP_GRACE_SECONDS", default=10, minimum=0) or 0
-        ),
+        claude_bin=env.get(c.CLAUDE_BIN) or "claude",
+        model=env.get(c.MODEL) or None,
+        max_turns=_integer(env, c.MAX_TURNS, default=None, minimum=1),
+        permission_mode=env.get(c.PERMISSION_MODE) or None,
+        stop_grace_seconds=float(_integer(env, c.STOP_GRACE_SECONDS, default=10, minimum=0) or 0),
         claude=claude_options(env.get(c.CLAUDE_OPTIONS, ""), env.get(c.MCP_CONFIG, "")),
         scrub_env=tuple(n for n in env.get(c.SCRUB_ENV, "").split(",") if n),
         scrub_dir=Path(env[c.SCRUB_DIR]) if env.get(c.SCRUB_DIR) else None,

@@ -7,7 +7,7 @@ glue around them (a FIFO of waiting sessions, wake-ups at the earliest reset and
 slot frees) is modelled on `reconcilers/session.py` and `runtime.wake_waiting`.
 
 The other policies are what fleets run today: a pinned assignment with or without a rescue
-daemon (seeds 001, 002, 004), round-robin and least-loaded balancers (BRIEF section 6). All of
+daemon, round-robin and least-loaded balancers. All of
 them respect maxSessions (the engine refuses otherwise) and all learn walls the same way.
 """
 
@@ -62,7 +62,7 @@ class Queueing(Policy):
     """Event-driven placement with a waiting queue: how the operator works, shared by the
     balancers so that they differ from Headroom only in *which* account they pick."""
 
-    react_s = 1.0  # pod terminated -> decision (the operator's failover latency, BRIEF s.7)
+    react_s = 1.0  # pod terminated -> decision (the operator's failover latency target)
 
     def bind(self, sim: Sim) -> None:
         super().bind(sim)
@@ -234,7 +234,7 @@ def _account(spec: AccountSpec) -> Account:
 class Balancer(Queueing):
     """Places on any matching account that is not benched and has a free slot. A wall benches
     the account until its reset; a bare 429 benches it for `bench_s` and moves the session
-    (per-request proxies cannot tell a throttle from a wall, BRIEF section 6)."""
+    (per-request proxies cannot tell a throttle from a wall)."""
 
     bench_s = 60.0
 
@@ -318,10 +318,10 @@ class Pinned(Policy):
     """Each session is pinned to an account when it arrives (a fixed rotation over the pool's
     slots). Nothing is event-driven: a loop looks at the sessions every `poll_s` seconds.
 
-    Without rescue, a walled session waits for its own account to reset. With rescue (the
-    daemons of seeds 001/002/004), the poll finds walled sessions and moves them one at a
-    time (seed 002: one mutex, `rescue_s` each) to the first account of its list that is not
-    walled and has a free slot; a bare 429 counts as a wall (seed 002 before its fix)."""
+    Without rescue, a walled session waits for its own account to reset. With rescue (a
+    hand-built rescue daemon), the poll finds walled sessions and moves them one at a time
+    (one mutex, `rescue_s` each) to the first account of its list that is not walled and has
+    a free slot; a bare 429 counts as a wall (the mistake that makes sessions ping-pong)."""
 
     poll_s = 60.0
     rescue_s = 15.0

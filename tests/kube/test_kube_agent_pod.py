@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from tests.support.claude_options import PASSED_THROUGH
 
 from headroom.contract import pod as contract
 from headroom.controllers.main import parse_args
@@ -282,28 +283,14 @@ def test_credentials_on_a_git_protocol_url_are_refused() -> None:
 
 def test_claude_options_reach_the_runner_as_one_json_variable() -> None:
     claude = {
-        "allowedTools": ["Bash(git *)", "Edit"],
-        "disallowedTools": ["WebFetch"],
-        "appendSystemPrompt": "Be brief.",
-        "systemPrompt": "You fix tests.",
-        "settings": {"includeCoAuthoredBy": False},
-        "outputSchema": {"type": "object"},
-        "effort": "high",
-        "fallbackModel": "claude-haiku",
+        **PASSED_THROUGH,
         "maxBudgetUSD": 5,
         "mcpServers": {"configMapKeyRef": {"name": "mcp", "key": "servers.json"}},
     }
     pod = build({"claude": claude}, attempt=replace(ATTEMPT, budget_left_usd=3.25))
     options = json.loads(env_of(pod)[contract.CLAUDE_OPTIONS])
     assert options == {
-        "allowedTools": ["Bash(git *)", "Edit"],
-        "disallowedTools": ["WebFetch"],
-        "appendSystemPrompt": "Be brief.",
-        "systemPrompt": "You fix tests.",
-        "settings": {"includeCoAuthoredBy": False},
-        "outputSchema": {"type": "object"},
-        "effort": "high",
-        "fallbackModel": "claude-haiku",
+        **PASSED_THROUGH,
         "maxBudgetUSD": 3.25,  # what is left, not the session's whole budget
         "mcpConfigSecret": False,
     }

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.support.claude_options import PASSED_THROUGH
 
 from headroom.contract.termination import Outcome, parse
 from headroom.runner import workspace
@@ -104,17 +105,7 @@ def test_a_resume_sends_the_task_only_while_the_conversation_lacks_it(tmp_path: 
 
 
 def test_claude_options_become_cli_flags_with_each_tool_rule_one_argument() -> None:
-    options = {
-        "allowedTools": ["Bash(git *)", "Edit"],
-        "disallowedTools": ["WebFetch"],
-        "appendSystemPrompt": "Be brief.",
-        "systemPrompt": "You fix tests.",
-        "settings": {"includeCoAuthoredBy": False},
-        "outputSchema": {"type": "object"},
-        "effort": "high",
-        "fallbackModel": "claude-haiku",
-        "maxBudgetUSD": 1.5,
-    }
+    options = {**PASSED_THROUGH, "maxBudgetUSD": 1.5}
     env = {
         **BASE,
         "HEADROOM_CLAUDE": json.dumps(options),

@@ -19,7 +19,10 @@ help:
 	@echo "make simulate     fleet simulation"
 	@echo "make cluster      start or reuse the local cluster; kubeconfig in .local/kubeconfig"
 	@echo "make cluster-down stop the local cluster"
-	@echo "make venv | cluster-bin | promtool | claude-cli | lint | clean"
+	@echo "make node         start (or reuse) a real node (kubelet + containerd) of the local cluster; needs root"
+	@echo "make node-down    stop it, leaving nothing on the host (docs/node.md)"
+	@echo "make images       build images/*/Dockerfile without Docker (buildah) and import them into the node"
+	@echo "make venv | cluster-bin | promtool | claude-cli | node-bin | lint | clean"
 
 # The stamp is newer than pyproject.toml once its dependencies are installed.
 venv: $(VENV)/.installed
@@ -58,7 +61,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv cluster-bin promtool claude-cli
+test: venv cluster-bin promtool claude-cli node-bin images
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -m "not bench"
 
@@ -83,3 +86,23 @@ clean: cluster-down
 	rm -rf $(VENV) .local $(CLAUDE_CODE)/node_modules .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
+
+# A real node (docs/node.md): kubelet, containerd, runc, CNI plugins, the pause image.
+.PHONY: node-bin node node-down images
+
+# Built from pinned versions into the cache (no-op when built).
+node-bin:
+	hack/node/build.sh
+
+# Start (or reuse) a real node of the local cluster (or of KUBECONFIG's); needs root.
+node: cluster-bin node-bin
+	hack/node/up.sh
+
+# Stop it and remove everything it had on the host (checked: exits 1 if something is left).
+node-down:
+	hack/node/down.sh
+
+# The operator and agent images from images/*/Dockerfile without Docker (buildah on a trixie
+# base made with debootstrap), cached; imported into the real node when it runs.
+images: node-bin
+	hack/images/build.sh --import

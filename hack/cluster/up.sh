@@ -69,6 +69,12 @@ componentsPatches:
   extraArgs:
   - {key: manage-all-nodes, value: "false", override: true}
   - {key: manage-nodes-with-label-selector, value: "$kwok_node_selector"}
+# A real kubelet (hack/node) registers a bridge address as its InternalIP and no resolvable
+# hostname: kubectl logs/exec must dial the address. (A new argument: no override, which
+# would silently drop it.)
+- name: kube-apiserver
+  extraArgs:
+  - {key: kubelet-preferred-address-types, value: "InternalIP"}
 YAML
 }
 

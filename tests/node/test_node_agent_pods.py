@@ -9,12 +9,17 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from realnode import IMAGE_SCRIPTS, NODE_SCRIPTS, RealNode, run, tail
 
 from headroom.contract import pod as contract
+from headroom.core.accounts import CredentialType
+from headroom.kube import agent_pod
+from headroom.kube.agent_pod import Attempt, PodSettings
+from headroom.kube.manifests import runtime_secret_name
 from headroom.sandbox.client import SandboxProcess, start_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.cli]
@@ -161,3 +166,99 @@ def test_operator_image_runs_headroom_operator_as_its_non_root_user(
 def test_node_runs_as_root_only() -> None:
     """The node needs root (containerd, cgroups, a bridge): say so instead of failing late."""
     assert os.geteuid() == 0, "tests/node need root: hack/node/up.sh runs containerd"
+
+
+def test_the_operators_agent_pod_completes_a_run_on_the_node(
+    real_node: RealNode,
+    images: list[str],
+    node_namespace: str,
+    stand_in: SandboxProcess,
+    tmp_path: Path,
+) -> None:
+    """The pod exactly as the operator builds it (headroom.kube.agent_pod: read-only root,
+    non-root user and fsGroup, emptyDirs, the credential from a Secret, the workspace PVC with
+    the transcripts' subPath mount) runs the image's runner to a completed run."""
+    ns = node_namespace
+    attempt = Attempt(
+        number=1,
+        account="alice",
+        credential_type=CredentialType.OAUTH_TOKEN,
+        credential_key="token",
+        claude_session_id=str(uuid.uuid4()),
+        expect_transcript=False,
+        auth_path="primary",
+        workspace_claim="s1-workspace",
+    )
+    # The workspace: a hostPath volume bound to the claim by name (what a local-path
+    # provisioner would make), writable by any pod user as such provisioners make them.
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    workspace.chmod(0o777)
+    pv_name = f"{ns}-workspace"
+    objects = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": runtime_secret_name("alice")},
+            "stringData": {"token": TOKEN},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(workspace), "type": "Directory"},
+                "claimRef": {"namespace": ns, "name": attempt.workspace_claim},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": attempt.workspace_claim},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "volumeName": pv_name,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    ]
+    for obj in objects:
+        done = real_node.kubectl("-n", ns, "create", "-f", "-", input=json.dumps(obj))
+        assert done.returncode == 0, done.stderr
+    session = {
+        "apiVersion": "headroom.dev/v1alpha1",
+        "kind": "AgentSession",
+        "metadata": {"name": "s1", "namespace": ns, "uid": str(uuid.uuid4())},
+        "spec": {"prompt": "Say hello from the operator's pod."},
+    }
+    settings = PodSettings(
+        default_image=AGENT_IMAGE,
+        anthropic_base_url=stand_in.url,
+        node_selector={"headroom.dev/node": "real", "kubernetes.io/hostname": real_node.name},
+        tolerations=(
+            {"key": "headroom.dev/real-node", "operator": "Exists", "effect": "NoSchedule"},
+        ),
+    )
+    pod = agent_pod.agent_pod(session, attempt, settings)
+    # No AgentSession exists here: an owner that does not exist would have the garbage
+    # collector delete the pod.
+    pod["metadata"].pop("ownerReferences", None)
+    try:
+        finished = real_node.run_pod(ns, pod, timeout=180)
+        state = terminated(finished)
+        name = pod["metadata"]["name"]
+        assert state["exitCode"] == 0, (state, logs(real_node, ns, name)[-3000:])
+        message = json.loads(state["message"])
+        assert message["outcome"] == "completed", message
+        assert {r["credential"] for r in stand_in.requests()} == {"alice"}
+        # The transcript went through the subPath mount onto the workspace volume.
+        assert list((workspace / contract.PROJECTS_SUBPATH).rglob("*.jsonl")), list(
+            workspace.rglob("*")
+        )
+    finally:
+        real_node.kubectl("delete", "pv", pv_name, "--wait=false")

@@ -98,6 +98,15 @@ def test_operator_flag_accepts_only_modes_the_cli_knows(capsys: pytest.CaptureFi
 # -- credentials ---------------------------------------------------------------------------
 
 
+def test_the_api_address_is_always_the_operators_so_envfrom_cannot_redirect_the_token() -> None:
+    assert env_of(build({"envFrom": [{"configMapRef": {"name": "x"}}]}))[contract.BASE_URL_ENV] == (
+        contract.DEFAULT_API_URL
+    )
+    assert env_of(build(anthropic_base_url="http://stand-in:1"))[contract.BASE_URL_ENV] == (
+        "http://stand-in:1"
+    )
+
+
 def test_the_credential_is_a_secret_reference_and_the_other_credential_names_are_empty() -> None:
     env = env_of(build({"envFrom": [{"secretRef": {"name": "team-env"}}]}))
     assert env[contract.OAUTH_TOKEN_ENV] == {

@@ -44,6 +44,9 @@ OAUTH_TOKEN_ENV: Final = "CLAUDE_CODE_OAUTH_TOKEN"
 API_KEY_ENV: Final = "ANTHROPIC_API_KEY"
 AUTH_TOKEN_ENV: Final = "ANTHROPIC_AUTH_TOKEN"
 BASE_URL_ENV: Final = "ANTHROPIC_BASE_URL"
+# Set in every pod even without --anthropic-base-url: a variable of the same name from a
+# user's envFrom source would otherwise send the account's credential to another server.
+DEFAULT_API_URL: Final = "https://api.anthropic.com"
 CREDENTIAL_ENV: Final = (API_KEY_ENV, OAUTH_TOKEN_ENV, AUTH_TOKEN_ENV)
 
 # What users may not set through spec.env (the CRD refuses them with the same list; a test

@@ -149,8 +149,7 @@ def _operator_env(
         env.append({"name": c.MODEL, "value": spec["model"]})
     if spec.get("maxTurns"):
         env.append({"name": c.MAX_TURNS, "value": str(spec["maxTurns"])})
-    if settings.anthropic_base_url:
-        env.append({"name": c.BASE_URL_ENV, "value": settings.anthropic_base_url})
+    env.append({"name": c.BASE_URL_ENV, "value": settings.anthropic_base_url or c.DEFAULT_API_URL})
     claude = spec.get("claude") or {}
     mode = claude.get("permissionMode") or settings.permission_mode
     if mode:

@@ -26,12 +26,13 @@ help:
 
 # The stamp is newer than pyproject.toml once its dependencies are installed.
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml dev/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "Python 3.11+ required ($(PYTHON) is $$($(PYTHON) --version))" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./dev
 	touch $@
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl,
@@ -69,7 +70,7 @@ bench: venv cluster-bin claude-cli
 	$(BIN)/pytest -m bench tests/bench -s
 
 simulate: venv
-	$(BIN)/python -m headroom.sim
+	$(BIN)/headroom-dev simulate
 
 run: venv cluster-bin claude-cli
 	hack/run.sh

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from headroom.sandbox.client import SandboxClient, SandboxError
+from headroom_dev.sandbox.client import SandboxClient, SandboxError
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_ENV = REPO / ".local" / "run" / "env.json"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: everything live on one machine, in the foreground, until Ctrl-C.
 #   - the local cluster (hack/cluster/up.sh), unless KUBECONFIG names another one;
-#   - `headroom sandbox-api`, the stand-in Anthropic API, holding the sample accounts' fake
+#   - `headroom-dev sandbox-api`, the stand-in Anthropic API, holding the sample accounts' fake
 #     tokens (read from manifests/samples/accounts.yaml, so both sides always agree);
-#   - `headroom executor`, the dev stand-in for a kubelet: agent pods bound to its node
+#   - `headroom-dev executor`, the dev stand-in for a kubelet: agent pods bound to its node
 #     `headroom-local` run as local processes (the real runner and the pinned Claude Code CLI);
 #   - the CRDs and the samples in namespace headroom-demo;
 #   - `headroom operator`, its agent pods steered to that node and pointed at the stand-in.
@@ -66,7 +66,7 @@ if [ "$local_agents" = 1 ]; then
   say "starting the stand-in API with the sample accounts' tokens"
   "$venv/python" hack/demo.py sandbox-config manifests/samples/accounts.yaml >"$run_dir/sandbox.json"
   rm -f "$run_dir/sandbox-port.json"
-  "$venv/headroom" sandbox-api --config "$run_dir/sandbox.json" --port 0 \
+  "$venv/headroom-dev" sandbox-api --config "$run_dir/sandbox.json" --port 0 \
     --port-file "$run_dir/sandbox-port.json" >"$run_dir/sandbox.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$run_dir/sandbox-port.json" ] && break; sleep 0.1; done
@@ -89,7 +89,7 @@ if [ "$local_agents" = 1 ]; then
   # As root, Claude Code refuses bypassPermissions unless told it runs sandboxed; a real
   # node runs agents as uid 10001 instead.
   if [ "$(id -u)" = 0 ]; then export IS_SANDBOX=1; pass_env=(--pass-env IS_SANDBOX); fi
-  "$venv/headroom" executor --kubeconfig "$KUBECONFIG" --node-name "$node" \
+  "$venv/headroom-dev" executor --kubeconfig "$KUBECONFIG" --node-name "$node" \
     --path "$claude_bin" --remove-node-on-exit "${pass_env[@]}" >"$run_dir/executor.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 300); do grep -q "serving pods of node" "$run_dir/executor.log" && break; sleep 0.1; done

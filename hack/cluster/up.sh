@@ -62,7 +62,7 @@ options:
   metricsServerBinary: $absent/metrics-server
   kindBinaryPrefix: $absent
   kindBinary: $absent/kind
-# kwok must leave alone the node of "headroom executor" (which runs its pods for real):
+# kwok must leave alone the node of "headroom-dev executor" (which runs its pods for real):
 # it manages only the nodes labelled type=kwok, not every node.
 componentsPatches:
 - name: kwok-controller

@@ -12,7 +12,8 @@ from pathlib import Path
 from tests.bench.cluster import RequestKey
 from tests.bench.failover import RunResult
 
-from headroom.sim.metrics import percentile  # nearest rank: an observed value, never interpolated
+# nearest rank: an observed value, never interpolated
+from headroom_dev.sim.metrics import percentile
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "results" / "bench"

@@ -1,6 +1,6 @@
-"""The whole chain: `headroom operator` creates agent pods, `headroom executor` runs them as
+"""The whole chain: `headroom operator` creates agent pods, `headroom-dev executor` runs them as
 local processes (the real runner wrapping the real Claude Code CLI), and the CLI talks to
-`headroom sandbox-api`, the only stand-in. Nothing else is simulated: no test writes a pod
+`headroom-dev sandbox-api`, the only stand-in. Nothing else is simulated: no test writes a pod
 status; every termination message is the one the runner wrote.
 
 Each test gets its own namespace, operator and stand-in (three OAuth accounts with small
@@ -28,7 +28,7 @@ from tests.support.executor import CLAUDE_BIN, ExecutorProcess, ProvisionerProce
 from tests.support.executor import volume_provisioner as volume_provisioner
 from tests.support.operator import OperatorProcess, Scene
 
-from headroom.sandbox.client import SandboxProcess, start_sandbox
+from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

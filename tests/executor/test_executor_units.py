@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from headroom.executor import status
-from headroom.executor.envvars import ConfigError, expand, resolve
-from headroom.executor.paths import Bind, Mount, PathMap
-from headroom.executor.status import MAX_MESSAGE_BYTES, State, exit_code, termination_message
-from headroom.executor.volumes import MountError, prepare_volumes
+from headroom_dev.executor import status
+from headroom_dev.executor.envvars import ConfigError, expand, resolve
+from headroom_dev.executor.paths import Bind, Mount, PathMap
+from headroom_dev.executor.status import MAX_MESSAGE_BYTES, State, exit_code, termination_message
+from headroom_dev.executor.volumes import MountError, prepare_volumes
 
 
 def test_expand_follows_kubernetes_rules() -> None:

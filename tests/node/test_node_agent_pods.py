@@ -20,7 +20,7 @@ from headroom.core.accounts import CredentialType
 from headroom.kube import agent_pod
 from headroom.kube.agent_pod import Attempt, PodSettings
 from headroom.kube.manifests import runtime_secret_name
-from headroom.sandbox.client import SandboxProcess, start_sandbox
+from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.cli]
 

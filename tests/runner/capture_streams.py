@@ -5,10 +5,10 @@ we imagined. Run again after changing the pinned CLI version:
 
     .venv/bin/python tests/runner/capture_streams.py
 
-Each scenario runs the CLI directly (not through the runner) against `headroom sandbox-api`,
+Each scenario runs the CLI directly (not through the runner) against `headroom-dev sandbox-api`,
 with fake credentials, and stores its stdout as <scenario>.jsonl plus an entry in
 manifest.json (exit code, CLI version, what the stand-in was told to do). Scenarios with a
-script make the stand-in's model call tools (see headroom.sandbox.script), which the CLI runs
+script make the stand-in's model call tools (see headroom_dev.sandbox.script), which the CLI runs
 with --permission-mode bypassPermissions in a scratch directory.
 
 Name scenarios to record only those (the others keep their files and manifest entries):
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headroom.sandbox.client import SandboxClient, start_sandbox
+from headroom_dev.sandbox.client import SandboxClient, start_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from agent_pods import DEFAULT_CLAUDE_BIN, MARKER, PINNED_CLI_VERSION, Pod
 
-from headroom.sandbox.client import SandboxProcess, start_sandbox
+from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
 
 
 @pytest.fixture(scope="session")

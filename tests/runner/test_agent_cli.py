@@ -1,4 +1,4 @@
-"""`headroom agent` running the real Claude Code CLI against `headroom sandbox-api`.
+"""`headroom agent` running the real Claude Code CLI against `headroom-dev sandbox-api`.
 
 Each test plays one pod attempt (or several) as the operator would set it up and reads the
 termination message the operator would read.
@@ -16,7 +16,7 @@ from agent_pods import EXIT, MARKER, Pod, api_key, oauth, wait_for
 
 from headroom.contract.termination import parse
 from headroom.runner.stream import rfc3339
-from headroom.sandbox.client import SandboxProcess
+from headroom_dev.sandbox.client import SandboxProcess
 
 pytestmark = pytest.mark.cli
 

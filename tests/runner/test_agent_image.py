@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from agent_pods import REPO, Pod, oauth
 
-from headroom.sandbox.client import SandboxProcess
+from headroom_dev.sandbox.client import SandboxProcess
 
 pytestmark = pytest.mark.cli
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from agent_pods import AgentRun, Pod, api_key, oauth
 
-from headroom.sandbox.client import SandboxProcess
+from headroom_dev.sandbox.client import SandboxProcess
 
 pytestmark = pytest.mark.cli
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from scripted_cli import PINNED_CLI_VERSION, ClaudeRunner
 
-from headroom.sandbox.client import SandboxProcess, start_sandbox
+from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CLAUDE_BIN = REPO / "hack" / "claude-code" / "node_modules" / ".bin" / "claude"

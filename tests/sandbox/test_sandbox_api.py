@@ -1,4 +1,4 @@
-"""`headroom sandbox-api` in-process: the Messages API answers, usage windows and their
+"""`headroom-dev sandbox-api` in-process: the Messages API answers, usage windows and their
 headers, injected faults, 401 shapes, and the admin API. A settable clock stands in for time."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from headroom.sandbox.config import SandboxConfig, parse_config
-from headroom.sandbox.server import create_app
+from headroom_dev.sandbox.config import SandboxConfig, parse_config
+from headroom_dev.sandbox.server import create_app
 
 NOW = 1_795_400_000.0
 OAUTH = "sk-ant-oat01-sandbox-test-oauth"

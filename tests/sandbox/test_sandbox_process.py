@@ -1,4 +1,4 @@
-"""`headroom sandbox-api` as a process: it starts quickly, announces the port it picked,
+"""`headroom-dev sandbox-api` as a process: it starts quickly, announces the port it picked,
 reads credentials from a YAML/JSON file (secrets from the environment), and refuses a bad
 configuration without printing the secret."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from headroom.sandbox.client import SandboxError, start_sandbox
+from headroom_dev.sandbox.client import SandboxError, start_sandbox
 
 CANARY = "canary-sandbox-config-secret-2718"
 
@@ -65,7 +65,7 @@ def test_bad_configuration_exits_2_without_the_secret(tmp_path: Path) -> None:
     bad = {"credentials": [{"name": "x", "kind": "nope", "secret": CANARY}]}
     path.write_text(yaml.safe_dump(bad))
     done = subprocess.run(
-        [sys.executable, "-m", "headroom", "sandbox-api", "--port", "0", "--config", str(path)],
+        [sys.executable, "-m", "headroom_dev", "sandbox-api", "--port", "0", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -82,7 +82,7 @@ def test_unreadable_yaml_is_a_configuration_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("credentials: [ {name: x\n")
     done = subprocess.run(
-        [sys.executable, "-m", "headroom", "sandbox-api", "--port", "0", "--config", str(path)],
+        [sys.executable, "-m", "headroom_dev", "sandbox-api", "--port", "0", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=30,

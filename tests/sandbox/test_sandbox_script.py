@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from headroom.sandbox.config import ConfigError, parse_config
-from headroom.sandbox.script import FAILURE_PREFIX, ScriptError, parse_script
-from headroom.sandbox.server import create_app
+from headroom_dev.sandbox.config import ConfigError, parse_config
+from headroom_dev.sandbox.script import FAILURE_PREFIX, ScriptError, parse_script
+from headroom_dev.sandbox.server import create_app
 
 NOW = 1_795_400_000.0
 ALICE = "sk-ant-oat01-script-test-alice"

@@ -18,8 +18,8 @@ import yaml
 from scripted_cli import OAUTH_ALICE, OAUTH_BOB, ClaudeRunner
 from tests.support.mcp_server import MCP_SERVER
 
-from headroom.sandbox.client import SandboxProcess, start_sandbox
-from headroom.sandbox.script import FAILURE_PREFIX
+from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
+from headroom_dev.sandbox.script import FAILURE_PREFIX
 
 pytestmark = pytest.mark.cli
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from tests.sim.worlds import account, session, world
 
-from headroom.sim import trace
-from headroom.sim.engine import Phase, Sim, SimError
-from headroom.sim.metrics import capacity, collect, upper_bound
-from headroom.sim.model import HOUR, Costs, clock
-from headroom.sim.policies import HeadroomPolicy, LeastLoaded, Pinned, all_policies
+from headroom_dev.sim import trace
+from headroom_dev.sim.engine import Phase, Sim, SimError
+from headroom_dev.sim.metrics import capacity, collect, upper_bound
+from headroom_dev.sim.model import HOUR, Costs, clock
+from headroom_dev.sim.policies import HeadroomPolicy, LeastLoaded, Pinned, all_policies
 
 
 def test_one_session_walls_at_the_exact_moment_its_window_runs_out() -> None:

@@ -11,10 +11,10 @@ from tests.sim.worlds import account, session, world
 import headroom.core.placement
 import headroom.core.session
 from headroom.core.session import FailoverPolicy
-from headroom.sim import policies
-from headroom.sim.engine import Phase, Sim
-from headroom.sim.model import HOUR
-from headroom.sim.policies import HeadroomPolicy, LeastLoaded, Pinned, RoundRobin
+from headroom_dev.sim import policies
+from headroom_dev.sim.engine import Phase, Sim
+from headroom_dev.sim.model import HOUR
+from headroom_dev.sim.policies import HeadroomPolicy, LeastLoaded, Pinned, RoundRobin
 
 
 def test_the_headroom_policy_is_wired_to_the_core_modules_themselves() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headroom.sim.model import HOUR, AccountSpec, Costs, Scenario, SessionSpec, WindowSpec
+from headroom_dev.sim.model import HOUR, AccountSpec, Costs, Scenario, SessionSpec, WindowSpec
 
 # No start or resume cost: the hand-checked answers stay simple arithmetic.
 FREE = Costs(start_s=0.0, resume_s=1.0, context_base=0.0, context_share=0.0, context_cap=0.0)

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.support.operator import Scene
 
-from headroom.sandbox.client import SandboxProcess
+from headroom_dev.sandbox.client import SandboxProcess
 
 PINNED_CLI_VERSION = "2.1.330"
 MARKER = "PELICAN-8823"  # the word the stand-in looks for in a conversation's history

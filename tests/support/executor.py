@@ -1,4 +1,4 @@
-"""`headroom executor` (the dev stand-in for a kubelet) and its PVC provisioner as real
+"""`headroom-dev executor` (the dev stand-in for a kubelet) and its PVC provisioner as real
 subprocesses, for integration and e2e tests.
 
 Fixtures (register with `pytest_plugins = ["tests.support.executor"]` in tests/conftest.py,
@@ -54,8 +54,8 @@ class _Process:
         log = self.log_path.with_suffix(f".{len(self.logs)}.log")
         log.parent.mkdir(parents=True, exist_ok=True)
         self.logs.append(log)
-        cmd = [sys.executable, "-m", "headroom", "executor", "--kubeconfig", str(self.kubeconfig),
-               *self.args(), *self.extra]  # fmt: skip
+        cmd = [sys.executable, "-m", "headroom_dev", "executor",
+               "--kubeconfig", str(self.kubeconfig), *self.args(), *self.extra]  # fmt: skip
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **self.env}

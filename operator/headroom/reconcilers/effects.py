@@ -11,12 +11,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from headroom.contract.crd import WINDOW_RECORDS
 from headroom.contract.scrub import snippet
 from headroom.core.accounts import Account
 from headroom.core.durations import format_time
 from headroom.core.outcome import AttemptEnd
 from headroom.core.session import AccountEffect, BlockAccount, NoteSuspicion, WallAccount
+from headroom.core.windows import merged_windows
 from headroom.reconcilers import metrics
 from headroom.reconcilers.runtime import Runtime
 
@@ -105,30 +105,6 @@ async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: da
     await rt.kube.patch_account_status(
         account.namespace, account.name, {"windows": merged_windows(account, end, now)}
     )
-
-
-def merged_windows(account: Account, end: AttemptEnd, now: datetime) -> list[JSON]:
-    """The account's windows updated with what this attempt reported (names are open-ended)."""
-    by_name: dict[str, JSON] = {}
-    for w in account.windows:
-        entry: JSON = {"name": w.name, "status": w.status, "utilization": w.utilization}
-        if w.resets_at:
-            entry["resetsAt"] = format_time(w.resets_at)
-        if w.observed_at:
-            entry["observedAt"] = format_time(w.observed_at)
-        by_name[w.name] = entry
-    for name, utilization in end.utilization.items():
-        entry = by_name.setdefault(name, {"name": name})
-        entry.update(
-            status="allowed", utilization=round(float(utilization), 4), observedAt=format_time(now)
-        )
-    if end.window and end.resets_at:
-        entry = by_name.setdefault(end.window, {"name": end.window, "utilization": 1.0})
-        entry.update(
-            status="rejected", resetsAt=format_time(end.resets_at), observedAt=format_time(now)
-        )
-        entry["utilization"] = max(float(entry.get("utilization", 1.0)), 1.0)
-    return sorted(by_name.values(), key=lambda w: w["name"])[:WINDOW_RECORDS]
 
 
 def drill_progress(rt: Runtime, namespace: str, account: str, now: datetime) -> None:

@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from headroom.contract import crd
-from headroom.core.accounts import DEFAULT_KEY, Account, CredentialType, Window
+from headroom.core.accounts import DEFAULT_KEY, Account, CredentialType
 from headroom.core.durations import parse_time
+from headroom.core.windows import window_from_status
 
 
 @dataclass(frozen=True)
@@ -51,17 +52,6 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         wall_window=(status.get("lastSignal") or {}).get("window"),
         drill_until=parse_time(drill.get("until")),
         windows=tuple(window_from_status(w) for w in status.get("windows") or [] if "name" in w),
-    )
-
-
-def window_from_status(entry: Mapping[str, Any]) -> Window:
-    """One entry of a ClaudeAccount's `status.windows`."""
-    return Window(
-        name=entry["name"],
-        status=entry.get("status", ""),
-        utilization=float(entry.get("utilization", 0.0)),
-        resets_at=parse_time(entry.get("resetsAt")),
-        observed_at=parse_time(entry.get("observedAt")),
     )
 
 

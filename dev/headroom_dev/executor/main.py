@@ -1,4 +1,4 @@
-"""`headroom executor`: DEV/TEST ONLY. Runs the pods bound to one local Node as local
+"""`headroom-dev executor`: DEV/TEST ONLY. Runs the pods bound to one local Node as local
 processes and provisions hostPath volumes, for the local control plane that has no kubelet.
 See docs/executor.md."""
 
@@ -37,7 +37,7 @@ CACHE = Path(
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="headroom executor",
+        prog="headroom-dev executor",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -111,17 +111,17 @@ def warn_if_in_git_checkout(path: Path) -> None:
     resolved = path.resolve()
     for parent in (resolved, *resolved.parents):
         if (parent / ".git").exists():
-            logging.getLogger("headroom.executor").warning(
+            logging.getLogger("headroom_dev.executor").warning(
                 "%s is inside the git checkout %s: agents would see that repository", path, parent
             )
             return
 
 
 def can_bind() -> bool:
-    probe = [sys.executable, "-m", "headroom.executor.bindexec", "--probe"]
+    probe = [sys.executable, "-m", "headroom_dev.executor.bindexec", "--probe"]
     done = subprocess.run(probe, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        logging.getLogger("headroom.executor").warning(
+        logging.getLogger("headroom_dev.executor").warning(
             "no private mount namespace here (%s): nested volume mounts will be emulated "
             "with symlinks", done.stderr.strip() or f"exit {done.returncode}",
         )  # fmt: skip
@@ -137,13 +137,13 @@ def main(argv: list[str]) -> int:
     for noisy in ("kubernetes", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if sys.platform != "linux":
-        print("headroom executor runs on Linux only", file=sys.stderr)
+        print("headroom-dev executor runs on Linux only", file=sys.stderr)
         return 2
 
-    from headroom.executor.kube import Kube, log
-    from headroom.executor.node import NodeAgent, NodeSpec
-    from headroom.executor.pods import PodManager, Settings
-    from headroom.executor.provisioner import Provisioner
+    from headroom_dev.executor.kube import Kube, log
+    from headroom_dev.executor.node import NodeAgent, NodeSpec
+    from headroom_dev.executor.pods import PodManager, Settings
+    from headroom_dev.executor.provisioner import Provisioner
 
     kube = Kube(args.kubeconfig or default_kubeconfig())
     stop = threading.Event()

@@ -153,7 +153,7 @@ class SandboxProcess(SandboxClient):
 def start_sandbox(
     *args: str, env: dict[str, str] | None = None, timeout: float = 20.0
 ) -> Iterator[SandboxProcess]:
-    """Run `headroom sandbox-api --port 0` with extra `args` until the block ends."""
+    """Run `headroom-dev sandbox-api --port 0` with extra `args` until the block ends."""
     with tempfile.TemporaryDirectory(prefix="headroom-sandbox-") as tmp:
         port_file, log_path = Path(tmp) / "port.json", Path(tmp) / "server.log"
         with open(log_path, "wb") as log:
@@ -161,7 +161,7 @@ def start_sandbox(
                 [
                     sys.executable,
                     "-m",
-                    "headroom",
+                    "headroom_dev",
                     "sandbox-api",
                     "--port",
                     "0",

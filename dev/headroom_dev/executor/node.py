@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from headroom.executor.kube import SMP, Kube, log
+from headroom_dev.executor.kube import SMP, Kube, log
 
 JSON = dict[str, Any]
 LABEL = "headroom.dev/executor"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from headroom.executor.envvars import ConfigError, expand, field_value
-from headroom.executor.paths import Bind, Mount, PathMap, normalise
+from headroom_dev.executor.envvars import ConfigError, expand, field_value
+from headroom_dev.executor.paths import Bind, Mount, PathMap, normalise
 
 JSON = dict[str, Any]
 DEFAULT_MESSAGE_PATH = "/dev/termination-log"

@@ -8,11 +8,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from headroom.sim import trace
-from headroom.sim.engine import Sim
-from headroom.sim.metrics import RunResult, collect, percentile, upper_bound
-from headroom.sim.model import Scenario
-from headroom.sim.policies import Policy, all_policies
+from headroom_dev.sim import trace
+from headroom_dev.sim.engine import Sim
+from headroom_dev.sim.metrics import RunResult, collect, percentile, upper_bound
+from headroom_dev.sim.model import Scenario
+from headroom_dev.sim.policies import Policy, all_policies
 
 
 @dataclass(frozen=True)

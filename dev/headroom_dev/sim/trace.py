@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 
-from headroom.sim.model import DAY, HOUR, AccountSpec, Costs, Scenario, SessionSpec, WindowSpec
+from headroom_dev.sim.model import DAY, HOUR, AccountSpec, Costs, Scenario, SessionSpec, WindowSpec
 
 MINUTE = 60.0
 APPETITE_MEDIAN = 8_000.0 / MINUTE  # tokens per second while working

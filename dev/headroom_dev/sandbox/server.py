@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from headroom.sandbox import sse
-from headroom.sandbox.config import SandboxConfig, WindowSpec
-from headroom.sandbox.script import Play, Wall, first_user_text, play
-from headroom.sandbox.state import (
+from headroom_dev.sandbox import sse
+from headroom_dev.sandbox.config import SandboxConfig, WindowSpec
+from headroom_dev.sandbox.script import Play, Wall, first_user_text, play
+from headroom_dev.sandbox.state import (
     Allowed,
     Credential,
     Fault,
@@ -29,9 +29,9 @@ from headroom.sandbox.state import (
     fingerprint,
     marker_presence,
 )
-from headroom.sandbox.windows import seconds_until, standard_headers, unified_headers
+from headroom_dev.sandbox.windows import seconds_until, standard_headers, unified_headers
 
-log = logging.getLogger("headroom.sandbox")
+log = logging.getLogger("headroom_dev.sandbox")
 
 STATE = web.AppKey("state", SandboxState)
 CONFIG = web.AppKey("config", SandboxConfig)
@@ -45,7 +45,7 @@ USAGE_429_TEXT = "This request would exceed your account's rate limit. Please tr
 
 
 def create_app(config: SandboxConfig, clock: Clock = time.time) -> web.Application:
-    from headroom.sandbox import admin  # admin imports this module's keys
+    from headroom_dev.sandbox import admin  # admin imports this module's keys
 
     app = web.Application(client_max_size=MAX_BODY)
     app[CONFIG] = config

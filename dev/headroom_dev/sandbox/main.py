@@ -1,6 +1,6 @@
-"""`headroom sandbox-api`: start the stand-in and say where it listens.
+"""`headroom-dev sandbox-api`: start the stand-in and say where it listens.
 
-    headroom sandbox-api [--config FILE] [--host 127.0.0.1] [--port 0] [--port-file PATH]
+    headroom-dev sandbox-api [--config FILE] [--host 127.0.0.1] [--port 0] [--port-file PATH]
                          [--oauth-token NAME=SECRET]... [--api-key NAME=SECRET]...
                          [--marker WORD] [--reply TEXT] [--quiet]
 
@@ -21,7 +21,7 @@ import socket
 import sys
 from pathlib import Path
 
-from headroom.sandbox.config import (
+from headroom_dev.sandbox.config import (
     ConfigError,
     CredentialSpec,
     SandboxConfig,
@@ -33,7 +33,7 @@ from headroom.sandbox.config import (
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="headroom sandbox-api",
+        prog="headroom-dev sandbox-api",
         description="Serve a local stand-in for the Anthropic Messages API.",
     )
     parser.add_argument("--config", type=Path, help="JSON or YAML file with credentials")
@@ -77,7 +77,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
 async def serve(config: SandboxConfig, host: str, port: int, port_file: Path | None) -> None:
     from aiohttp import web
 
-    from headroom.sandbox.server import create_app
+    from headroom_dev.sandbox.server import create_app
 
     # Bind first, so the port we announce is the one already listening.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -121,14 +121,14 @@ def main(argv: list[str]) -> int:
     try:
         config = build_config(args)
     except (ConfigError, OSError, ValueError) as exc:
-        print(f"headroom sandbox-api: {exc}", file=sys.stderr)
+        print(f"headroom-dev sandbox-api: {exc}", file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(serve(config, args.host, args.port, args.port_file))
         except OSError as exc:
             print(
-                f"headroom sandbox-api: cannot listen on {args.host}:{args.port}: {exc}",
+                f"headroom-dev sandbox-api: cannot listen on {args.host}:{args.port}: {exc}",
                 file=sys.stderr,
             )
             return 1

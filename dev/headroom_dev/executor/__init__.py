@@ -1,4 +1,4 @@
-"""`headroom executor`: a dev/test stand-in for a kubelet.
+"""`headroom-dev executor`: a dev/test stand-in for a kubelet.
 
 The local control plane has no kubelet (no root-free container runtime here), so this
 package registers one Node and runs each pod bound to it as local processes (its init

@@ -8,8 +8,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from headroom.sandbox.script import Script, Scripts
-from headroom.sandbox.windows import Window, binding_window
+from headroom_dev.sandbox.script import Script, Scripts
+from headroom_dev.sandbox.windows import Window, binding_window
 
 Kind = Literal["api_key", "oauth"]
 FaultKind = Literal["server_error", "overloaded", "rate_limit", "stall"]

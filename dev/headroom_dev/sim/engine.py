@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from headroom.contract.termination import Outcome
 from headroom.core.ledger import Ledger
 from headroom.core.outcome import AttemptEnd
-from headroom.sim.model import NAMESPACE, AccountSpec, Scenario, SessionSpec, WindowSpec, clock
+from headroom_dev.sim.model import NAMESPACE, AccountSpec, Scenario, SessionSpec, WindowSpec, clock
 
 if TYPE_CHECKING:
-    from headroom.sim.policies import Policy
+    from headroom_dev.sim.policies import Policy
 
 EPS_S = 1e-6  # events closer than this are simultaneous
 MAX_STEPS = 5_000_000

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from headroom.executor.kube import Kube, log
-from headroom.executor.status import timestamp
+from headroom_dev.executor.kube import Kube, log
+from headroom_dev.executor.status import timestamp
 
 JSON = dict[str, Any]
 NORMAL, WARNING = "Normal", "Warning"

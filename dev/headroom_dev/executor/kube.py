@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 JSON = dict[str, Any]
-log = logging.getLogger("headroom.executor")
+log = logging.getLogger("headroom_dev.executor")
 
 try:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 except ImportError as exc:  # the sync client is a dev dependency: the executor is a dev tool
     raise SystemExit(
-        "headroom executor needs the `kubernetes` package: pip install -e '.[dev]'"
+        "headroom-dev executor needs the `kubernetes` package: pip install -e ./dev"
     ) from exc
 
 SMP = "application/strategic-merge-patch+json"

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from headroom.sandbox.config import ConfigError, WindowSpec, parse_credential
-from headroom.sandbox.script import Script, ScriptError, parse_script
-from headroom.sandbox.server import CLOCK, CONFIG, STATE
-from headroom.sandbox.state import FAULT_KINDS, Credential, Fault, SandboxState
+from headroom_dev.sandbox.config import ConfigError, WindowSpec, parse_credential
+from headroom_dev.sandbox.script import Script, ScriptError, parse_script
+from headroom_dev.sandbox.server import CLOCK, CONFIG, STATE
+from headroom_dev.sandbox.state import FAULT_KINDS, Credential, Fault, SandboxState
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,8 +1,8 @@
 """Start a pod's process with its nested volume mounts bind-mounted, in a private mount
 namespace of its own (nothing is mounted on the host; the mounts vanish with the process).
 
-    python -m headroom.executor.bindexec SRC DST [SRC DST ...] -- PROGRAM [ARGS...]
-    python -m headroom.executor.bindexec --probe
+    python -m headroom_dev.executor.bindexec SRC DST [SRC DST ...] -- PROGRAM [ARGS...]
+    python -m headroom_dev.executor.bindexec --probe
 
 As root this needs only a new mount namespace; otherwise it maps the current user to itself
 in a new user namespace (where the kernel allows unprivileged user namespaces), so the
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
         for source, target in zip(pairs[::2], pairs[1::2], strict=True):
             bind(source, target)
     except OSError as exc:
-        print(f"headroom executor: cannot emulate the pod's nested mounts: {exc}", file=sys.stderr)
+        print(f"headroom-dev executor: cannot emulate nested mounts: {exc}", file=sys.stderr)
         return 126
     os.execv(program[0], program)  # noqa: S606 - replacing ourselves is the point
     return 127  # not reached

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headroom.contract import pod as pod_contract
-from headroom.executor import status
-from headroom.executor.envvars import ConfigError, expand, resolve
-from headroom.executor.events import NORMAL, WARNING, field_path
-from headroom.executor.kube import log
-from headroom.executor.status import State
-from headroom.executor.volumes import (
+from headroom_dev.executor import status
+from headroom_dev.executor.envvars import ConfigError, expand, resolve
+from headroom_dev.executor.events import NORMAL, WARNING, field_path
+from headroom_dev.executor.kube import log
+from headroom_dev.executor.status import State
+from headroom_dev.executor.volumes import (
     Layout,
     MountError,
     Volumes,
@@ -40,7 +40,7 @@ from headroom.executor.volumes import (
 )
 
 if TYPE_CHECKING:
-    from headroom.executor.pods import PodManager
+    from headroom_dev.executor.pods import PodManager
 
 JSON = dict[str, Any]
 RETRY_SECONDS = 2.0
@@ -170,7 +170,7 @@ class PodWorker(threading.Thread):
             log.exception("pod %s: executor failure", self.label)
             if self.pid is not None:  # never leave a process nobody supervises
                 self.kill_group(self.pid)
-            self.fail_start(f"headroom executor: {exc}", self.current)
+            self.fail_start(f"headroom-dev executor: {exc}", self.current)
         finally:
             self.manager.worker_done(self)
 
@@ -396,7 +396,7 @@ class PodWorker(threading.Thread):
                 bind.target.symlink_to(bind.source, target_is_directory=bind.source.is_dir())
         if not pairs:
             return argv
-        return [sys.executable, "-m", "headroom.executor.bindexec", *pairs, "--", *argv]
+        return [sys.executable, "-m", "headroom_dev.executor.bindexec", *pairs, "--", *argv]
 
     def supervise(self, proc: subprocess.Popen[bytes], c: Container) -> int:
         """Wait for the process; on deletion, shutdown or the deadline stop it as a runtime

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from headroom.sim.engine import Phase, Sim
-from headroom.sim.model import Scenario, WindowSpec
+from headroom_dev.sim.engine import Phase, Sim
+from headroom_dev.sim.model import Scenario, WindowSpec
 
 
 @dataclass(frozen=True)

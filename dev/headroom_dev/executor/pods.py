@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from headroom.executor import status
-from headroom.executor.envvars import ConfigError, decode_secret
-from headroom.executor.events import Recorder
-from headroom.executor.kube import SMP, ApiException, Kube, log
-from headroom.executor.status import State
-from headroom.executor.worker import SHUTDOWN_GRACE, PodWorker, Settings, start_ticks
+from headroom_dev.executor import status
+from headroom_dev.executor.envvars import ConfigError, decode_secret
+from headroom_dev.executor.events import Recorder
+from headroom_dev.executor.kube import SMP, ApiException, Kube, log
+from headroom_dev.executor.status import State
+from headroom_dev.executor.worker import SHUTDOWN_GRACE, PodWorker, Settings, start_ticks
 
 JSON = dict[str, Any]
 LOST_MESSAGE = (

@@ -1,4 +1,4 @@
-"""`python -m headroom.sim` (`make simulate`): compare placement policies on seeded traces."""
+"""`python -m headroom_dev.sim` (`make simulate`): compare placement policies on seeded traces."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from headroom.sim.report import Config, run_all, write
+from headroom_dev.sim.report import Config, run_all, write
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = Config()
-    parser = argparse.ArgumentParser(prog="python -m headroom.sim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m headroom_dev.sim", description=__doc__)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--runs", type=int, default=defaults.runs)
     parser.add_argument("--days", type=float, default=defaults.days)

@@ -9,7 +9,7 @@ A credential document:
      "script": [...steps...]}
 
 `script` makes the stand-in's model play those steps for this credential's requests (see
-`headroom.sandbox.script`); a script given for a session through the admin API wins.
+`headroom_dev.sandbox.script`); a script given for a session through the admin API wins.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headroom.sandbox.script import Script, ScriptError, parse_script
-from headroom.sandbox.state import Credential, Kind, SandboxState
-from headroom.sandbox.windows import Unit, Window
+from headroom_dev.sandbox.script import Script, ScriptError, parse_script
+from headroom_dev.sandbox.state import Credential, Kind, SandboxState
+from headroom_dev.sandbox.windows import Unit, Window
 
 KINDS: dict[str, Kind] = {
     "oauth": "oauth",

@@ -2,9 +2,9 @@
 
 Headroom's policy is the operator's own core, called as the reconcilers call it: `place()` for
 every placement, `after_attempt()` for every attempt's end, `record_swap()` for every start,
-and `merged_windows()` for what an account's status learns from a termination message. The
-glue around them (a FIFO of waiting sessions, wake-ups at the earliest reset and whenever a
-slot frees) is modelled on `reconcilers/session.py` and `runtime.wake_waiting`.
+and `core.windows.merged_windows()` for what an account's status learns from a termination
+message. The glue around them (a FIFO of waiting sessions, wake-ups at the earliest reset and
+whenever a slot frees) is modelled on `reconcilers/session.py` and `runtime.wake_waiting`.
 
 The other policies are what fleets run today: a pinned assignment with or without a rescue
 daemon, round-robin and least-loaded balancers. All of
@@ -24,10 +24,9 @@ from headroom.core import placement, session
 from headroom.core.accounts import Account, Window
 from headroom.core.outcome import AttemptEnd
 from headroom.core.selectors import matches
-from headroom.reconcilers.effects import merged_windows
-from headroom.reconcilers.roster import window_from_status
-from headroom.sim.engine import SessionRun, Sim
-from headroom.sim.model import NAMESPACE, AccountSpec, clock, seconds
+from headroom.core.windows import merged_windows, window_from_status
+from headroom_dev.sim.engine import SessionRun, Sim
+from headroom_dev.sim.model import NAMESPACE, AccountSpec, clock, seconds
 
 MIN_RETRY_S = 1.0  # never re-decide sooner than this after a "no", whatever the clock says
 

@@ -1,0 +1,25 @@
+"""The `headroom-dev` command: the stand-ins that `make run`, the tests and the benchmarks use.
+
+It shares the production command's dispatch, so each subcommand still imports only its own
+module (the simulator never loads aiohttp, the stand-in API never loads the kube client)."""
+
+from __future__ import annotations
+
+import sys
+
+from headroom.cli import dispatch
+
+# subcommand -> (module, one-line help). Each module exposes `main(argv: list[str]) -> int`.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sandbox-api": ("headroom_dev.sandbox.main", "serve a local stand-in for the Anthropic API"),
+    "executor": ("headroom_dev.executor.main", "run the pods bound to a local node (a kubelet)"),
+    "simulate": ("headroom_dev.sim.__main__", "compare placement policies on seeded traces"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch("headroom-dev", SUBCOMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -116,6 +116,20 @@ async def test_timeout_stops_the_running_pod_and_fails_the_session(world: World)
     assert status["attempts"][0]["outcome"] == "evicted"
 
 
+async def test_a_pod_gone_before_it_was_read_counts_from_its_creation(world: World) -> None:
+    world.account("alice")
+    world.session("s1", timeout="1m")
+    await world.reconcile("s1")
+    world.run_pod("s1-1")
+    world.clock.advance(61)
+    await world.reconcile("s1")  # deletes the pod for the timeout
+    del world.kube.objects[("pods", "s1-1")]  # and it is gone before the next pass
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["phase"], status["result"]["reason"]) == ("Failed", "TimedOut")
+    assert status["totals"]["durationSeconds"] == 61.0
+
+
 async def test_time_already_used_counts_against_the_timeout(world: World) -> None:
     world.account("alice")
     world.session("s1", timeout="100s")

@@ -345,7 +345,11 @@ class Pass:
         else:
             end = classify(state if isinstance(state, ContainerExit) else None)
         terminated_at = _terminated_at(pod) or self.now
-        started_at = _started_at(pod) or terminated_at
+        # A pod already gone (deleted for a timeout or a drill) tells nothing: the attempt then
+        # counts from when its pod was created.
+        started_at = (
+            _started_at(pod) or parse_time(self.status.get("attemptStartedAt")) or terminated_at
+        )
         await self._apply_end(pod_name, end, policy, started_at, terminated_at)
         return self.status.get("phase") in ("Succeeded", "Failed")
 
@@ -689,6 +693,7 @@ class Pass:
             if self.status.get("podName") != pod_name
             else None,
             "attempt": after.attempt,
+            "attemptStartedAt": format_time(self.now),
             "authPath": auth_path,
             "swapCount": after.swap_count,
             "suspicions": after.suspicions,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.claude_cli import PINNED_CLI_VERSION
 from tests.support.e2e import (
     CLI_MAX_RETRIES,
     MARKER,
     OAUTH_ACCOUNTS,
-    PINNED_CLI_VERSION,
     Fleet,
 )
 from tests.support.executor import CLAUDE_BIN, ExecutorProcess, ProvisionerProcess

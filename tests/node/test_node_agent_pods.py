@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from realnode import IMAGE_SCRIPTS, NODE_SCRIPTS, RealNode, run, tail
+from tests.support.claude_cli import PINNED_CLI_VERSION
 
 from headroom.contract import pod as contract
 from headroom.core.accounts import CredentialType
@@ -26,7 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.cli]
 
 AGENT_IMAGE = "headroom-agent:dev"
 OPERATOR_IMAGE = "headroom:dev"
-PINNED_CLI_VERSION = "2.1.330"
 TOKEN = "sk-ant-oat01-real-node-7781"
 
 

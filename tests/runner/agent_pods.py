@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CLAUDE_BIN = REPO / "hack" / "claude-code" / "node_modules" / ".bin" / "claude"
-PINNED_CLI_VERSION = "2.1.330"
 MARKER = "ZEBRA-4417"
 AGENT = (sys.executable, "-m", "headroom", "agent")
 EXIT = {"completed": 0, "walled": 75, "auth_failed": 77, "throttled": 69, "failed": 1}

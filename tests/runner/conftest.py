@@ -3,35 +3,20 @@ stand-in API process shared by the session, and simulated agent pods (see agent_
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agent_pods import DEFAULT_CLAUDE_BIN, MARKER, PINNED_CLI_VERSION, Pod
+from agent_pods import MARKER, Pod
+from tests.support.claude_cli import pinned_claude_bin
 
 from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
 
 
 @pytest.fixture(scope="session")
 def claude_bin() -> str:
-    """The pinned CLI: $HEADROOM_CLAUDE_BIN, else hack/claude-code's npm install. Missing is a
-    failure, not a skip: these tests are the point of the runner."""
-    configured = os.environ.get("HEADROOM_CLAUDE_BIN") or str(DEFAULT_CLAUDE_BIN)
-    found = shutil.which(configured)
-    if found is None:
-        pytest.fail(
-            f"Claude Code CLI not found at {configured}. Run `make claude-cli` "
-            "(npm ci --prefix hack/claude-code --no-audit --no-fund) or set HEADROOM_CLAUDE_BIN."
-        )
-    version = subprocess.run(
-        [found, "--version"], capture_output=True, text=True, timeout=60, check=False
-    ).stdout
-    if PINNED_CLI_VERSION not in version:
-        pytest.fail(f"{found} is {version.strip()!r}, not the pinned {PINNED_CLI_VERSION}")
-    return found
+    """The pinned CLI; missing is a failure, not a skip: these tests are about it."""
+    return pinned_claude_bin()
 
 
 @pytest.fixture(scope="session")

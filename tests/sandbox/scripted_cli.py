@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PINNED_CLI_VERSION = "2.1.330"
 OAUTH_ALICE = "sk-ant-oat01-SCRIPTEDaliceTOKEN000"
 OAUTH_BOB = "sk-ant-oat01-SCRIPTEDbobTOKEN00000"
 API_KEY = "sk-ant-api03-SCRIPTEDapiKEY0000000"

@@ -10,7 +10,6 @@ from tests.support.operator import Scene
 
 from headroom_dev.sandbox.client import SandboxProcess
 
-PINNED_CLI_VERSION = "2.1.330"
 MARKER = "PELICAN-8823"  # the word the stand-in looks for in a conversation's history
 # Fewer CLI retries than the default ten, so a 500 storm outlasts them in seconds, not
 # minutes. Walls and 401s never retry (the runner stops at the first 401).

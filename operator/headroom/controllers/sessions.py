@@ -78,8 +78,11 @@ async def session_event(
 
 
 def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> bool:
-    """Only endings matter: the session records its pod when it creates it."""
-    return type == "DELETED" or _pod_finished(body) or bool(meta.get("deletionTimestamp"))
+    """Endings matter (the session records its pod when it creates it), and a container that
+    cannot start: its pod never ends, and the session's Ready condition must say why."""
+    if type == "DELETED" or _pod_finished(body) or meta.get("deletionTimestamp"):
+        return True
+    return session.start_problem(dict(body)) is not None
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED: MANAGER}, when=_agent_pod_ended)

@@ -94,14 +94,6 @@ def _repo(item: JSON, index: int) -> Repo:
     )
 
 
-def budget_left(spec: JSON, spent_usd: float) -> float | None:
-    """What an attempt may still spend of spec.claude.maxBudgetUSD (None: unlimited)."""
-    budget = (spec.get("claude") or {}).get("maxBudgetUSD")
-    if budget is None:
-        return None
-    return max(0.0, float(budget) - spent_usd)
-
-
 @dataclass(frozen=True)
 class Limits:
     """spec.timeout, spec.waitTimeout, spec.ttlSecondsAfterFinished, spec.claude.maxBudgetUSD."""
@@ -186,3 +178,10 @@ def waited_too_long(limits: Limits, since: datetime, now: datetime) -> Stop | No
         f"no account had headroom for {(now - since).total_seconds():.0f}s "
         f"(spec.waitTimeout {limits.wait_timeout.total_seconds():.0f}s)",
     )
+
+
+def budget_left(limits: Limits, spent_usd: float) -> float | None:
+    """What an attempt may still spend of spec.claude.maxBudgetUSD (None: unlimited)."""
+    if limits.budget_usd is None:
+        return None
+    return max(0.0, limits.budget_usd - spent_usd)

@@ -636,7 +636,7 @@ class Pass:
             auth_path=choice.auth_path.value,
             workspace_claim=claim,
             clone_repos=not self.status.get("reposCloned"),
-            budget_left_usd=task.budget_left(self.spec, totals.cost_usd),
+            budget_left_usd=task.budget_left(self.limits, totals.cost_usd),
             # The kubelet's own deadline backs the operator's timer up: a minute later.
             deadline_seconds=int(left) + 60 if left is not None else None,
         )

@@ -11,7 +11,7 @@ CLAUDE_CODE := hack/claude-code
 .PHONY: help venv cluster-bin promtool cluster cluster-down claude-cli lint test bench simulate run demo-wall demo-drill clean
 
 help:
-	@echo "make run          start the local cluster (unless KUBECONFIG is set), stand-in API, executor, CRDs, samples, operator (Ctrl-C stops)"
+	@echo "make run          start the local cluster (unless KUBECONFIG is set), a real node (root), stand-in API, CRDs, samples, operator (Ctrl-C stops)"
 	@echo "make demo-wall    (while make run runs) a new session's account fills its window mid-run: watch it move"
 	@echo "make demo-drill   (while make run runs) the same with a failover drill on the account"
 	@echo "make test         lint, then every test except benchmarks (starts the local cluster itself)"
@@ -72,7 +72,7 @@ bench: venv cluster-bin claude-cli
 simulate: venv
 	$(BIN)/headroom-dev simulate
 
-run: venv cluster-bin claude-cli
+run: venv cluster-bin node-bin
 	hack/run.sh
 
 # In a second terminal while `make run` runs (see README).

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # `make run`: everything live on one machine, in the foreground, until Ctrl-C.
 #   - the local cluster (hack/cluster/up.sh), unless KUBECONFIG names another one;
+#   - a real node of it (hack/node/up.sh: a kubelet and containerd; needs root), with the
+#     images built from images/*/Dockerfile (hack/images/build.sh) imported;
 #   - `headroom-dev sandbox-api`, the stand-in Anthropic API, holding the sample accounts' fake
-#     tokens (read from manifests/samples/accounts.yaml, so both sides always agree);
-#   - `headroom-dev executor`, the dev stand-in for a kubelet: agent pods bound to its node
-#     `headroom-local` run as local processes (the real runner and the pinned Claude Code CLI);
+#     tokens (read from manifests/samples/accounts.yaml, so both sides always agree), and a git
+#     daemon with the demo repository, both on the host's address on the node's bridge (the
+#     only address of this machine the node's pods reach);
+#   - `headroom-dev provisioner`, hostPath volumes for the sessions' workspace claims;
 #   - the CRDs and the samples in namespace headroom-demo;
 #   - `headroom operator`, its agent pods steered to that node and pointed at the stand-in.
-# Ctrl-C (or SIGTERM) stops the operator, the executor (its pods end as on a node shutdown)
-# and the stand-in, in that order. The cluster stays up: `make cluster-down` stops it.
-# In a second terminal, `make demo-wall` or `make demo-drill` moves a session live.
+# Ctrl-C (or SIGTERM) stops the operator, deletes the demo's agent pods (their stand-in is
+# going away), and stops the rest. The cluster and the node stay up: `make node-down` and
+# `make cluster-down` stop them. In a second terminal, `make demo-wall` or `make demo-drill`
+# moves a session live.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 ns="${HEADROOM_DEMO_NAMESPACE:-headroom-demo}"
-node="${HEADROOM_RUN_NODE:-headroom-local}"
 venv="$root/.venv/bin"
 run_dir="$root/.local/run"
 mkdir -p "$run_dir"
@@ -24,10 +27,18 @@ local_agents=1
 if [ -n "${KUBECONFIG:-}" ]; then
   say "using the cluster from KUBECONFIG=$KUBECONFIG"
   kubectl_bin="$(command -v kubectl || echo "$(hack/cluster/build.sh | tail -n1)/kubectl")"
-  # The executor runs whatever its pods say as local processes: never on someone's real
-  # cluster unless asked for.
+  # The node joins whatever cluster it is given: never someone's real cluster unless asked.
   local_agents="${HEADROOM_RUN_LOCAL_AGENTS:-0}"
 else
+  if [ "$(id -u)" != 0 ]; then
+    say "make run starts a real node (a kubelet and containerd, hack/node/up.sh): it needs root"
+    say "run it as root (sudo make run), or point KUBECONFIG at a cluster with nodes"
+    exit 1
+  fi
+  say "building the images (hack/images/build.sh; cached after the first run)"
+  mapfile -t archives < <(hack/images/build.sh | grep '\.tar$')
+  say "starting (or reusing) the real node headroom-node"
+  HEADROOM_NODE_IMAGES="${archives[*]}" hack/node/up.sh >/dev/null
   shown_kubeconfig="$(hack/cluster/up.sh | tail -n1)"
   # A private copy: tests and `make cluster` may rewrite or remove the published one while
   # this runs (the cluster itself stays the same).
@@ -40,9 +51,10 @@ shown_kubeconfig="${shown_kubeconfig:-$KUBECONFIG}"
 kubectl() { "$kubectl_bin" "$@"; }
 
 pids=()
+operator_index=-1
 stop_all() {
   trap - EXIT INT TERM
-  # Reverse start order: the operator first, so it does not react to pods the executor stops.
+  # Reverse start order: the operator first, so it does not react to the pods removed next.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     pid="${pids[$i]}"
     if kill -0 "$pid" 2>/dev/null; then
@@ -51,6 +63,10 @@ stop_all() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
+    if [ "$i" = "$operator_index" ] && [ "$local_agents" = 1 ]; then
+      kubectl -n "$ns" delete pods -l app.kubernetes.io/managed-by=headroom --wait=false \
+        >/dev/null 2>&1 || true
+    fi
   done
   rm -f "$run_dir/env.json"
   say "stopped everything make run started (the cluster stays up: make cluster-down)"
@@ -60,13 +76,14 @@ trap 'exit 130' INT TERM
 
 extra=()
 if [ "$local_agents" = 1 ]; then
-  claude_bin="$root/hack/claude-code/node_modules/.bin"
-  [ -x "$claude_bin/claude" ] || { say "no Claude Code CLI in $claude_bin: run make claude-cli"; exit 1; }
+  node_ip="$(kubectl get node headroom-node \
+    -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')"
+  say "node headroom-node is Ready; its pods reach this machine at $node_ip"
 
   say "starting the stand-in API with the sample accounts' tokens"
   "$venv/python" hack/demo.py sandbox-config manifests/samples/accounts.yaml >"$run_dir/sandbox.json"
   rm -f "$run_dir/sandbox-port.json"
-  "$venv/headroom-dev" sandbox-api --config "$run_dir/sandbox.json" --port 0 \
+  "$venv/headroom-dev" sandbox-api --config "$run_dir/sandbox.json" --host "$node_ip" --port 0 \
     --port-file "$run_dir/sandbox-port.json" >"$run_dir/sandbox.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$run_dir/sandbox-port.json" ] && break; sleep 0.1; done
@@ -77,28 +94,21 @@ if [ "$local_agents" = 1 ]; then
   say "starting a git server (git daemon) with the demo repository"
   rm -rf "$run_dir/git" && mkdir -p "$run_dir/git"
   "$venv/python" hack/demo.py git-repo "$run_dir/git/demo-app.git"
-  git_port="$("$venv/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  git daemon --reuseaddr --listen=127.0.0.1 --port="$git_port" --base-path="$run_dir/git" \
+  git_port="$("$venv/python" -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$node_ip")"
+  git daemon --reuseaddr --listen="$node_ip" --port="$git_port" --base-path="$run_dir/git" \
     --export-all --enable=receive-pack "$run_dir/git" >"$run_dir/git.log" 2>&1 &
   pids+=($!)
-  git_url="git://127.0.0.1:$git_port"
+  git_url="git://$node_ip:$git_port"
   say "git server at $git_url (repository demo-app; log: $run_dir/git.log)"
 
-  say "starting the executor: node $node runs agent pods as local processes"
-  pass_env=()
-  # As root, Claude Code refuses bypassPermissions unless told it runs sandboxed; a real
-  # node runs agents as uid 10001 instead.
-  if [ "$(id -u)" = 0 ]; then export IS_SANDBOX=1; pass_env=(--pass-env IS_SANDBOX); fi
-  "$venv/headroom-dev" executor --kubeconfig "$KUBECONFIG" --node-name "$node" \
-    --path "$claude_bin" --remove-node-on-exit "${pass_env[@]}" >"$run_dir/executor.log" 2>&1 &
+  say "starting the volume provisioner (hostPath volumes under ~/.cache/headroom/volumes)"
+  "$venv/headroom-dev" provisioner --kubeconfig "$KUBECONFIG" >"$run_dir/provisioner.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 300); do grep -q "serving pods of node" "$run_dir/executor.log" && break; sleep 0.1; done
-  grep -q "serving pods of node" "$run_dir/executor.log" \
-    || { say "the executor did not start:"; tail -20 "$run_dir/executor.log" >&2; exit 1; }
   extra=(
+    --agent-image headroom-agent:dev
     --anthropic-base-url "$sandbox_url"
-    --agent-node-selector "{\"kubernetes.io/hostname\": \"$node\"}"
-    --agent-tolerations '[{"key": "headroom.dev/executor", "operator": "Exists", "effect": "NoSchedule"}]'
+    --agent-node-selector '{"headroom.dev/node": "real"}'
+    --agent-tolerations '[{"key": "headroom.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}]'
   )
   "$venv/python" -c 'import json,sys; json.dump(dict(zip(["kubeconfig","kubectl","namespace","sandbox_url","git_url"], sys.argv[1:6])), open(sys.argv[6], "w"))' \
     "$KUBECONFIG" "$kubectl_bin" "$ns" "$sandbox_url" "$git_url" "$run_dir/env.json"
@@ -113,6 +123,7 @@ metrics_port="$("$venv/python" -c 'import socket; s=socket.socket(); s.bind(("12
 "$venv/headroom" operator --namespace "$ns" --metrics-port "$metrics_port" --liveness '' \
   "${extra[@]}" > >(tee "$run_dir/operator.log") 2>&1 &
 pids+=($!)
+operator_index=$((${#pids[@]} - 1))
 
 # Accounts first, sessions once the operator has verified the accounts: sessions applied
 # together with them would be placed on whichever account the operator happened to verify
@@ -136,10 +147,10 @@ cat >&2 <<EOF
 [run] operator running on namespace $ns (metrics: http://127.0.0.1:$metrics_port/metrics)
 [run] watch the sessions and accounts:  $kc -n $ns get headroom -w
 [run] what happened, and why:           $kc -n $ns get events -w
-[run] logs: $run_dir/{operator,executor,sandbox,git}.log; pod output: see executor.log
+[run] logs: $run_dir/{operator,sandbox,git,provisioner}.log; a pod's output: $kc -n $ns logs POD
 [run] fix-calc pushes branch fix/fix-calc:  git -C $run_dir/git/demo-app.git log fix/fix-calc
 [run] in a second terminal, move a session live:  make demo-wall   (or make demo-drill)
-[run] Ctrl-C stops what make run started; kubectl is in $(dirname "$kubectl_bin")
+[run] Ctrl-C stops what make run started but the cluster and node; kubectl is in $(dirname "$kubectl_bin")
 [run] ------------------------------------------------------------------------------
 EOF
 # Return as soon as any part dies (the EXIT trap stops the rest), or on Ctrl-C.

@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from tests.support.crds import install_crds
+
+# The real node and its private cluster: one per test session, shared by tests/node and
+# tests/e2e (registered here so that both get the same session-scoped fixtures).
+pytest_plugins = ["tests.support.node_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPTS = REPO / "hack" / "cluster"
-CRD_DIR = REPO / "crds"
 TEST_NAMESPACE_LABEL = "headroom.dev/test"
 CLUSTER_MARKERS = ("integration", "e2e")
 
@@ -128,20 +132,9 @@ def _cluster(request: pytest.FixtureRequest) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def kubeconfig(_cluster: Path, kubectl_path: str) -> Path:
     """Path to the cluster's kubeconfig, with every CRD in crds/ installed and Established."""
-    crds = sorted(CRD_DIR.glob("*.yaml"))
-    base = [kubectl_path, "--kubeconfig", str(_cluster)]
-    for crd in crds:
-        done = _run([*base, "apply", "--server-side", "--force-conflicts", "-f", str(crd)])
-        if done.returncode != 0:
-            pytest.fail(f"installing {crd.name} failed:\n{done.stderr}", pytrace=False)
-    if crds:
-        names = _run([*base, "get", "-f", str(CRD_DIR), "-o", "name"])
-        wait = _run(
-            [*base, "wait", "--for=condition=Established", "--timeout=60s",
-             *names.stdout.split()]
-        )  # fmt: skip
-        if names.returncode != 0 or wait.returncode != 0:
-            pytest.fail(f"CRDs not Established:\n{names.stderr}{wait.stderr}", pytrace=False)
+    failed = install_crds(kubectl_path, _cluster)
+    if failed:
+        pytest.fail(failed, pytrace=False)
     return _cluster
 
 

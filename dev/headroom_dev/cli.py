@@ -12,7 +12,10 @@ from headroom.cli import dispatch
 # subcommand -> (module, one-line help). Each module exposes `main(argv: list[str]) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sandbox-api": ("headroom_dev.sandbox.main", "serve a local stand-in for the Anthropic API"),
-    "executor": ("headroom_dev.executor.main", "run the pods bound to a local node (a kubelet)"),
+    "provisioner": (
+        "headroom_dev.provisioner.main",
+        "provision the local cluster's claims as hostPath volumes",
+    ),
     "simulate": ("headroom_dev.sim.__main__", "compare placement policies on seeded traces"),
 }
 

@@ -1,32 +1,27 @@
-"""The whole chain: `headroom operator` creates agent pods, `headroom-dev executor` runs them as
-local processes (the real runner wrapping the real Claude Code CLI), and the CLI talks to
-`headroom-dev sandbox-api`, the only stand-in. Nothing else is simulated: no test writes a pod
-status; every termination message is the one the runner wrote.
+"""The whole chain on a real node: `headroom operator` creates agent pods, a real kubelet and
+containerd run them from the agent image built from images/agent/Dockerfile (the runner
+wrapping the pinned Claude Code CLI), and the CLI talks to `headroom-dev sandbox-api`, the only
+stand-in, on the host's address on the node's bridge. No test writes a pod status; every
+termination message is the one the runner wrote and the kubelet reported.
 
-Each test gets its own namespace, operator and stand-in (three OAuth accounts with small
-windows and one API key, tokens unique to the test); the executor and its node are shared by
-the session.
+The node and its private cluster are the test session's (tests/support/node_fixtures.py);
+each test gets its own namespace, operator and stand-in (three OAuth accounts with small
+windows and one API key, tokens unique to the test).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.claude_cli import PINNED_CLI_VERSION
-from tests.support.e2e import (
-    CLI_MAX_RETRIES,
-    MARKER,
-    OAUTH_ACCOUNTS,
-    Fleet,
-)
-from tests.support.executor import CLAUDE_BIN, ExecutorProcess, ProvisionerProcess
-from tests.support.executor import volume_provisioner as volume_provisioner
+from tests.support.e2e import CLI_MAX_RETRIES, MARKER, OAUTH_ACCOUNTS, Fleet
+from tests.support.node_fixtures import AGENT_IMAGE
 from tests.support.operator import OperatorProcess, Scene
+from tests.support.provisioner import ProvisionerProcess
+from tests.support.realnode import NODE_LABEL, NODE_TOLERATION, RealNode
 
 from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
 
@@ -44,54 +39,49 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _FAILED = pytest.StashKey[bool]()
 
 
+# The e2e tests run in the node's cluster, not the shared one: these replace the root
+# fixtures of the same names for everything under tests/e2e (the root `namespace` fixture
+# then creates its namespaces there too).
 @pytest.fixture(scope="session")
-def claude_cli() -> Path:
-    """The pinned CLI the executor puts on the pods' PATH. Missing is a failure, never a skip."""
-    claude = CLAUDE_BIN / "claude"
-    if not claude.exists():
-        pytest.fail(f"Claude Code CLI not found at {claude}: run `make claude-cli`", pytrace=False)
-    version = subprocess.run(
-        [str(claude), "--version"], capture_output=True, text=True, timeout=120, check=False
-    )
-    if PINNED_CLI_VERSION not in version.stdout:
-        pytest.fail(
-            f"{claude} is {version.stdout.strip()!r} (exit {version.returncode}), "
-            f"not the pinned {PINNED_CLI_VERSION}",
-            pytrace=False,
-        )
-    return claude
+def kubeconfig(node_kubeconfig: Path) -> Path:
+    return node_kubeconfig
 
 
 @pytest.fixture(scope="session")
-def e2e_executor(
-    kubeconfig: Path,
-    volume_provisioner: ProvisionerProcess,
-    claude_cli: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ExecutorProcess]:
-    """A node of its own (not the `executor` fixture's): its processes get fewer CLI retries."""
-    base = tmp_path_factory.mktemp("e2e-executor")
-    passed = {"CLAUDE_CODE_MAX_RETRIES": CLI_MAX_RETRIES}
-    if os.geteuid() == 0:
-        # The executor runs pods as its own user; as root the CLI refuses bypassPermissions
-        # unless told it is sandboxed (a real node runs agents as uid 10001 instead).
-        passed["IS_SANDBOX"] = "1"
-    proc = ExecutorProcess(
-        kubeconfig,
-        base / "executor",
-        extra=[arg for name in passed for arg in ("--pass-env", name)],
-        env=passed,
-        state_dir=base / "state",
-    ).start()
+def k8s(node_kubeconfig: Path) -> Iterator[Any]:
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(node_kubeconfig))  # type: ignore[no-untyped-call]
     try:
-        yield proc
+        yield api
     finally:
-        proc.stop()
+        api.close()
+
+
+@pytest.fixture(scope="session")
+def e2e_node(
+    real_node: RealNode, node_images: list[str], node_volumes: ProvisionerProcess
+) -> RealNode:
+    """The session's real node, with the project's images and a volume provisioner."""
+    return real_node
+
+
+def agent_flags(node: RealNode, stand_in: SandboxProcess) -> list[str]:
+    """Flags for `headroom operator` that put its agent pods on this node, pointed at the
+    stand-in."""
+    selector = {**NODE_LABEL, "kubernetes.io/hostname": node.name}
+    return [
+        "--agent-image", AGENT_IMAGE,
+        "--agent-node-selector", json.dumps(selector),
+        "--agent-tolerations", json.dumps([NODE_TOLERATION]),
+        "--anthropic-base-url", stand_in.url,
+    ]  # fmt: skip
 
 
 @pytest.fixture
-def stand_in() -> Iterator[SandboxProcess]:
-    with start_sandbox("--marker", MARKER, "--reply", "Done.") as server:
+def stand_in(e2e_node: RealNode) -> Iterator[SandboxProcess]:
+    """On the host's bridge address: the only address of the host the node's pods reach."""
+    with start_sandbox("--host", e2e_node.ip, "--marker", MARKER, "--reply", "Done.") as server:
         yield server
 
 
@@ -99,30 +89,29 @@ def stand_in() -> Iterator[SandboxProcess]:
 def operator(
     kubeconfig: Path,
     namespace: str,
-    e2e_executor: ExecutorProcess,
+    e2e_node: RealNode,
     stand_in: SandboxProcess,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     proc = OperatorProcess(
-        kubeconfig,
-        namespace,
-        tmp_path / "operator",
-        extra=[*e2e_executor.operator_flags(), "--anthropic-base-url", stand_in.url],
+        kubeconfig, namespace, tmp_path / "operator", extra=agent_flags(e2e_node, stand_in)
     ).start()
     try:
         yield proc
     finally:
         proc.stop()
         if request.node.stash.get(_FAILED, False):
-            _dump(proc, e2e_executor, stand_in, namespace)
+            _dump(proc, e2e_node, stand_in, namespace)
 
 
 @pytest.fixture
 def fleet(k8s: Any, namespace: str, stand_in: SandboxProcess, operator: OperatorProcess) -> Fleet:
     """alice, bob, carol (OAuth, tier=max, maxSessions 2) and team-api (APIKey, type=api-key),
-    each Available before the test starts."""
-    fleet = Fleet(Scene(k8s, namespace), stand_in)
+    each Available before the test starts. Every session gets fewer CLI retries than the
+    default ten, as a user may set in spec.env."""
+    scene = Scene(k8s, namespace, session_env={"CLAUDE_CODE_MAX_RETRIES": CLI_MAX_RETRIES})
+    fleet = Fleet(scene, stand_in)
     for name, priority in OAUTH_ACCOUNTS.items():
         fleet.oauth(name, priority)
     fleet.api_key("team-api")
@@ -130,17 +119,16 @@ def fleet(k8s: Any, namespace: str, stand_in: SandboxProcess, operator: Operator
     return fleet
 
 
-def _dump(
-    operator: OperatorProcess, executor: ExecutorProcess, sandbox: SandboxProcess, ns: str
-) -> None:
+def _dump(operator: OperatorProcess, node: RealNode, sandbox: SandboxProcess, ns: str) -> None:
     print(f"===== operator log (namespace {ns}) =====")
     print(operator.log_text()[-12000:])
-    print("===== executor log (tail) =====")
-    print(executor.log_text()[-6000:])
+    print("===== kubelet log (tail) =====")
+    print(node.kubelet_log(40))
+    print("===== pods =====")
+    print(node.kubectl("-n", ns, "get", "pods", "-o", "wide").stdout)
     print("===== stand-in requests =====")
     for r in sandbox.requests():
         print({k: r.get(k) for k in ("seq", "credential", "status", "result", "session")})
-    pods = executor.state_dir / executor.node_name / "pods"
-    for log in sorted(pods.glob("*/container.log"), key=lambda p: p.stat().st_mtime)[-6:]:
+    for log in [p for p in node.container_logs() if f"/{ns}_" in str(p)][-6:]:
         print(f"===== {log} =====")
-        print(log.read_text(errors="replace")[-3000:])
+        print(log.read_text(errors="replace")[-1500:])

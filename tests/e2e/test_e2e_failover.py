@@ -1,5 +1,5 @@
 """Failover for real: walls, dead credentials, an exhausted pool and a 500 storm, each caused
-in the stand-in and observed by the real CLI inside executor-run pods."""
+in the stand-in and observed by the real CLI inside containers on a real node."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ STALL_SECONDS = 10  # how long the stand-in holds a request so a test can act mi
 
 
 def _termination(fleet: Fleet, pod_name: str) -> tuple[int, dict[str, Any]] | None:
-    """Exit code and termination message of a pod, as the executor reported them."""
+    """Exit code and termination message of a pod, as the kubelet reported them."""
     pod = fleet.scene.pod(pod_name)
     if pod is None or not pod.status.container_statuses:
         return None

@@ -1,4 +1,5 @@
-"""Sessions run for real: operator -> pod -> executor -> runner -> Claude Code -> stand-in."""
+"""Sessions run for real: operator -> pod -> kubelet and containerd -> runner -> Claude Code ->
+stand-in."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from collections import Counter
 
 import pytest
 from tests.support.e2e import Fleet
-from tests.support.executor import ExecutorProcess
 from tests.support.operator import OperatorProcess, wait_for
+from tests.support.realnode import RealNode
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +17,7 @@ RUN_TIMEOUT = 180
 
 
 def test_five_sessions_complete_each_on_its_own_accounts_credential(
-    fleet: Fleet, operator: OperatorProcess, e2e_executor: ExecutorProcess
+    fleet: Fleet, operator: OperatorProcess, e2e_node: RealNode
 ) -> None:
     scene = fleet.scene
     names = [f"task-{i}" for i in range(5)]
@@ -45,7 +46,15 @@ def test_five_sessions_complete_each_on_its_own_accounts_credential(
     # Nothing reached the stand-in without a known credential or as an unknown call.
     assert all(r["credential"] for r in fleet.sandbox.requests())
     assert not fleet.requests(result="not_found")
-    # The pods ended as a kubelet reports a finished container: exit 0, Succeeded.
+    # The pods ended as a kubelet reports a finished container: exit 0, Succeeded (the
+    # kubelet writes the pod's phase a moment after the container's state).
+    wait_for(
+        "every pod Succeeded",
+        lambda: all(
+            p.status.phase == "Succeeded" for p in scene.core.list_namespaced_pod(scene.ns).items
+        ),
+        timeout=60,
+    )
     for pod in scene.core.list_namespaced_pod(scene.ns).items:
         term = pod.status.container_statuses[0].state.terminated
         assert pod.status.phase == "Succeeded" and term.exit_code == 0, pod.status
@@ -57,12 +66,12 @@ def test_five_sessions_complete_each_on_its_own_accounts_credential(
     )
 
     # The tokens went into the pods' environment only: not into any pod's output, a
-    # termination message, a pod status, an Event, or the operator's, executor's or
-    # stand-in's log.
-    pod_dirs = e2e_executor.state_dir / e2e_executor.node_name / "pods"
-    outputs = [log.read_text(errors="replace") for log in pod_dirs.glob("*/container.log")]
-    assert len(outputs) >= 5
-    visible = "".join(outputs) + operator.log_text() + e2e_executor.log_text()
+    # termination message, a pod status, an Event, or the operator's, kubelet's, containerd's
+    # or stand-in's log.
+    logs = [p for p in e2e_node.container_logs() if f"/{scene.ns}_" in str(p)]
+    assert len(logs) >= 5
+    outputs = [p.read_text(errors="replace") for p in [*logs, *e2e_node.log_files()]]
+    visible = "".join(outputs) + operator.log_text()
     visible += fleet.sandbox.log() + str(scene.core.list_namespaced_pod(scene.ns).items)
     visible += "".join(f"{e.reason} {e.message}" for e in scene.events())
     assert fleet.leaked(visible) == []

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from tests.support.e2e import MARKER, Fleet
-from tests.support.executor import ExecutorProcess
 from tests.support.git_server import GitServer
 from tests.support.mcp_server import MCP_SERVER
 from tests.support.operator import OperatorProcess, wait_for
+from tests.support.realnode import RealNode
 
 pytestmark = pytest.mark.e2e
 
@@ -35,15 +35,20 @@ def bash(command: str, **expect: Any) -> dict[str, Any]:
     return {"tools": [step]}
 
 
-def _everything_written(fleet: Fleet, operator: OperatorProcess, executor: ExecutorProcess) -> str:
+def _container_logs(node: RealNode, namespace: str) -> str:
+    paths = [p for p in node.container_logs() if f"/{namespace}_" in str(p)]
+    return "\n".join(p.read_text(errors="replace") for p in paths)
+
+
+def _everything_written(fleet: Fleet, operator: OperatorProcess, node: RealNode) -> str:
     """Every place a secret must never reach: logs, pod specs, status, Events."""
     scene = fleet.scene
     pods = scene.core.list_namespaced_pod(scene.ns).items
-    texts = [operator.log_text(), executor.log_text()]
+    texts = [operator.log_text(), _container_logs(node, scene.ns)]
+    texts += [p.read_text(errors="replace") for p in node.log_files()]
     texts += [json.dumps(scene.core.api_client.sanitize_for_serialization(p)) for p in pods]
     texts += [json.dumps(s) for s in scene.sessions()]
     texts += [f"{e.reason} {e.message}" for e in scene.events()]
-    texts += [p.read_text(errors="replace") for p in executor.container_logs()]
     return "\n".join(texts)
 
 
@@ -51,7 +56,7 @@ def test_a_session_clones_works_moves_and_pushes(
     fleet: Fleet,
     git_server: GitServer,
     operator: OperatorProcess,
-    e2e_executor: ExecutorProcess,
+    e2e_node: RealNode,
 ) -> None:
     scene, sandbox = fleet.scene, fleet.sandbox
     assert git_server.token is not None
@@ -104,7 +109,7 @@ def test_a_session_clones_works_moves_and_pushes(
     # The second pod had no init container: the clone happened once.
     second = scene.pod(done["podName"])
     assert second is not None and not second.spec.init_containers
-    assert git_server.token not in _everything_written(fleet, operator, e2e_executor)
+    assert git_server.token not in _everything_written(fleet, operator, e2e_node)
 
 
 def test_a_clone_that_fails_says_why_and_is_retried(fleet: Fleet, git_server: GitServer) -> None:
@@ -131,7 +136,7 @@ def test_a_clone_that_fails_says_why_and_is_retried(fleet: Fleet, git_server: Gi
 
 
 def test_a_secret_env_var_reaches_a_tool_and_no_log(
-    fleet: Fleet, operator: OperatorProcess, e2e_executor: ExecutorProcess
+    fleet: Fleet, operator: OperatorProcess, e2e_node: RealNode
 ) -> None:
     scene, sandbox = fleet.scene, fleet.sandbox
     value = f"ghp_{uuid.uuid4().hex}"
@@ -153,9 +158,9 @@ def test_a_secret_env_var_reaches_a_tool_and_no_log(
     (check,) = sandbox.tool_results()
     assert check["ok"], check
     # The tool printed the raw value; the runner scrubbed it from the pod log.
-    logs = "\n".join(p.read_text(errors="replace") for p in e2e_executor.container_logs())
+    logs = _container_logs(e2e_node, scene.ns)
     assert "raw: [redacted]" in logs
-    assert value not in _everything_written(fleet, operator, e2e_executor)
+    assert value not in _everything_written(fleet, operator, e2e_node)
 
 
 def test_an_mcp_server_from_a_config_map_is_started_and_called(fleet: Fleet) -> None:
@@ -249,6 +254,8 @@ def test_continue_from_waits_while_the_earlier_session_runs(fleet: Fleet) -> Non
 
 
 @pytest.fixture
-def git_server(tmp_path: Path) -> Any:
-    with GitServer(tmp_path / "git", token=f"gt_{uuid.uuid4().hex}") as server:
+def git_server(tmp_path: Path, e2e_node: RealNode) -> Any:
+    """On the host's bridge address, where the node's pods reach it."""
+    token = f"gt_{uuid.uuid4().hex}"
+    with GitServer(tmp_path / "git", token=token, host=e2e_node.ip) as server:
         yield server

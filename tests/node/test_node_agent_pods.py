@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realnode import IMAGE_SCRIPTS, NODE_SCRIPTS, RealNode, run, tail
 from tests.support.claude_cli import PINNED_CLI_VERSION
+from tests.support.node_fixtures import AGENT_IMAGE, OPERATOR_IMAGE
+from tests.support.realnode import RealNode
 
 from headroom.contract import pod as contract
 from headroom.core.accounts import CredentialType
@@ -25,22 +26,7 @@ from headroom_dev.sandbox.client import SandboxProcess, start_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.cli]
 
-AGENT_IMAGE = "headroom-agent:dev"
-OPERATOR_IMAGE = "headroom:dev"
 TOKEN = "sk-ant-oat01-real-node-7781"
-
-
-@pytest.fixture(scope="session")
-def images(real_node: RealNode) -> list[str]:
-    """hack/images/build.sh (cached; minutes when cold), imported into the session's node."""
-    built = run([str(IMAGE_SCRIPTS / "build.sh")], timeout=3600)
-    if built.returncode != 0:
-        pytest.fail(f"hack/images/build.sh failed:\n{tail(built.stderr)}", pytrace=False)
-    archives = [line for line in built.stdout.splitlines() if line.endswith(".tar")]
-    done = run([str(NODE_SCRIPTS / "import.sh"), *archives], env=real_node.env(), timeout=600)
-    if done.returncode != 0:
-        pytest.fail(f"hack/node/import.sh failed:\n{tail(done.stderr)}", pytrace=False)
-    return archives
 
 
 @pytest.fixture
@@ -62,7 +48,7 @@ def logs(node: RealNode, namespace: str, name: str) -> str:
 
 
 def test_agent_image_runs_claude_as_its_non_root_user_under_a_memory_limit(
-    real_node: RealNode, images: list[str], node_namespace: str
+    real_node: RealNode, node_images: list[str], node_namespace: str
 ) -> None:
     script = (
         "id -u; id -g; claude --version; headroom agent --help >/dev/null && echo runner-ok; "
@@ -91,7 +77,7 @@ def test_agent_image_runs_claude_as_its_non_root_user_under_a_memory_limit(
 
 
 def test_agent_entrypoint_completes_a_run_against_the_stand_in(
-    real_node: RealNode, images: list[str], node_namespace: str, stand_in: SandboxProcess
+    real_node: RealNode, node_images: list[str], node_namespace: str, stand_in: SandboxProcess
 ) -> None:
     """No command: the image's ENTRYPOINT (`headroom agent`) with the pod contract's
     environment; its termination message reaches the pod status through the kubelet."""
@@ -126,7 +112,7 @@ def test_agent_entrypoint_completes_a_run_against_the_stand_in(
 
 
 def test_an_agent_over_its_memory_limit_is_oom_killed(
-    real_node: RealNode, images: list[str], node_namespace: str
+    real_node: RealNode, node_images: list[str], node_namespace: str
 ) -> None:
     pod = real_node.run_pod(
         node_namespace,
@@ -146,7 +132,7 @@ def test_an_agent_over_its_memory_limit_is_oom_killed(
 
 
 def test_operator_image_runs_headroom_operator_as_its_non_root_user(
-    real_node: RealNode, images: list[str], node_namespace: str
+    real_node: RealNode, node_images: list[str], node_namespace: str
 ) -> None:
     pod = real_node.run_pod(
         node_namespace,
@@ -170,7 +156,7 @@ def test_node_runs_as_root_only() -> None:
 
 def test_the_operators_agent_pod_completes_a_run_on_the_node(
     real_node: RealNode,
-    images: list[str],
+    node_images: list[str],
     node_namespace: str,
     stand_in: SandboxProcess,
     tmp_path: Path,

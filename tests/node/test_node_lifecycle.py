@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from realnode import (
+from tests.support.realnode import (
     HostSnapshot,
     NodeCluster,
     RealNode,

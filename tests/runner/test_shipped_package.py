@@ -1,6 +1,6 @@
-"""Only the operator and the runner ship. The stand-in API, the dev executor and the simulator
-are the separate headroom-dev distribution (dev/): the `headroom` wheel, which the images
-install, must not contain them, and the production command must not offer them."""
+"""Only the operator and the runner ship. The stand-in API, the dev volume provisioner and the
+simulator are the separate headroom-dev distribution (dev/): the `headroom` wheel, which the
+images install, must not contain them, and the production command must not offer them."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 from agent_pods import REPO
 from test_dockerfiles import IMAGES, instructions
 
-STAND_INS = ("sandbox", "executor", "sim")
-DEV_COMMANDS = ("sandbox-api", "executor", "simulate")
+STAND_INS = ("sandbox", "provisioner", "sim")
+DEV_COMMANDS = ("sandbox-api", "provisioner", "simulate")
 
 
 def test_the_wheel_holds_no_stand_in(tmp_path: Path) -> None:

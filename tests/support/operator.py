@@ -135,8 +135,12 @@ def terminated_status(code: int, message: str | None, reason: str | None = None)
 class Scene:
     """A namespace's worth of Headroom objects, read and written through the real API."""
 
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+    def __init__(
+        self, api: client.ApiClient, namespace: str, session_env: dict[str, str] | None = None
+    ) -> None:
         self.ns = namespace
+        # Put into every session's spec.env (ahead of the test's own entries).
+        self.session_env = [{"name": k, "value": v} for k, v in (session_env or {}).items()]
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
 
@@ -188,6 +192,8 @@ class Scene:
         return created
 
     def session(self, name: str, **spec: Any) -> dict[str, Any]:
+        if self.session_env:
+            spec["env"] = [*self.session_env, *spec.get("env", [])]
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "AgentSession",

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from headroom_dev.executor.kube import ApiException, Kube, log
+from headroom_dev.provisioner.kube import ApiException, Kube, log
 
 JSON = dict[str, Any]
 CLASS = "headroom-local"

@@ -1,4 +1,4 @@
-"""Thin Kubernetes I/O for the executor: raw JSON in and out (the objects are handled as
+"""Thin Kubernetes I/O for the provisioner: raw JSON in and out (the objects are handled as
 the API spells them), and a list-then-watch loop that relists when the watch expires."""
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ from pathlib import Path
 from typing import Any
 
 JSON = dict[str, Any]
-log = logging.getLogger("headroom_dev.executor")
+log = logging.getLogger("headroom_dev.provisioner")
 
 try:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
-except ImportError as exc:  # the sync client is a dev dependency: the executor is a dev tool
+except ImportError as exc:  # the sync client is a dev dependency of a dev tool
     raise SystemExit(
-        "headroom-dev executor needs the `kubernetes` package: pip install -e ./dev"
+        "headroom-dev provisioner needs the `kubernetes` package: pip install -e ./dev"
     ) from exc
 
-SMP = "application/strategic-merge-patch+json"
 WATCH_SECONDS = 290
 
 
@@ -29,24 +28,12 @@ class Kube:
     def __init__(self, kubeconfig: Path | None) -> None:
         path = str(kubeconfig) if kubeconfig else None
         self.api = config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
-        # One pool shared by the watch threads and every pod worker.
-        self.api.configuration.connection_pool_maxsize = 32
         self.core = client.CoreV1Api(self.api)
         self.storage = client.StorageV1Api(self.api)
-        self.leases = client.CoordinationV1Api(self.api)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         resp = fn(*args, _preload_content=False, **kwargs)
         return json.loads(resp.data) if resp.data else None
-
-    def get(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Like call(), but a missing object is None instead of an error."""
-        try:
-            return self.call(fn, *args, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
 
     def create(self, fn: Callable[..., Any], *args: Any) -> bool:
         """Create; False when it already exists."""
@@ -124,8 +111,4 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
-def is_missing(exc: BaseException) -> bool:
-    return isinstance(exc, ApiException) and exc.status == 404
-
-
-__all__ = ["SMP", "ApiException", "Kube", "is_missing", "log"]
+__all__ = ["ApiException", "Kube", "log"]

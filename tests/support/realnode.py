@@ -235,6 +235,16 @@ class RealNode:
             f"events:\n{tail(events, 20)}\nkubelet:\n{self.kubelet_log()}"
         )
 
+    def container_logs(self) -> list[Path]:
+        """The log files of every container of the node's pods still present (the kubelet
+        removes a pod's logs with the pod), oldest first."""
+        found = (self.state / "pod-logs").glob("*/*/*.log")
+        return sorted(found, key=lambda p: p.stat().st_mtime if p.exists() else 0.0)
+
+    def log_files(self) -> list[Path]:
+        """The kubelet's and containerd's own logs."""
+        return sorted((self.state / "logs").glob("*.log"))
+
     def kubelet_log(self, lines: int = 30) -> str:
         path = self.state / "logs" / "kubelet.log"
         return tail(path.read_text(errors="replace"), lines) if path.exists() else "(no log)"

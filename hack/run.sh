@@ -69,7 +69,7 @@ stop_all() {
     fi
   done
   rm -f "$run_dir/env.json"
-  say "stopped everything make run started (the cluster stays up: make cluster-down)"
+  say "stopped everything make run started (the cluster and the node stay up: make node-down, make cluster-down)"
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM

@@ -191,6 +191,35 @@ def test_uncertain_ends_are_failed_never_walled(
         assert fragment in end.detail
 
 
+OOM_KILLED_ENDS = [
+    ("runner-killed", ContainerExit(137, "OOMKilled", None)),
+    ("cli-killed-runner-reported", ContainerExit(1, "OOMKilled", message("failed"))),
+    ("walled-report-untrusted", ContainerExit(137, "OOMKilled", WALLED)),
+]
+
+
+@pytest.mark.parametrize("container", [pytest.param(c, id=i) for i, c in OOM_KILLED_ENDS])
+def test_a_failure_in_an_oom_killed_container_names_the_memory_limit(
+    container: ContainerExit,
+) -> None:
+    end = classify(container)
+    assert (end.outcome, end.cause) == (Outcome.FAILED, "OOMKilled")
+    assert end.detail.startswith("out of memory: ") and end.resets_at is None
+
+
+def test_what_the_runner_reported_in_an_oom_killed_container_stands_when_it_agrees() -> None:
+    """A tool the kernel killed while the run went on to complete (or to meet a wall the API
+    reported) leaves the runner's own report, whose exit code agrees, as it is."""
+    completed = classify(ContainerExit(0, "OOMKilled", message("completed")))
+    assert (completed.outcome, completed.cause) == (Outcome.COMPLETED, None)
+    walled = classify(ContainerExit(75, "OOMKilled", WALLED))
+    assert (walled.outcome, walled.cause) == (Outcome.WALLED, None)
+
+
+def test_a_failure_without_oom_has_no_cause() -> None:
+    assert classify(ContainerExit(1, "Error", message("failed"))).cause is None
+
+
 def test_untrusted_report_keeps_evidence_and_transcript() -> None:
     text = message("walled", evidence="limit text", transcript=True)
     end = classify(ContainerExit(1, "Error", text))

@@ -52,9 +52,11 @@ def test_a_claim_is_provisioned_mounted_on_the_node_and_reclaimed(
     assert done.returncode == 0, done.stderr
     bound = _wait(
         "claim bound",
-        lambda: (c := _get(real_node, "-n", ns, "pvc", "data"))
-        and c["status"].get("phase") == "Bound"
-        and c,
+        lambda: (
+            (c := _get(real_node, "-n", ns, "pvc", "data"))
+            and c["status"].get("phase") == "Bound"
+            and c
+        ),
     )
     assert bound["spec"]["storageClassName"] == "headroom-local"  # the default, assigned
     volume = _get(real_node, "pv", bound["spec"]["volumeName"])

@@ -8,7 +8,7 @@ sessions ping-pong between accounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,8 +43,23 @@ class ContainerExit:
     message: str | None = None  # the termination message
 
 
+OOM_KILLED = "OOMKilled"
+
+
 def classify(exit: ContainerExit | None) -> AttemptEnd:
-    """What the attempt's end means. `None`: the pod is gone without a terminated container."""
+    """What the attempt's end means. `None`: the pod is gone without a terminated container.
+
+    A failure in a container the kernel OOM-killed (the runtime says so whichever of its
+    processes died: the CLI, a tool, or the runner itself) is the memory limit's doing, and
+    says so, so that users raise spec.resources rather than look for an agent bug."""
+    end = _classify_report(exit)
+    if exit is None or exit.reason != OOM_KILLED or end.outcome is not Outcome.FAILED:
+        return end
+    detail = f"out of memory: the container was OOM-killed at its memory limit; {end.detail}"
+    return replace(end, detail=detail, cause=OOM_KILLED)
+
+
+def _classify_report(exit: ContainerExit | None) -> AttemptEnd:
     if exit is None:
         return AttemptEnd(Outcome.FAILED, "the agent pod disappeared before it reported an outcome")
     parsed = parse(exit.message)

@@ -62,7 +62,7 @@ options:
   metricsServerBinary: $absent/metrics-server
   kindBinaryPrefix: $absent
   kindBinary: $absent/kind
-# kwok must leave alone the node of "headroom-dev executor" (which runs its pods for real):
+# kwok must leave alone the real nodes of hack/node (which run their pods for real):
 # it manages only the nodes labelled type=kwok, not every node.
 componentsPatches:
 - name: kwok-controller
@@ -115,7 +115,7 @@ healthy() {
     # The pid must still be this component, not a recycled pid.
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "^$state_dir/bin/$c " || return 1
   done
-  # A cluster from before kwok was limited to its own nodes would fight the executor.
+  # A cluster from before kwok was limited to its own nodes would fight a real node.
   tr '\0' ' ' <"/proc/$(cat "$state_dir/pids/kwok-controller.pid")/cmdline" 2>/dev/null |
     grep -q -- "--manage-nodes-with-label-selector=$kwok_node_selector " || return 1
   [ "$(kubectl_ours get --raw /readyz 2>/dev/null)" = ok ] || return 1

@@ -1,8 +1,9 @@
 """The `headroom` command. Each subcommand lives in its own module, imported only when used,
 so `headroom agent` inside an agent pod never loads the operator (and vice versa).
 
-Only what ships is listed here: the stand-in API, the dev executor and the simulator live in
-the separate `headroom-dev` distribution (dev/), which reuses `dispatch` for its own command."""
+Only what ships is listed here: the stand-in API, the dev volume provisioner and the simulator
+live in the separate `headroom-dev` distribution (dev/), which reuses `dispatch` for its own
+command."""
 
 from __future__ import annotations
 

@@ -266,8 +266,9 @@ def default_path(url: str) -> str:
 
 def target_path(root: Path, path: str, where: str) -> Path:
     """Where a repository goes. Paths are container paths under /workspace (or relative to
-    it); they are re-rooted at HEADROOM_WORKDIR, which is the same in a pod and the local
-    directory under the dev executor. `..` is refused outright rather than normalized."""
+    it); they are re-rooted at HEADROOM_WORKDIR, which is /workspace in a pod and a scratch
+    directory when the runner runs outside one (its own tests). `..` is refused outright
+    rather than normalized."""
     given = PurePosixPath(path)
     relative = given
     for base in (PurePosixPath(pod.WORKSPACE), PurePosixPath(root)):

@@ -9,7 +9,7 @@ import kopf
 
 from headroom import GROUP, VERSION
 from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
-from headroom.controllers.context import runtime
+from headroom.controllers.memo import OperatorMemo
 from headroom.reconcilers import session
 from headroom.reconcilers.runtime import LivePod
 
@@ -54,9 +54,15 @@ async def agent_pods_index(
 
 @kopf.on.event(GROUP, VERSION, "agentsessions")
 async def session_event(
-    type: str, namespace: str | None, name: str, status: kopf.Status, meta: kopf.Meta, **kwargs: Any
+    type: str,
+    namespace: str | None,
+    name: str,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    memo: OperatorMemo,
+    **_: Any,
 ) -> None:
-    rt, ns = runtime(**kwargs), namespace or ""
+    rt, ns = memo.acting(), namespace or ""
     if type == "DELETED":
         rt.session_phases.pop((ns, name), None)
         rt.session_attempts.pop((ns, name), None)
@@ -86,11 +92,16 @@ def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> b
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED: MANAGER}, when=_agent_pod_ended)
-async def agent_pod_event(namespace: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
+async def agent_pod_event(
+    namespace: str | None,
+    meta: kopf.Meta,
+    memo: OperatorMemo,
+    **_: Any,
+) -> None:
     owner = (meta.get("annotations") or {}).get(ANN_SESSION)
     if not owner:
         return
-    rt, ns = runtime(**kwargs), namespace or ""
+    rt, ns = memo.acting(), namespace or ""
     attempt = _attempt_of(meta)
     if attempt is not None and attempt < rt.session_attempts.get((ns, owner), 0):
         # The pod of an attempt the session has already left (typically the finished pod the

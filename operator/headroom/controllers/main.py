@@ -9,7 +9,6 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
@@ -190,6 +189,7 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
     rt.background_jobs = [_run_wakeups, _flush_accounts, _export_session_phases]
+    metrics.window_resets.clock = rt.clock
     memo.runtime = rt
     log.info("headroom operator started; it needs no Claude account of its own")
 
@@ -223,6 +223,7 @@ async def _watch_leadership(rt: Runtime, identity: str, options: Peering) -> Non
         options.priority,
         rt.active,
         interval=min(5.0, max(1.0, options.lifetime / 4)),
+        clock=rt.clock,
     )
 
 
@@ -259,7 +260,7 @@ async def _export_session_phases(rt: Runtime) -> None:
         metrics.set_session_phases(counts)
         metrics.set_waiting(
             {ns: min(queue.values(), default=None) for ns, queue in rt.waiting.items()},
-            datetime.now(UTC),
+            rt.clock(),
         )
         available: Counter[str] = Counter()
         for namespace in {ns for ns, _ in rt.account_uids}:
@@ -271,7 +272,7 @@ async def _export_session_phases(rt: Runtime) -> None:
 
 
 def _is_available(rt: Runtime, account: Account) -> bool:
-    return account_state(account, datetime.now(UTC)).phase is AccountPhase.AVAILABLE
+    return account_state(account, rt.clock()).phase is AccountPhase.AVAILABLE
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -19,6 +18,8 @@ from prometheus_client import REGISTRY, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from headroom.reconcilers.clock import Clock, system_clock
 
 PHASES = ("Available", "Walled", "AuthFailed", "Paused", "Unknown")
 SESSION_PHASES = ("Pending", "Running", "Waiting", "Succeeded", "Failed")
@@ -99,9 +100,13 @@ operator_active = Gauge(
 
 class _WindowResets(Collector):
     """Seconds until each window resets, computed at scrape time: a gauge set when the account
-    was last reconciled would count down only in steps, and lie in between."""
+    was last reconciled would count down only in steps, and lie in between.
 
-    def __init__(self) -> None:
+    Prometheus metrics are process-wide (one registry), so this collector is too; the
+    startup handler points `clock` at the Runtime's, the time every reconcile reads."""
+
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self.clock = clock
         self._resets: dict[tuple[str, str, str], float | None] = {}
 
     def set(self, namespace: str, account: str, window: str, resets_at: float | None) -> None:
@@ -112,7 +117,7 @@ class _WindowResets(Collector):
             del self._resets[key]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = time.time()
+        now = self.clock().timestamp()
         left = GaugeMetricFamily(
             "headroom_account_window_reset_seconds",
             "Seconds until the window resets (0 if unknown or past)",

@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import kopf
@@ -18,23 +18,19 @@ from headroom.core.ledger import Ledger
 from headroom.core.session import RetryPolicy
 from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
+from headroom.reconcilers.clock import Clock, system_clock
 from headroom.reconcilers.roster import Roster
 from headroom.reconcilers.wakeups import Key, Wakeups
 
 log = logging.getLogger("headroom")
 # An Event's message stays under the 1 KiB events.k8s.io/v1 allows for a note.
 EVENT_MESSAGE_CHARS = 1000
-Clock = Callable[[], datetime]
 # (object, type, reason, message): where Events go; kopf's poster in the operator.
 Recorder = Callable[[Mapping[str, Any], str, str, str], None]
 # reconcile(runtime, namespace, name): what a wake-up of a session or an account runs.
 Reconcile = Callable[["Runtime", str, str], Awaitable[None]]
 # A job that runs for the operator's lifetime (wake-ups, status flushing, metrics export).
 BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def kopf_recorder(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from tests.reconcilers.conftest import NS, World, completed, failed, walled
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
+from headroom.reconcilers.runtime import LivePod, Settings
 
 ONE_REPO = [{"url": "https://git.example.com/team/app.git", "credentialsSecretRef": {"name": "gt"}}]
 
@@ -308,3 +309,45 @@ async def test_an_invalid_spec_fails_once_and_is_recorded(world: World) -> None:
     world.kube.writes.clear()
     await world.reconcile("s1")
     assert world.kube.writes == []  # finished: nothing more to write
+
+
+async def test_a_failed_attempt_retries_in_place_through_the_pending_move(world: World) -> None:
+    """The end writes status.pendingMove (stay); the next placement, after the backoff,
+    prefers the same account over a higher-priority one that appeared meanwhile."""
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.end_pod("s1-1", failed(), code=1, seconds=10)
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert status["pendingMove"] == {
+        "reason": "AttemptFailed",
+        "message": status["pendingMove"]["message"],
+        "leave": False,
+    }
+    assert status["phase"] == "Pending"  # backing off
+    world.account("bob", priority=10)
+    world.clock.advance(Settings().retry.base_backoff.total_seconds())
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["account"], status["attempt"], status["swapCount"]) == ("alice", 2, 0)
+    assert "pendingMove" not in status
+
+
+async def test_a_pod_created_before_a_crash_is_adopted_with_its_attempt(world: World) -> None:
+    """A pass created s1-3 on bob and crashed before recording it: the next pass records that
+    attempt as it is (number 3, a swap with no decision behind it) instead of making one."""
+    world.account("alice")
+    world.account("bob")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.run_pod("s1-1")
+    world.pods[(NS, "s1")] = [LivePod(name="s1-3", account="bob", attempt=3)]
+    world.kube.put("pods", {"metadata": {"namespace": NS, "name": "s1-3"}})
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["account"], status["attempt"], status["podName"]) == ("bob", 3, "s1-3")
+    assert status["swapCount"] == 1
+    assert status["swaps"][-1]["reason"] == "Moved"
+    assert ("create", "pods", "s1-2") not in world.kube.verbs()

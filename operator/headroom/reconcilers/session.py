@@ -18,12 +18,12 @@ from typing import Any
 from headroom.contract import crd
 from headroom.contract import pod as contract
 from headroom.contract.scrub import scrub, snippet
+from headroom.core import running, task
 from headroom.core import session as machine
-from headroom.core import task
 from headroom.core.accounts import Account
 from headroom.core.durations import format_time, parse_duration, parse_time
 from headroom.core.outcome import AttemptEnd, ContainerExit, classify, classify_clone
-from headroom.core.placement import NoHeadroom, Placed, Request, place
+from headroom.core.placement import NoHeadroom, Placed, place
 from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
 from headroom.reconcilers import effects, metrics
@@ -336,7 +336,7 @@ class Pass:
         state = container_exit(pod) if pod is not None else None
         if state is True and cloned:
             assert pod is not None
-            return await self._while_running(pod, policy)
+            return await self._while_running(pod)
         if self.status.get("lastOutcome", {}).get("podName") == pod_name:
             return False  # this attempt's end is already recorded; go on to the next step
         if not cloned:
@@ -368,7 +368,7 @@ class Pass:
         )
         return pod.name
 
-    async def _while_running(self, pod: JSON, policy: machine.FailoverPolicy) -> bool:
+    async def _while_running(self, pod: JSON) -> bool:
         account_name = self.status.get("account") or ""
         self.rt.ledger.assign(self.key, (self.ns, account_name))
         if self.status.get("phase") != "Running":
@@ -376,48 +376,32 @@ class Pass:
         problem = start_problem(pod)
         if problem is not None:
             self.condition("Ready", False, problem[0], problem[1])
-        if await self._stop_at_timeout(pod):
-            return True
-        account = self.rt.roster.get(self.ns, account_name)
-        drilling = (
-            account is not None
-            and account.drill_until is not None
-            and account.drill_until > self.now
+        # spec.timeout counts running time over all attempts: past it the pod is stopped and
+        # its end finishes the session.
+        decision = running.while_running(
+            self.limits,
+            totals_of(self.status),
+            _started_at(pod) or parse_time((pod.get("status") or {}).get("startTime")),
+            self.rt.roster.get(self.ns, account_name),
+            stopping=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
+            now=self.now,
         )
-        if drilling and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            # A drill moves the session for real: stop this pod, and once it is gone the next
-            # pass places the session elsewhere (never two live pods for one session).
-            self.set(evictionReason="Drill")
-            await self.rt.kube.delete(self.ns, "pods", pod["metadata"]["name"])
-            self.rt.event(
-                self.body,
-                "Evicting",
-                f"drill on {account_name}: stopping pod {pod['metadata']['name']} "
-                "to move the session",
-            )
+        if decision.recheck_at is not None:
+            self.rt.wakeups.at(("session", self.ns, self.name), decision.recheck_at)
+        if decision.stop is not None:
+            await self._evict(pod["metadata"]["name"], decision.stop, account_name)
         return True
 
-    async def _stop_at_timeout(self, pod: JSON) -> bool:
-        """spec.timeout counts running time over all attempts: past it the pod is stopped and
-        its end finishes the session. True when the pod is being stopped for it."""
-        left = task.seconds_left(self.limits, totals_of(self.status))
-        if left is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
-            return False
-        started = _started_at(pod) or parse_time((pod.get("status") or {}).get("startTime"))
-        running = (self.now - started).total_seconds() if started else 0.0
-        if running < left:
-            remaining = timedelta(seconds=left - running)
-            self.rt.wakeups.at(("session", self.ns, self.name), self.now + remaining)
-            return False
-        self.set(evictionReason="TimedOut")
-        await self.rt.kube.delete(self.ns, "pods", pod["metadata"]["name"])
-        self.rt.event(
-            self.body,
-            "TimedOut",
-            f"stopping pod {pod['metadata']['name']}: spec.timeout reached",
-            warning=True,
-        )
-        return True
+    async def _evict(self, pod_name: str, why: running.EvictionReason, account: str) -> None:
+        """Stop the running pod; its end, in a later pass, is read as this eviction."""
+        self.set(evictionReason=why.value)
+        await self.rt.kube.delete(self.ns, "pods", pod_name)
+        if why is running.EvictionReason.TIMED_OUT:
+            message = f"stopping pod {pod_name}: spec.timeout reached"
+            self.rt.event(self.body, "TimedOut", message, warning=True)
+        else:
+            message = f"drill on {account}: stopping pod {pod_name} to move the session"
+            self.rt.event(self.body, "Evicting", message)
 
     async def _apply_end(
         self,
@@ -433,19 +417,14 @@ class Pass:
         eviction = self.status.get("evictionReason")
         seconds = max(0.0, (terminated_at - started_at).total_seconds())
         totals = totals_of(self.status).plus(end.turns, end.cost_usd, seconds)
-        if eviction and eviction != "TimedOut":
-            decision = machine.evicted(
-                progress, policy, eviction, f"moved off {progress.account} by a {eviction.lower()}"
-            )
-        else:
-            decision = machine.after_attempt(
-                progress, end, policy, self.rt.settings.retry, self.now
-            )
-        stop = task.over_limits(self.limits, totals)
-        if stop is None and eviction == "TimedOut":
-            stop = task.Stop("TimedOut", "spec.timeout was reached while the agent ran")
-        decision = machine.within_limits(
-            decision, stop.reason if stop else None, stop.message if stop else ""
+        decision = machine.after_end(
+            progress,
+            end,
+            eviction,
+            policy,
+            self.rt.settings.retry,
+            task.over_limits(self.limits, totals),
+            self.now,
         )
         account = self.rt.roster.get(self.ns, progress.account or "")
         if decision.effect is not None and account is not None:
@@ -492,11 +471,7 @@ class Pass:
             await self._finish(step.phase, step.reason, step.message)
             return
         self.set(
-            pendingMove={
-                "reason": step.reason,
-                "message": step.message[: crd.DETAIL_CHARS],
-                "leave": step.leave,
-            },
+            pendingMove=machine.PendingMove.of(step).to_status(),
             retryAt=format_time(step.not_before) if step.not_before else None,
         )
         # Not ready until the next attempt runs; a placement in this same pass says Running.
@@ -570,16 +545,12 @@ class Pass:
                 "Scheduled", False, "BackingOff", f"next attempt at {format_time(retry_at)}"
             )
             return
-        move = self.status.get("pendingMove") or {}
-        previous = self.status.get("account")
         fallback = self.spec.get("fallback")
-        request = Request(
-            selector=self.spec.get("accountSelector"),
-            fallback_selector=(fallback or {}).get("accountSelector", {})
-            if fallback is not None
-            else None,
-            avoid=previous if move.get("leave") else None,
-            prefer=previous if move and not move.get("leave") else None,
+        request = machine.next_request(
+            self.spec.get("accountSelector"),
+            (fallback or {}).get("accountSelector", {}) if fallback is not None else None,
+            self.status.get("account"),
+            machine.PendingMove.from_status(self.status.get("pendingMove")),
         )
         async with self.rt.placement_locks[self.ns]:
             self.rt.seed_ledger()
@@ -622,7 +593,7 @@ class Pass:
 
     async def _create_pod(self, account: Account, choice: Placed) -> None:
         progress = progress_of(self.status)
-        attempt = progress.attempt + 1
+        attempt = machine.next_attempt(progress)
         totals = totals_of(self.status)
         left = task.seconds_left(self.limits, totals)
         claim = self.status.get("workspaceClaim") or manifests.workspace_claim_name(self.name)
@@ -682,9 +653,8 @@ class Pass:
 
     def _record_start(self, account_name: str, pod_name: str, attempt: int, auth_path: str) -> None:
         progress = progress_of(self.status)
-        moved = progress.account is not None and progress.account != account_name
-        after = replace(machine.record_swap(progress, account_name, self.now), attempt=attempt)
-        move = self.status.get("pendingMove") or {}
+        after = machine.record_swap(progress, account_name, self.now, attempt)
+        move = machine.PendingMove.from_status(self.status.get("pendingMove"))
         fields: JSON = {
             "phase": "Running",
             "account": account_name,
@@ -703,12 +673,12 @@ class Pass:
             "retryAt": None,
             "pendingMove": None,
         }
-        if moved:
+        if machine.is_swap(progress, account_name):
             swap = {
                 "from": progress.account,
                 "to": account_name,
                 "at": format_time(self.now),
-                "reason": move.get("reason", "Moved"),
+                "reason": machine.swap_reason(move),
             }
             window = (self.status.get("lastOutcome") or {}).get("window")
             if window:

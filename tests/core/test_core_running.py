@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from headroom.core.accounts import Account
-from headroom.core.running import EvictionReason, WhileRunning, drilling, while_running
+from headroom.core.reasons import EvictionReason
+from headroom.core.running import WhileRunning, drilling, while_running
 from headroom.core.task import Limits, Totals
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

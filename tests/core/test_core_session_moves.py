@@ -12,6 +12,7 @@ from headroom.contract import crd
 from headroom.contract.termination import Outcome
 from headroom.core.outcome import AttemptEnd
 from headroom.core.placement import Request
+from headroom.core.reasons import FinishReason, MoveReason
 from headroom.core.session import (
     SWAP_REASON_UNKNOWN,
     FailoverPolicy,
@@ -168,3 +169,34 @@ def test_an_adopted_pod_keeps_its_own_attempt_number() -> None:
 def test_a_swap_is_a_start_on_another_account(progress: Progress, to: str, swap: bool) -> None:
     assert is_swap(progress, to) is swap
     assert record_swap(progress, to, NOW).swap_count == progress.swap_count + int(swap)
+
+
+# --- reasons ---------------------------------------------------------------------------------
+
+
+def test_every_reason_the_machine_decides_is_an_enum_member() -> None:
+    """Walk every outcome through after_end: each step's reason is a MoveReason or a
+    FinishReason (a failure's own cause aside), so metrics and docs list them all."""
+    ends = [
+        COMPLETED,
+        FAILED,
+        WALLED,
+        AttemptEnd(Outcome.WALLED),  # no reset time: a suspicion
+        AttemptEnd(Outcome.THROTTLED),
+        AttemptEnd(Outcome.AUTH_FAILED),
+    ]
+    progresses = [
+        ON_ALICE,
+        Progress(attempt=2, account="alice", suspicions=1),  # a second throttle confirms
+        Progress(attempt=5, account="alice", failures=3),  # retries exhausted
+        Progress(attempt=9, account="alice", swap_count=3),  # at the swap limit
+    ]
+    reasons = {
+        after_end(p, e, eviction, POLICY, RETRY, stop, NOW).step.reason
+        for p in progresses
+        for e in ends
+        for eviction in (None, "Drill", "TimedOut")
+        for stop in (None, BUDGET)
+    }
+    assert reasons <= set(MoveReason) | set(FinishReason)
+    assert reasons >= {MoveReason.THROTTLE_CONFIRMED, FinishReason.RETRIES_EXHAUSTED}

@@ -10,6 +10,7 @@ import kopf
 from headroom import GROUP, VERSION
 from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
 from headroom.controllers.memo import OperatorMemo
+from headroom.core.session import SessionPhase
 from headroom.reconcilers import session
 from headroom.reconcilers.runtime import LivePod
 
@@ -68,7 +69,7 @@ async def session_event(
         rt.session_attempts.pop((ns, name), None)
         session.forget(rt, ns, name)
         return
-    rt.session_phases[(ns, name)] = status.get("phase") or "Pending"
+    rt.session_phases[(ns, name)] = status.get("phase") or SessionPhase.PENDING
     attempt = status.get("attempt")
     if isinstance(attempt, int):
         rt.session_attempts[(ns, name)] = attempt

@@ -9,17 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from headroom.core.accounts import Account
+from headroom.core.reasons import EvictionReason
 from headroom.core.task import Limits, Totals, seconds_left
-
-
-class EvictionReason(StrEnum):
-    """Why the operator stopped a running pod (status.evictionReason)."""
-
-    TIMED_OUT = "TimedOut"
-    DRILL = "Drill"
 
 
 @dataclass(frozen=True)

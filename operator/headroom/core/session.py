@@ -17,7 +17,7 @@ from headroom.contract import crd
 from headroom.contract.termination import Outcome
 from headroom.core.outcome import AttemptEnd
 from headroom.core.placement import Request
-from headroom.core.running import EvictionReason
+from headroom.core.reasons import EvictionReason, FinishReason, MoveReason
 from headroom.core.task import Stop
 
 
@@ -162,7 +162,9 @@ def after_attempt(
 
     if end.outcome is Outcome.COMPLETED:
         done = replace(progress, suspicions=0, failures=0)
-        return Decision(done, Finish(SessionPhase.SUCCEEDED, "Completed", "the run finished"))
+        return Decision(
+            done, Finish(SessionPhase.SUCCEEDED, FinishReason.COMPLETED, "the run finished")
+        )
 
     if end.outcome is Outcome.WALLED and end.resets_at is not None:
         until = max(end.resets_at, _after(now, retry.min_wall))
@@ -171,7 +173,7 @@ def after_attempt(
         return _move(
             replace(progress, suspicions=0, failures=0),
             policy,
-            "Walled",
+            MoveReason.WALLED,
             f"{account} reached its{window} usage limit (resets {_clock(end.resets_at)})",
             effect,
         )
@@ -181,7 +183,7 @@ def after_attempt(
         return _move(
             replace(progress, suspicions=0, failures=0),
             policy,
-            "AuthFailed",
+            MoveReason.AUTH_FAILED,
             f"{account} rejected its credentials at startup (401); the account is blocked",
             effect_block,
         )
@@ -197,7 +199,7 @@ def after_attempt(
             return _move(
                 replace(progress, suspicions=0, failures=0),
                 policy,
-                "ThrottleConfirmed",
+                MoveReason.THROTTLE_CONFIRMED,
                 f"{account} throttled {count} attempts in a row without a reset time; "
                 f"treating it as walled for {_minutes(retry.suspected_wall)}",
                 wall,
@@ -208,7 +210,7 @@ def after_attempt(
         return Decision(
             suspected,
             Reschedule(
-                "Throttled",
+                MoveReason.THROTTLED,
                 f"{account} throttled without a reset time ({count}/{policy.confirmations}"
                 f" to confirm){why}; retrying the same account in {_seconds(wait)}",
                 leave=False,
@@ -225,7 +227,7 @@ def after_attempt(
             replace(progress, failures=failures),
             Finish(
                 SessionPhase.FAILED,
-                end.cause or "RetriesExhausted",
+                end.cause or FinishReason.RETRIES_EXHAUSTED,
                 f"{failures} attempts in a row failed; last: {detail}",
             ),
         )
@@ -233,7 +235,7 @@ def after_attempt(
     return Decision(
         replace(progress, failures=failures, suspicions=0),
         Reschedule(
-            end.cause or "AttemptFailed",
+            end.cause or MoveReason.ATTEMPT_FAILED,
             f"attempt {progress.attempt} failed ({detail}); retry {failures}/{retry.max_failures}"
             f" in {_seconds(wait)}",
             leave=False,
@@ -260,7 +262,7 @@ def _move(
             progress,
             Finish(
                 SessionPhase.FAILED,
-                "SwapLimitReached",
+                FinishReason.SWAP_LIMIT_REACHED,
                 f"{message}; the session already moved {progress.swap_count} times "
                 f"(spec.failover.maxSwaps)",
             ),
@@ -290,7 +292,7 @@ def after_end(
     else:
         decision = after_attempt(progress, end, policy, retry, now)
     if stop is None and eviction == EvictionReason.TIMED_OUT:
-        stop = Stop("TimedOut", "spec.timeout was reached while the agent ran")
+        stop = Stop(FinishReason.TIMED_OUT, "spec.timeout was reached while the agent ran")
     return within_limits(decision, stop.reason if stop else None, stop.message if stop else "")
 
 
@@ -326,7 +328,7 @@ class PendingMove:
 
 # The reason recorded for a swap no decision explains (a session whose account changed with
 # no pending move, e.g. adopted from a pod a crashed pass created).
-SWAP_REASON_UNKNOWN = "Moved"
+SWAP_REASON_UNKNOWN = MoveReason.MOVED
 
 
 def swap_reason(move: PendingMove | None) -> str:

@@ -178,7 +178,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
 
     previous = status.get("phase")
     if previous != state.phase.value:
-        _announce(rt, body, previous, state.phase.value, state.message)
+        _announce(rt, body, previous, state.phase, state.message)
         if state.phase is AccountPhase.AVAILABLE:
             rt.wake_waiting(ns)
     if state.phase is AccountPhase.AVAILABLE and active < account.max_sessions:
@@ -186,15 +186,17 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     until = unavailable_until(account, now)
     if until is not None:
         rt.wakeups.at(("account", ns, name), until)
-    metrics.set_account(ns, name, state.phase.value, active, account.max_sessions)
+    metrics.set_account(ns, name, state.phase, active, account.max_sessions)
     metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
 
 
-def _announce(rt: Runtime, body: JSON, previous: str | None, phase: str, message: str) -> None:
-    if previous is None and phase == "Available":
-        rt.event(body, "Available", "credentials verified; ready for sessions")
+def _announce(
+    rt: Runtime, body: JSON, previous: str | None, phase: AccountPhase, message: str
+) -> None:
+    if previous is None and phase is AccountPhase.AVAILABLE:
+        rt.event(body, phase, "credentials verified; ready for sessions")
         return
-    warning = phase in {"AuthFailed", "Unknown"}
+    warning = phase in {AccountPhase.AUTH_FAILED, AccountPhase.UNKNOWN}
     rt.event(body, phase, f"{previous or 'new'} -> {phase}: {message}", warning=warning)
 
 

@@ -19,14 +19,16 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from headroom.core.accounts import AccountPhase
+from headroom.core.reasons import MoveReason
+from headroom.core.session import SessionPhase
 from headroom.reconcilers.clock import Clock, system_clock
 
-PHASES = ("Available", "Walled", "AuthFailed", "Paused", "Unknown")
-SESSION_PHASES = ("Pending", "Running", "Waiting", "Succeeded", "Failed")
-# Why a session moved (core.session reasons and eviction reasons); anything else is "Other".
-SWAP_REASONS = frozenset(
-    {"Walled", "AuthFailed", "ThrottleConfirmed", "Throttled", "AttemptFailed", "Drill", "Moved"}
-)
+# Label values come from the core's enums, so a phase or reason the core gains is a label.
+PHASES = tuple(AccountPhase)
+SESSION_PHASES = tuple(SessionPhase)
+# Why a session moved; anything else (a failure's own cause) is "Other".
+SWAP_REASONS = frozenset(MoveReason)
 MAX_WINDOW_LABELS = 16
 _WINDOW_NAME = re.compile(r"^[a-z0-9_]{1,40}$")
 
@@ -197,7 +199,9 @@ def reconcile_error(kind: str) -> None:
     reconcile_errors.labels(kind).inc()
 
 
-def set_account(namespace: str, account: str, phase: str, active: int, max_sessions: int) -> None:
+def set_account(
+    namespace: str, account: str, phase: AccountPhase, active: int, max_sessions: int
+) -> None:
     for p in PHASES:
         account_phase.labels(namespace, account, p).set(1 if p == phase else 0)
     account_active.labels(namespace, account).set(active)

@@ -24,6 +24,8 @@ from headroom.core.accounts import Account
 from headroom.core.durations import format_time, parse_duration, parse_time
 from headroom.core.outcome import AttemptEnd, ContainerExit, classify, classify_clone
 from headroom.core.placement import NoHeadroom, Placed, place
+from headroom.core.reasons import EvictionReason, FinishReason
+from headroom.core.session import SessionPhase
 from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
 from headroom.reconcilers import effects, metrics
@@ -195,11 +197,13 @@ class Pass:
                 version = (written.get("metadata") or {}).get("resourceVersion", "")
                 self.rt.own_session_writes[self.key] = (version, generation)
 
+    def _phase(self) -> SessionPhase:
+        return SessionPhase(self.status.get("phase") or SessionPhase.PENDING)
+
     # -- the pass --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        phase = machine.SessionPhase(self.status.get("phase") or "Pending")
-        if phase.finished:
+        if self._phase().finished:
             self.rt.ledger.assign(self.key, None)
             self.rt.waiting[self.ns].pop(self.name, None)
             await self._expire_when_due()
@@ -209,7 +213,7 @@ class Pass:
             self.limits = task.limits_of(self.spec)
             task.repos_of(self.spec)
         except (ValueError, OverflowError) as exc:  # never crash-loop on a spec
-            await self._finish(machine.SessionPhase.FAILED, "InvalidSpec", str(exc))
+            await self._finish(SessionPhase.FAILED, FinishReason.INVALID_SPEC, str(exc))
             await self.flush()
             return
         if not self.status.get("claudeSessionId") and not await self._begin_conversation():
@@ -229,7 +233,7 @@ class Pass:
         attempt on every account resumes it. A continueFrom session takes its predecessor's
         conversation and workspace once that one has finished. False: not yet."""
         follows = (self.spec.get("continueFrom") or {}).get("name")
-        fields: JSON = {"phase": "Pending", "attempt": 0, "swapCount": 0}
+        fields: JSON = {"phase": SessionPhase.PENDING, "attempt": 0, "swapCount": 0}
         if follows:
             taken = await self._take_over(follows)
             if taken is None:
@@ -246,7 +250,7 @@ class Pass:
     async def _take_over(self, follows: str) -> JSON | None:
         before = await self.rt.kube.get_session(self.ns, follows)
         status = (before or {}).get("status") or {}
-        phase = machine.SessionPhase(status.get("phase") or "Pending")
+        phase = SessionPhase(status.get("phase") or SessionPhase.PENDING)
         if before is None or not phase.finished:
             reason = "PredecessorNotFound" if before is None else "PredecessorRunning"
             message = (
@@ -254,23 +258,23 @@ class Pass:
                 if before is None
                 else f"waiting for AgentSession {follows} to finish (it is {phase.value})"
             )
-            self.set(phase="Pending")
+            self.set(phase=SessionPhase.PENDING)
             self.condition("Scheduled", False, reason, message)
             self.condition("Ready", False, reason, message)
             self.rt.wakeups.at(("session", self.ns, self.name), self.now + PREDECESSOR_RECHECK)
             return None
         if not status.get("claudeSessionId") or not status.get("transcript"):
             await self._finish(
-                machine.SessionPhase.FAILED,
-                "PredecessorHasNoConversation",
+                SessionPhase.FAILED,
+                FinishReason.PREDECESSOR_HAS_NO_CONVERSATION,
                 f"AgentSession {follows} finished without a conversation to continue",
             )
             return None
         claim = status.get("workspaceClaim") or manifests.workspace_claim_name(follows)
         if not await self._share_claim(claim):
             await self._finish(
-                machine.SessionPhase.FAILED,
-                "PredecessorWorkspaceGone",
+                SessionPhase.FAILED,
+                FinishReason.PREDECESSOR_WORKSPACE_GONE,
                 f"the workspace {claim} of AgentSession {follows} no longer exists",
             )
             return None
@@ -351,7 +355,7 @@ class Pass:
             _started_at(pod) or parse_time(self.status.get("attemptStartedAt")) or terminated_at
         )
         await self._apply_end(pod_name, end, policy, started_at, terminated_at)
-        return self.status.get("phase") in ("Succeeded", "Failed")
+        return self._phase().finished
 
     async def _adopt_newer_pod(self) -> str | None:
         """After a crash between creating a pod and recording it, the pod exists with a higher
@@ -371,8 +375,8 @@ class Pass:
     async def _while_running(self, pod: JSON) -> bool:
         account_name = self.status.get("account") or ""
         self.rt.ledger.assign(self.key, (self.ns, account_name))
-        if self.status.get("phase") != "Running":
-            self.set(phase="Running", waitingUntil=None, retryAt=None)
+        if self._phase() is not SessionPhase.RUNNING:
+            self.set(phase=SessionPhase.RUNNING, waitingUntil=None, retryAt=None)
         problem = start_problem(pod)
         if problem is not None:
             self.condition("Ready", False, problem[0], problem[1])
@@ -392,11 +396,11 @@ class Pass:
             await self._evict(pod["metadata"]["name"], decision.stop, account_name)
         return True
 
-    async def _evict(self, pod_name: str, why: running.EvictionReason, account: str) -> None:
+    async def _evict(self, pod_name: str, why: EvictionReason, account: str) -> None:
         """Stop the running pod; its end, in a later pass, is read as this eviction."""
         self.set(evictionReason=why.value)
         await self.rt.kube.delete(self.ns, "pods", pod_name)
-        if why is running.EvictionReason.TIMED_OUT:
+        if why is EvictionReason.TIMED_OUT:
             message = f"stopping pod {pod_name}: spec.timeout reached"
             self.rt.event(self.body, "TimedOut", message, warning=True)
         else:
@@ -500,8 +504,8 @@ class Pass:
         record = {k: v for k, v in record.items() if v is not None}
         return [*(self.status.get("attempts") or []), record][-crd.ATTEMPT_RECORDS :]
 
-    async def _finish(self, phase: machine.SessionPhase, reason: str, message: str) -> None:
-        ok = phase is machine.SessionPhase.SUCCEEDED
+    async def _finish(self, phase: SessionPhase, reason: str, message: str) -> None:
+        ok = phase is SessionPhase.SUCCEEDED
         self.set(
             phase=phase.value,
             retryAt=None,
@@ -534,13 +538,13 @@ class Pass:
     async def _start_next_attempt(self) -> None:
         stop = task.over_limits(self.limits, totals_of(self.status))
         if stop is not None:
-            await self._finish(machine.SessionPhase.FAILED, stop.reason, stop.message)
+            await self._finish(SessionPhase.FAILED, stop.reason, stop.message)
             return
         retry_at = parse_time(self.status.get("retryAt"))
         if retry_at is not None and retry_at > self.now:
             self.rt.wakeups.at(("session", self.ns, self.name), retry_at)
-            if self.status.get("phase") != "Pending":
-                self.set(phase="Pending")
+            if self._phase() is not SessionPhase.PENDING:
+                self.set(phase=SessionPhase.PENDING)
             self.condition(
                 "Scheduled", False, "BackingOff", f"next attempt at {format_time(retry_at)}"
             )
@@ -566,20 +570,20 @@ class Pass:
         await self._create_pod(account, choice)
 
     async def _wait(self, choice: NoHeadroom) -> None:
-        was_waiting = self.status.get("phase") == "Waiting"
+        was_waiting = self._phase() is SessionPhase.WAITING
         since = parse_time(self.status.get("waitingSince")) if was_waiting else None
         since = since or self.now
         stop = task.waited_too_long(self.limits, since, self.now)
         if stop is not None:
             await self._finish(
-                machine.SessionPhase.FAILED, stop.reason, f"{stop.message}: {choice.message}"
+                SessionPhase.FAILED, stop.reason, f"{stop.message}: {choice.message}"
             )
             return
         if self.limits.wait_timeout is not None:
             self.rt.wakeups.at(("session", self.ns, self.name), since + self.limits.wait_timeout)
         self.rt.waiting[self.ns].setdefault(self.name, self.now)
         until = format_time(choice.earliest_reset) if choice.earliest_reset else None
-        self.set(phase="Waiting", waitingUntil=until, waitingSince=format_time(since))
+        self.set(phase=SessionPhase.WAITING, waitingUntil=until, waitingSince=format_time(since))
         self.condition("Scheduled", False, "NoHeadroom", choice.message)
         self.condition("Ready", False, "NoHeadroom", choice.message)
         if choice.earliest_reset is not None:
@@ -625,7 +629,7 @@ class Pass:
             created = await self.rt.kube.create(self.ns, "pods", pod)
         except KubeError as exc:
             self.rt.ledger.assign(self.key, None)
-            self.set(phase="Pending")
+            self.set(phase=SessionPhase.PENDING)
             self.condition(
                 "Scheduled", False, "PodCreateFailed", f"could not create pod {name}: {exc.message}"
             )
@@ -656,7 +660,7 @@ class Pass:
         after = machine.record_swap(progress, account_name, self.now, attempt)
         move = machine.PendingMove.from_status(self.status.get("pendingMove"))
         fields: JSON = {
-            "phase": "Running",
+            "phase": SessionPhase.RUNNING,
             "account": account_name,
             "podName": pod_name,
             "previousPod": self.status.get("podName")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from tests.reconcilers.conftest import NS, World, completed, failed, walled
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
+from headroom.reconcilers import session_status
 from headroom.reconcilers.runtime import LivePod, Settings
 
 ONE_REPO = [{"url": "https://git.example.com/team/app.git", "credentialsSecretRef": {"name": "gt"}}]
@@ -82,11 +83,9 @@ async def test_completion_reports_summary_structured_output_and_totals(world: Wo
 
 def test_a_huge_structured_output_stays_out_of_status() -> None:
     # Status lives in etcd beside the rest of the object: the operator bounds the answer.
-    from headroom.reconcilers import session
-
-    value, note = session.bounded_structured_output({"rows": ["x" * 100] * 200})
+    value, note = session_status.bounded_structured_output({"rows": ["x" * 100] * 200})
     assert value is None and "16 KiB" in note
-    assert session.bounded_structured_output({"ok": 1}) == ({"ok": 1}, "")
+    assert session_status.bounded_structured_output({"ok": 1}) == ({"ok": 1}, "")
 
 
 async def test_timeout_stops_the_running_pod_and_fails_the_session(world: World) -> None:

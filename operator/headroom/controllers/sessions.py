@@ -11,7 +11,7 @@ from headroom import GROUP, VERSION
 from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
 from headroom.controllers.memo import OperatorMemo
 from headroom.core.session import SessionPhase
-from headroom.reconcilers import session
+from headroom.reconcilers import pod_state, session
 from headroom.reconcilers.runtime import LivePod
 
 log = logging.getLogger("headroom.session")
@@ -89,7 +89,7 @@ def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> b
     cannot start: its pod never ends, and the session's Ready condition must say why."""
     if type == "DELETED" or _pod_finished(body) or meta.get("deletionTimestamp"):
         return True
-    return session.start_problem(dict(body)) is not None
+    return pod_state.start_problem(dict(body)) is not None
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED: MANAGER}, when=_agent_pod_ended)

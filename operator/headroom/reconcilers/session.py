@@ -8,7 +8,6 @@ it and adopts it), then the session's status.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import replace
@@ -21,127 +20,20 @@ from headroom.contract.scrub import scrub, snippet
 from headroom.core import running, task
 from headroom.core import session as machine
 from headroom.core.accounts import Account
-from headroom.core.durations import format_time, parse_duration, parse_time
+from headroom.core.durations import format_time, parse_time
 from headroom.core.outcome import AttemptEnd, ContainerExit, classify, classify_clone
 from headroom.core.placement import NoHeadroom, Placed, place
 from headroom.core.reasons import EvictionReason, FinishReason
 from headroom.core.session import SessionPhase
 from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
-from headroom.reconcilers import effects, metrics
+from headroom.reconcilers import effects, metrics, pod_state, session_status
 from headroom.reconcilers.conditions import set_conditions
 from headroom.reconcilers.runtime import Runtime
 
 log = logging.getLogger("headroom.session")
 JSON = dict[str, Any]
-STRUCTURED_OUTPUT_MAX_BYTES = 16 * 1024
 PREDECESSOR_RECHECK = timedelta(seconds=5)
-# A container that cannot start says so in its waiting reason; the session's Ready
-# condition names it instead of leaving the user to find the pod.
-START_PROBLEMS = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
-)
-
-
-def policy_of(spec: JSON) -> machine.FailoverPolicy:
-    failover = spec.get("failover") or {}
-    cooldown = failover.get("cooldown")
-    return machine.FailoverPolicy(
-        cooldown=parse_duration(cooldown) if cooldown is not None else crd.FAILOVER_COOLDOWN,
-        confirmations=int(failover.get("confirmations", crd.FAILOVER_CONFIRMATIONS)),
-        max_swaps=int(failover.get("maxSwaps", crd.FAILOVER_MAX_SWAPS)),
-    )
-
-
-def progress_of(status: JSON) -> machine.Progress:
-    return machine.Progress(
-        attempt=int(status.get("attempt", 0)),
-        account=status.get("account"),
-        swap_count=int(status.get("swapCount", 0)),
-        last_swap_at=parse_time(status.get("lastSwapAt")),
-        suspicions=int(status.get("suspicions", 0)),
-        failures=int(status.get("failures", 0)),
-        transcript=bool(status.get("transcript", False)),
-    )
-
-
-def clone_exit(pod: JSON) -> ContainerExit | None:
-    """The `clone` init container's terminated state, if it has ended."""
-    for cs in (pod.get("status") or {}).get("initContainerStatuses") or []:
-        if cs.get("name") == contract.CLONE_CONTAINER:
-            term = (cs.get("state") or {}).get("terminated")
-            if term:
-                return ContainerExit(
-                    term.get("exitCode"), term.get("reason", ""), term.get("message")
-                )
-    return None
-
-
-def start_problem(pod: JSON) -> tuple[str, str] | None:
-    """(reason, message) when a container of the pod waits on something that will not fix
-    itself soon: a bad image, a missing Secret or ConfigMap key."""
-    status = pod.get("status") or {}
-    for cs in [
-        *(status.get("initContainerStatuses") or []),
-        *(status.get("containerStatuses") or []),
-    ]:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in START_PROBLEMS:
-            message = scrub(str(waiting.get("message") or ""))[: crd.START_PROBLEM_CHARS]
-            return str(waiting["reason"]), f"container {cs.get('name')}: {message}"
-    return None
-
-
-def totals_of(status: JSON) -> task.Totals:
-    totals = status.get("totals") or {}
-    return task.Totals(
-        turns=int(totals.get("turns", 0)),
-        cost_usd=float(totals.get("costUSD", 0.0)),
-        seconds=float(totals.get("durationSeconds", 0.0)),
-    )
-
-
-def totals_json(totals: task.Totals) -> JSON:
-    return {
-        "turns": min(totals.turns, INT32_MAX),
-        "costUSD": totals.cost_usd,
-        "durationSeconds": totals.seconds,
-    }
-
-
-def bounded_structured_output(value: object) -> tuple[object, str]:
-    """Structured output for status, or None and why: status is stored in etcd beside the
-    rest of the object, so an answer of megabytes stays in the pod log."""
-    if value is None:
-        return None, ""
-    size = len(json.dumps(value, separators=(",", ":")))
-    if size > STRUCTURED_OUTPUT_MAX_BYTES:
-        return None, f" (structured output of {size} bytes left out of status: over 16 KiB)"
-    return value, ""
-
-
-def container_exit(pod: JSON) -> ContainerExit | bool | None:
-    """The agent container's terminated state; True while it still runs; None if the pod ended
-    without one (e.g. deleted before start, or evicted)."""
-    status = pod.get("status") or {}
-    for cs in status.get("containerStatuses") or []:
-        if cs.get("name") == "agent":
-            term = (cs.get("state") or {}).get("terminated")
-            if term:
-                return ContainerExit(
-                    term.get("exitCode"), term.get("reason", ""), term.get("message")
-                )
-    if status.get("phase") in {"Succeeded", "Failed"}:
-        return None
-    return True
 
 
 class Pass:
@@ -209,7 +101,7 @@ class Pass:
             await self._expire_when_due()
             return
         try:
-            policy = policy_of(self.spec)
+            policy = session_status.policy_of(self.spec)
             self.limits = task.limits_of(self.spec)
             task.repos_of(self.spec)
         except (ValueError, OverflowError) as exc:  # never crash-loop on a spec
@@ -333,11 +225,11 @@ class Pass:
         if not pod_name:
             return False
         pod = await self.rt.kube.get(self.ns, "pods", pod_name)
-        clone = clone_exit(pod) if pod is not None else None
+        clone = pod_state.clone_exit(pod) if pod is not None else None
         if clone is not None and clone.exit_code == 0 and not self.status.get("reposCloned"):
             self.set(reposCloned=True)
         cloned = clone is None or clone.exit_code == 0
-        state = container_exit(pod) if pod is not None else None
+        state = pod_state.container_exit(pod) if pod is not None else None
         if state is True and cloned:
             assert pod is not None
             return await self._while_running(pod)
@@ -348,11 +240,13 @@ class Pass:
             end = classify_clone(clone)
         else:
             end = classify(state if isinstance(state, ContainerExit) else None)
-        terminated_at = _terminated_at(pod) or self.now
+        terminated_at = pod_state.terminated_at(pod) or self.now
         # A pod already gone (deleted for a timeout or a drill) tells nothing: the attempt then
         # counts from when its pod was created.
         started_at = (
-            _started_at(pod) or parse_time(self.status.get("attemptStartedAt")) or terminated_at
+            pod_state.started_at(pod)
+            or parse_time(self.status.get("attemptStartedAt"))
+            or terminated_at
         )
         await self._apply_end(pod_name, end, policy, started_at, terminated_at)
         return self._phase().finished
@@ -377,15 +271,15 @@ class Pass:
         self.rt.ledger.assign(self.key, (self.ns, account_name))
         if self._phase() is not SessionPhase.RUNNING:
             self.set(phase=SessionPhase.RUNNING, waitingUntil=None, retryAt=None)
-        problem = start_problem(pod)
+        problem = pod_state.start_problem(pod)
         if problem is not None:
             self.condition("Ready", False, problem[0], problem[1])
         # spec.timeout counts running time over all attempts: past it the pod is stopped and
         # its end finishes the session.
         decision = running.while_running(
             self.limits,
-            totals_of(self.status),
-            _started_at(pod) or parse_time((pod.get("status") or {}).get("startTime")),
+            session_status.totals_of(self.status),
+            pod_state.started_at(pod) or parse_time((pod.get("status") or {}).get("startTime")),
             self.rt.roster.get(self.ns, account_name),
             stopping=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
             now=self.now,
@@ -417,10 +311,10 @@ class Pass:
     ) -> None:
         # A termination message is untrusted input: scrub before it reaches status or Events.
         end = replace(end, detail=scrub(end.detail), evidence=snippet(end.evidence))
-        progress = progress_of(self.status)
+        progress = session_status.progress_of(self.status)
         eviction = self.status.get("evictionReason")
         seconds = max(0.0, (terminated_at - started_at).total_seconds())
-        totals = totals_of(self.status).plus(end.turns, end.cost_usd, seconds)
+        totals = session_status.totals_of(self.status).plus(end.turns, end.cost_usd, seconds)
         decision = machine.after_end(
             progress,
             end,
@@ -440,38 +334,21 @@ class Pass:
         self.rt.mark_account_dirty(self.ns, progress.account or "")
         p = decision.progress
         self.set(
-            lastOutcome={
-                "outcome": end.outcome.value if not eviction else "evicted",
-                "at": format_time(self.now),
-                "podName": pod_name,
-                "detail": (end.detail or "")[: crd.DETAIL_CHARS],  # scrubbed above
-                "evidence": end.evidence,
-                **({"window": end.window} if end.window else {}),
-                **({"resetsAt": format_time(end.resets_at)} if end.resets_at else {}),
-            },
+            lastOutcome=session_status.last_outcome(end, eviction, pod_name, self.now),
             suspicions=p.suspicions,
             failures=p.failures,
             transcript=p.transcript,
             podTerminatedAt=format_time(terminated_at),
             evictionReason=None,
-            totals=totals_json(totals),
-            attempts=self._attempt_records(pod_name, end, eviction, started_at, terminated_at),
+            totals=session_status.totals_json(totals),
+            attempts=session_status.attempt_records(
+                self.status, pod_name, end, eviction, started_at, terminated_at
+            ),
         )
-        metrics.attempt_ended(end.outcome.value if not eviction else "evicted")
+        metrics.attempt_ended(session_status.outcome_of(end, eviction))
         step = decision.step
         if isinstance(step, machine.Finish):
-            structured, note = bounded_structured_output(end.structured_output)
-            result = {
-                "outcome": end.outcome.value,
-                "reason": step.reason,
-                "turns": status_int32(totals.turns),
-                "costUSD": totals.cost_usd,
-                "durationSeconds": totals.seconds,
-                "detail": (step.message + note)[: crd.DETAIL_CHARS],
-                "summary": scrub(end.summary)[: crd.SUMMARY_CHARS] if end.summary else None,
-                "structuredOutput": structured,
-            }
-            self.set(result={k: v for k, v in result.items() if v is not None})
+            self.set(result=session_status.finished_result(end, step, totals))
             await self._finish(step.phase, step.reason, step.message)
             return
         self.set(
@@ -481,28 +358,6 @@ class Pass:
         # Not ready until the next attempt runs; a placement in this same pass says Running.
         self.condition("Ready", False, step.reason, step.message)
         self.rt.event(self.body, step.reason, step.message, warning=step.leave)
-
-    def _attempt_records(
-        self,
-        pod_name: str,
-        end: AttemptEnd,
-        eviction: str | None,
-        started_at: datetime,
-        terminated_at: datetime,
-    ) -> list[JSON]:
-        record: JSON = {
-            "attempt": int(self.status.get("attempt", 0)),
-            "podName": pod_name,
-            "account": self.status.get("account") or "",
-            "outcome": "evicted" if eviction else end.outcome.value,
-            "startedAt": format_time(started_at),
-            "finishedAt": format_time(terminated_at),
-            "durationSeconds": round(max(0.0, (terminated_at - started_at).total_seconds()), 3),
-            "turns": status_int32(end.turns),
-            "costUSD": end.cost_usd,
-        }
-        record = {k: v for k, v in record.items() if v is not None}
-        return [*(self.status.get("attempts") or []), record][-crd.ATTEMPT_RECORDS :]
 
     async def _finish(self, phase: SessionPhase, reason: str, message: str) -> None:
         ok = phase is SessionPhase.SUCCEEDED
@@ -515,17 +370,8 @@ class Pass:
             finishedAt=format_time(self.now),
         )
         if not self.status.get("result"):
-            totals = totals_of(self.status)
-            self.set(
-                result={
-                    "outcome": "failed",
-                    "reason": reason,
-                    "detail": message[: crd.DETAIL_CHARS],
-                    "turns": status_int32(totals.turns),
-                    "costUSD": totals.cost_usd,
-                    "durationSeconds": totals.seconds,
-                }
-            )
+            totals = session_status.totals_of(self.status)
+            self.set(result=session_status.failed_result(reason, message, totals))
         self.condition("Completed", True, reason, message)
         self.condition("Ready", ok, reason, message)
         self.rt.ledger.assign(self.key, None)
@@ -536,7 +382,7 @@ class Pass:
             self.rt.wakeups.at(("session", self.ns, self.name), self.now + self.limits.ttl)
 
     async def _start_next_attempt(self) -> None:
-        stop = task.over_limits(self.limits, totals_of(self.status))
+        stop = task.over_limits(self.limits, session_status.totals_of(self.status))
         if stop is not None:
             await self._finish(SessionPhase.FAILED, stop.reason, stop.message)
             return
@@ -596,9 +442,9 @@ class Pass:
             self.rt.event(self.body, "NoHeadroom", choice.message, warning=True)
 
     async def _create_pod(self, account: Account, choice: Placed) -> None:
-        progress = progress_of(self.status)
+        progress = session_status.progress_of(self.status)
         attempt = machine.next_attempt(progress)
-        totals = totals_of(self.status)
+        totals = session_status.totals_of(self.status)
         left = task.seconds_left(self.limits, totals)
         claim = self.status.get("workspaceClaim") or manifests.workspace_claim_name(self.name)
         plan = agent_pod.Attempt(
@@ -656,7 +502,7 @@ class Pass:
         self.superseded_pod = self.status.get("previousPod")
 
     def _record_start(self, account_name: str, pod_name: str, attempt: int, auth_path: str) -> None:
-        progress = progress_of(self.status)
+        progress = session_status.progress_of(self.status)
         after = machine.record_swap(progress, account_name, self.now, attempt)
         move = machine.PendingMove.from_status(self.status.get("pendingMove"))
         fields: JSON = {
@@ -678,18 +524,12 @@ class Pass:
             "pendingMove": None,
         }
         if machine.is_swap(progress, account_name):
-            swap = {
-                "from": progress.account,
-                "to": account_name,
-                "at": format_time(self.now),
-                "reason": machine.swap_reason(move),
-            }
-            window = (self.status.get("lastOutcome") or {}).get("window")
-            if window:
-                swap["window"] = window
-            fields["swaps"] = ([*(self.status.get("swaps") or []), swap])[-crd.SWAP_RECORDS :]
+            reason = machine.swap_reason(move)
+            fields["swaps"] = session_status.swap_records(
+                self.status, account_name, reason, self.now
+            )
             fields["lastSwapAt"] = format_time(self.now)
-            metrics.swapped(self.ns, swap["reason"])
+            metrics.swapped(self.ns, reason)
             terminated = parse_time(self.status.get("podTerminatedAt"))
             if terminated is not None and self.name not in self.rt.waiting[self.ns]:
                 # A move that had to wait for headroom is waiting time, not failover latency.
@@ -697,7 +537,7 @@ class Pass:
             self.rt.event(
                 self.body,
                 "Swapped",
-                f"moved from {progress.account} to {account_name} ({swap['reason']}); "
+                f"moved from {progress.account} to {account_name} ({reason}); "
                 f"attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
             )
             effects.drill_progress(self.rt, self.ns, progress.account or "", self.now)
@@ -721,46 +561,6 @@ class Pass:
             f"attempt {attempt} runs on {account_name} ({auth_path} credentials)",
         )
         self.condition("Ready", True, "Running", f"the agent runs on {account_name}")
-
-
-INT32_MAX = 2**31 - 1
-
-
-def status_int32(value: object) -> int | None:
-    """`value` if the CRD's int32 status fields can hold it (0..2^31-1), else None.
-
-    The termination message's schema bounds `turns` only from below (1e300 is an "integer" to
-    JSON Schema), but one out-of-range number makes the API server refuse the whole status
-    write: the session then retried that write forever and never finished (tests/faults)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    number = int(value)
-    return number if 0 <= number <= INT32_MAX else None
-
-
-def _started_at(pod: JSON | None) -> datetime | None:
-    """When the agent container started (its running or terminated state says)."""
-    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        if cs.get("name") != contract.AGENT_CONTAINER:
-            continue
-        state = cs.get("state") or {}
-        for key in ("terminated", "running"):
-            started = (state.get(key) or {}).get("startedAt")
-            if started:
-                return parse_time(started)
-    return None
-
-
-def _terminated_at(pod: JSON | None) -> datetime | None:
-    if not pod:
-        return None
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        term = (cs.get("state") or {}).get("terminated")
-        if term and term.get("finishedAt"):
-            return parse_time(term["finishedAt"])
-    return None
 
 
 async def reconcile(rt: Runtime, namespace: str, name: str) -> None:

@@ -16,7 +16,7 @@ from headroom.core.durations import parse_duration
 from headroom.core.session import FailoverPolicy
 from headroom.reconcilers.conditions import set_conditions
 from headroom.reconcilers.roster import account_from_body
-from headroom.reconcilers.session import policy_of
+from headroom.reconcilers.session_status import policy_of
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 JSON = dict[str, Any]

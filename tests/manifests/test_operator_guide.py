@@ -64,7 +64,7 @@ def condition_reasons() -> set[str]:
         r'condition\(\s*"\w+",\s*[\w.]+,\s*"(\w+)"',  # self.condition("Ready", False, "X", ...)
         r'AccountState\(\s*AccountPhase\.\w+,\s*"(\w+)"',  # account phases' Ready reasons
         r'key, "(\w+)"',  # credentials_of: CredentialsValid reasons, one per line
-        r'SessionPhase\.\w+,\s*"(\w+)"',  # how a session finished (Completed, Ready)
+        r'SessionPhase\.\w+,\s*"(\w+)"(?!:)',  # how a session finished (not a dict key)
         r'"(\w+)" if auth_failed',
         r'AccountPhase\.WALLED else "(\w+)"',  # Walled=False
         r'cause or "(\w+)"',  # a failure's own reason, else the generic one
@@ -82,6 +82,12 @@ def condition_reasons() -> set[str]:
     for pattern in patterns:
         for match in re.findall(pattern, code, re.MULTILINE):
             found |= {m for m in (match if isinstance(match, tuple) else (match,)) if m}
+    # The core's decisions: how a session finished (Completed), why it is placed again
+    # (Ready); Moved only ever names a swap record, never a condition.
+    from headroom.core.reasons import FinishReason, MoveReason
+
+    found |= {r.value for r in FinishReason}
+    found |= {r.value for r in MoveReason if r is not MoveReason.MOVED}
     return found
 
 

@@ -8,6 +8,8 @@ from datetime import timedelta
 from tests.reconcilers.conftest import NS, World, completed, failed, walled
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
+from headroom.reconcilers import session_status
+from headroom.reconcilers.runtime import LivePod, Settings
 
 ONE_REPO = [{"url": "https://git.example.com/team/app.git", "credentialsSecretRef": {"name": "gt"}}]
 
@@ -81,11 +83,9 @@ async def test_completion_reports_summary_structured_output_and_totals(world: Wo
 
 def test_a_huge_structured_output_stays_out_of_status() -> None:
     # Status lives in etcd beside the rest of the object: the operator bounds the answer.
-    from headroom.reconcilers import session
-
-    value, note = session.bounded_structured_output({"rows": ["x" * 100] * 200})
+    value, note = session_status.bounded_structured_output({"rows": ["x" * 100] * 200})
     assert value is None and "16 KiB" in note
-    assert session.bounded_structured_output({"ok": 1}) == ({"ok": 1}, "")
+    assert session_status.bounded_structured_output({"ok": 1}) == ({"ok": 1}, "")
 
 
 async def test_timeout_stops_the_running_pod_and_fails_the_session(world: World) -> None:
@@ -308,3 +308,45 @@ async def test_an_invalid_spec_fails_once_and_is_recorded(world: World) -> None:
     world.kube.writes.clear()
     await world.reconcile("s1")
     assert world.kube.writes == []  # finished: nothing more to write
+
+
+async def test_a_failed_attempt_retries_in_place_through_the_pending_move(world: World) -> None:
+    """The end writes status.pendingMove (stay); the next placement, after the backoff,
+    prefers the same account over a higher-priority one that appeared meanwhile."""
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.end_pod("s1-1", failed(), code=1, seconds=10)
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert status["pendingMove"] == {
+        "reason": "AttemptFailed",
+        "message": status["pendingMove"]["message"],
+        "leave": False,
+    }
+    assert status["phase"] == "Pending"  # backing off
+    world.account("bob", priority=10)
+    world.clock.advance(Settings().retry.base_backoff.total_seconds())
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["account"], status["attempt"], status["swapCount"]) == ("alice", 2, 0)
+    assert "pendingMove" not in status
+
+
+async def test_a_pod_created_before_a_crash_is_adopted_with_its_attempt(world: World) -> None:
+    """A pass created s1-3 on bob and crashed before recording it: the next pass records that
+    attempt as it is (number 3, a swap with no decision behind it) instead of making one."""
+    world.account("alice")
+    world.account("bob")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.run_pod("s1-1")
+    world.pods[(NS, "s1")] = [LivePod(name="s1-3", account="bob", attempt=3)]
+    world.kube.put("pods", {"metadata": {"namespace": NS, "name": "s1-3"}})
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    status = world.status("s1")
+    assert (status["account"], status["attempt"], status["podName"]) == ("bob", 3, "s1-3")
+    assert status["swapCount"] == 1
+    assert status["swaps"][-1]["reason"] == "Moved"
+    assert ("create", "pods", "s1-2") not in world.kube.verbs()

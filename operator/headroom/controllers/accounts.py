@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from headroom import GROUP, VERSION
-from headroom.controllers.context import installed, runtime
+from headroom.controllers.memo import OperatorMemo
 from headroom.core.accounts import Account
 from headroom.reconcilers import account, metrics
 from headroom.reconcilers.roster import account_from_body
@@ -25,9 +25,14 @@ async def claudeaccounts_index(
 
 @kopf.on.event(GROUP, VERSION, "claudeaccounts")
 async def account_event(
-    type: str, namespace: str | None, name: str, meta: kopf.Meta, **kwargs: Any
+    type: str,
+    namespace: str | None,
+    name: str,
+    meta: kopf.Meta,
+    memo: OperatorMemo,
+    **_: Any,
 ) -> None:
-    rt, ns = runtime(**kwargs), namespace or ""
+    rt, ns = memo.acting(), namespace or ""
     if type == "DELETED":
         rt.roster.forget(ns, name)
         rt.wakeups.cancel(("account", ns, name))
@@ -53,15 +58,21 @@ def _own_write(rt: Runtime, ns: str, name: str, meta: kopf.Meta) -> bool:
     )
 
 
-def _referenced(namespace: str | None, name: str, **_: Any) -> bool:
-    rt = installed()
+def _referenced(namespace: str | None, name: str, memo: OperatorMemo, **_: Any) -> bool:
+    """Only Secrets an account reads start a pass (kopf hands filters the memo too)."""
+    rt = memo.runtime
     return rt is not None and bool(rt.secret_refs.get((namespace or "", name)))
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
-async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+async def secret_event(
+    namespace: str | None,
+    name: str,
+    memo: OperatorMemo,
+    **_: Any,
+) -> None:
     """A source Secret changed (e.g. a rotated token): re-check the accounts that read it.
     This is how an AuthFailed account heals without anyone touching the ClaudeAccount."""
-    rt, ns = runtime(**kwargs), namespace or ""
+    rt, ns = memo.acting(), namespace or ""
     for account_name in sorted(rt.secret_refs.get((ns, name), ())):
         await account.reconcile(rt, ns, account_name)

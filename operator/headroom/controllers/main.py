@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any, cast
 
 import kopf
@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from headroom.controllers import accounts as _accounts  # noqa: F401  (registers handlers)
 from headroom.controllers import peering
 from headroom.controllers import sessions as _sessions  # noqa: F401  (registers handlers)
-from headroom.controllers.context import install, installed
+from headroom.controllers.memo import OperatorMemo, Peering, kopf_indexes
 from headroom.core.accounts import Account, AccountPhase, account_state
 from headroom.core.durations import parse_duration
 from headroom.core.session import RetryPolicy
@@ -161,62 +161,77 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-_SETTINGS: Settings | None = None
-_ARGS: argparse.Namespace | None = None
-_IDENTITY = peering.own_identity()
-_PEERING_TARGETS: list[str | None] = []
-_PEERING_TASKS: set[asyncio.Task[None]] = set()
+def memo_from(args: argparse.Namespace, peering_targets: Sequence[str | None] = ()) -> OperatorMemo:
+    """Everything the handlers need from the command line, handed to kopf as its memo."""
+    options = None
+    if args.peering:
+        options = Peering(
+            name=args.peering,
+            priority=args.priority,
+            clusterwide=bool(args.all_namespaces),
+            lifetime=args.peering_lifetime,
+            targets=tuple(peering_targets),
+        )
+    return OperatorMemo(settings_from(args), peering.own_identity(), options)
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    assert _SETTINGS is not None and _ARGS is not None
-    settings.posting.level = logging.INFO
-    # `kubectl describe` shows the component in its "From" column; the instance says which
-    # replica wrote an Event (with HA, the one that led at the time).
-    settings.posting.reporting_component = "headroom-operator"
-    settings.posting.reporting_instance = _IDENTITY
-    settings.posting.event_name_prefix = "headroom-"
-    settings.watching.server_timeout = 300
-    settings.networking.request_timeout = 60
-    diffbase.install(settings, kopf.get_default_registry())  # see headroom/kube/diffbase.py
-    if _ARGS.peering:
-        settings.peering.name = _ARGS.peering
-        settings.peering.priority = _ARGS.priority
-        settings.peering.mandatory = True
-        settings.peering.clusterwide = bool(_ARGS.all_namespaces)
-        settings.peering.lifetime = _ARGS.peering_lifetime
-    else:
-        settings.peering.standalone = True
-    rt = Runtime(await Kube.connect(), _SETTINGS)
-    if _ARGS.peering:
+async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs: Any) -> None:
+    configure_kopf(settings, memo)
+    rt = Runtime(await Kube.connect(), memo.settings)
+    # kopf's index objects are live: empty now, filled by its watches before any handler runs.
+    rt.attach(*kopf_indexes(kwargs))
+    if memo.peering is not None:
         rt.active.clear()  # stand by until the peering record says this replica leads
-        watcher = asyncio.create_task(
-            peering.watch_leadership(
-                rt.kube,
-                _ARGS.peering,
-                _PEERING_TARGETS,
-                _IDENTITY,
-                _ARGS.priority,
-                rt.active,
-                interval=min(5.0, max(1.0, _ARGS.peering_lifetime / 4)),
-            )
-        )
-        _PEERING_TASKS.add(watcher)
+        memo.tasks.add(asyncio.create_task(_watch_leadership(rt, memo.identity, memo.peering)))
     else:
         metrics.operator_active.set(1)
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
-    install(rt)
     rt.background_jobs = [_run_wakeups, _flush_accounts, _export_session_phases]
+    metrics.window_resets.clock = rt.clock
+    memo.runtime = rt
     log.info("headroom operator started; it needs no Claude account of its own")
 
 
+def configure_kopf(settings: kopf.OperatorSettings, memo: OperatorMemo) -> None:
+    settings.posting.level = logging.INFO
+    # `kubectl describe` shows the component in its "From" column; the instance says which
+    # replica wrote an Event (with HA, the one that led at the time).
+    settings.posting.reporting_component = "headroom-operator"
+    settings.posting.reporting_instance = memo.identity
+    settings.posting.event_name_prefix = "headroom-"
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    diffbase.install(settings, kopf.get_default_registry())  # see headroom/kube/diffbase.py
+    if memo.peering is not None:
+        settings.peering.name = memo.peering.name
+        settings.peering.priority = memo.peering.priority
+        settings.peering.mandatory = True
+        settings.peering.clusterwide = memo.peering.clusterwide
+        settings.peering.lifetime = memo.peering.lifetime
+    else:
+        settings.peering.standalone = True
+
+
+async def _watch_leadership(rt: Runtime, identity: str, options: Peering) -> None:
+    await peering.watch_leadership(
+        rt.kube,
+        options.name,
+        options.targets,
+        identity,
+        options.priority,
+        rt.active,
+        interval=min(5.0, max(1.0, options.lifetime / 4)),
+        clock=rt.clock,
+    )
+
+
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    for task in _PEERING_TASKS:
+async def cleanup(memo: OperatorMemo, **_: Any) -> None:
+    for task in memo.tasks:
         task.cancel()
-    rt = installed()
+    rt = memo.runtime
     if rt is not None:
         rt.stop_background()
         await rt.kube.close()
@@ -245,7 +260,7 @@ async def _export_session_phases(rt: Runtime) -> None:
         metrics.set_session_phases(counts)
         metrics.set_waiting(
             {ns: min(queue.values(), default=None) for ns, queue in rt.waiting.items()},
-            datetime.now(UTC),
+            rt.clock(),
         )
         available: Counter[str] = Counter()
         for namespace in {ns for ns, _ in rt.account_uids}:
@@ -257,30 +272,31 @@ async def _export_session_phases(rt: Runtime) -> None:
 
 
 def _is_available(rt: Runtime, account: Account) -> bool:
-    return account_state(account, datetime.now(UTC)).phase is AccountPhase.AVAILABLE
+    return account_state(account, rt.clock()).phase is AccountPhase.AVAILABLE
 
 
 def main(argv: list[str]) -> int:
-    global _SETTINGS, _ARGS
     args = parse_args(argv)
-    _ARGS, _SETTINGS = args, settings_from(args)
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
     )
+    targets: list[str | None] = []
     if args.peering:
         # Without its CRD kopf would pause forever in silence: refuse to start instead.
         try:
-            _PEERING_TARGETS[:] = asyncio.run(_prepare_peering(args))
+            targets = asyncio.run(_prepare_peering(args))
         except peering.PeeringUnavailable as exc:
             log.error("cannot start with --peering=%s: %s", args.peering, exc)
             return 2
+    memo = memo_from(args, targets)
+    if memo.peering is not None:
         log.info(
             "peering %r as %s with priority %d (lifetime %ds)",
-            args.peering,
-            _IDENTITY,
-            args.priority,
-            args.peering_lifetime,
+            memo.peering.name,
+            memo.identity,
+            memo.peering.priority,
+            memo.peering.lifetime,
         )
     if args.metrics_port:
         start_http_server(args.metrics_port)
@@ -291,7 +307,8 @@ def main(argv: list[str]) -> int:
         standalone=not args.peering,
         priority=args.priority,
         peering_name=args.peering or None,
-        identity=cast(Any, _IDENTITY),  # kopf's Identity is a NewType over str
+        identity=cast(Any, memo.identity),  # kopf's Identity is a NewType over str, not exported
+        memo=memo,
     )
     return 0
 

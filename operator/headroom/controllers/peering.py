@@ -19,12 +19,13 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from headroom.core.durations import parse_time
 from headroom.kube.client import KOPF_API, Kube, KubeError, api_path, group_path, peering_kind
 from headroom.reconcilers import metrics
+from headroom.reconcilers.clock import Clock
 
 log = logging.getLogger("headroom.peering")
 
@@ -122,12 +123,13 @@ async def watch_leadership(
     priority: int,
     gate: asyncio.Event,
     interval: float,
+    clock: Clock,
 ) -> None:
     """Keep `gate` set exactly while this replica is the active peer everywhere it peers."""
     metrics.operator_active.set(0)
     while True:
         try:
-            now = datetime.now(UTC)
+            now = clock()
             verdicts = []
             for namespace in targets:
                 body = await kube.request("GET", peering_path(name, namespace)) or {}

@@ -9,8 +9,9 @@ import kopf
 
 from headroom import GROUP, VERSION
 from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
-from headroom.controllers.context import runtime
-from headroom.reconcilers import session
+from headroom.controllers.memo import OperatorMemo
+from headroom.core.session import SessionPhase
+from headroom.reconcilers import pod_state, session
 from headroom.reconcilers.runtime import LivePod
 
 log = logging.getLogger("headroom.session")
@@ -54,15 +55,21 @@ async def agent_pods_index(
 
 @kopf.on.event(GROUP, VERSION, "agentsessions")
 async def session_event(
-    type: str, namespace: str | None, name: str, status: kopf.Status, meta: kopf.Meta, **kwargs: Any
+    type: str,
+    namespace: str | None,
+    name: str,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    memo: OperatorMemo,
+    **_: Any,
 ) -> None:
-    rt, ns = runtime(**kwargs), namespace or ""
+    rt, ns = memo.acting(), namespace or ""
     if type == "DELETED":
         rt.session_phases.pop((ns, name), None)
         rt.session_attempts.pop((ns, name), None)
         session.forget(rt, ns, name)
         return
-    rt.session_phases[(ns, name)] = status.get("phase") or "Pending"
+    rt.session_phases[(ns, name)] = status.get("phase") or SessionPhase.PENDING
     attempt = status.get("attempt")
     if isinstance(attempt, int):
         rt.session_attempts[(ns, name)] = attempt
@@ -82,15 +89,20 @@ def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> b
     cannot start: its pod never ends, and the session's Ready condition must say why."""
     if type == "DELETED" or _pod_finished(body) or meta.get("deletionTimestamp"):
         return True
-    return session.start_problem(dict(body)) is not None
+    return pod_state.start_problem(dict(body)) is not None
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED: MANAGER}, when=_agent_pod_ended)
-async def agent_pod_event(namespace: str | None, meta: kopf.Meta, **kwargs: Any) -> None:
+async def agent_pod_event(
+    namespace: str | None,
+    meta: kopf.Meta,
+    memo: OperatorMemo,
+    **_: Any,
+) -> None:
     owner = (meta.get("annotations") or {}).get(ANN_SESSION)
     if not owner:
         return
-    rt, ns = runtime(**kwargs), namespace or ""
+    rt, ns = memo.acting(), namespace or ""
     attempt = _attempt_of(meta)
     if attempt is not None and attempt < rt.session_attempts.get((ns, owner), 0):
         # The pod of an attempt the session has already left (typically the finished pod the

@@ -7,13 +7,18 @@ through `core.placement.place`, the same function first placement uses).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from headroom.contract import crd
 from headroom.contract.termination import Outcome
 from headroom.core.outcome import AttemptEnd
+from headroom.core.placement import Request
+from headroom.core.reasons import EvictionReason, FinishReason, MoveReason
+from headroom.core.task import Stop
 
 
 class SessionPhase(StrEnum):
@@ -157,7 +162,9 @@ def after_attempt(
 
     if end.outcome is Outcome.COMPLETED:
         done = replace(progress, suspicions=0, failures=0)
-        return Decision(done, Finish(SessionPhase.SUCCEEDED, "Completed", "the run finished"))
+        return Decision(
+            done, Finish(SessionPhase.SUCCEEDED, FinishReason.COMPLETED, "the run finished")
+        )
 
     if end.outcome is Outcome.WALLED and end.resets_at is not None:
         until = max(end.resets_at, _after(now, retry.min_wall))
@@ -166,7 +173,7 @@ def after_attempt(
         return _move(
             replace(progress, suspicions=0, failures=0),
             policy,
-            "Walled",
+            MoveReason.WALLED,
             f"{account} reached its{window} usage limit (resets {_clock(end.resets_at)})",
             effect,
         )
@@ -176,7 +183,7 @@ def after_attempt(
         return _move(
             replace(progress, suspicions=0, failures=0),
             policy,
-            "AuthFailed",
+            MoveReason.AUTH_FAILED,
             f"{account} rejected its credentials at startup (401); the account is blocked",
             effect_block,
         )
@@ -192,7 +199,7 @@ def after_attempt(
             return _move(
                 replace(progress, suspicions=0, failures=0),
                 policy,
-                "ThrottleConfirmed",
+                MoveReason.THROTTLE_CONFIRMED,
                 f"{account} throttled {count} attempts in a row without a reset time; "
                 f"treating it as walled for {_minutes(retry.suspected_wall)}",
                 wall,
@@ -203,7 +210,7 @@ def after_attempt(
         return Decision(
             suspected,
             Reschedule(
-                "Throttled",
+                MoveReason.THROTTLED,
                 f"{account} throttled without a reset time ({count}/{policy.confirmations}"
                 f" to confirm){why}; retrying the same account in {_seconds(wait)}",
                 leave=False,
@@ -220,7 +227,7 @@ def after_attempt(
             replace(progress, failures=failures),
             Finish(
                 SessionPhase.FAILED,
-                end.cause or "RetriesExhausted",
+                end.cause or FinishReason.RETRIES_EXHAUSTED,
                 f"{failures} attempts in a row failed; last: {detail}",
             ),
         )
@@ -228,7 +235,7 @@ def after_attempt(
     return Decision(
         replace(progress, failures=failures, suspicions=0),
         Reschedule(
-            end.cause or "AttemptFailed",
+            end.cause or MoveReason.ATTEMPT_FAILED,
             f"attempt {progress.attempt} failed ({detail}); retry {failures}/{retry.max_failures}"
             f" in {_seconds(wait)}",
             leave=False,
@@ -255,7 +262,7 @@ def _move(
             progress,
             Finish(
                 SessionPhase.FAILED,
-                "SwapLimitReached",
+                FinishReason.SWAP_LIMIT_REACHED,
                 f"{message}; the session already moved {progress.swap_count} times "
                 f"(spec.failover.maxSwaps)",
             ),
@@ -264,13 +271,107 @@ def _move(
     return Decision(progress, Reschedule(reason, message, leave=True), effect)
 
 
-def record_swap(progress: Progress, to_account: str, now: datetime) -> Progress:
+def after_end(
+    progress: Progress,
+    end: AttemptEnd,
+    eviction: str | None,
+    policy: FailoverPolicy,
+    retry: RetryPolicy,
+    stop: Stop | None,
+    now: datetime,
+) -> Decision:
+    """The decision for an attempt that ended, whoever ended it. `eviction` is why the
+    operator stopped the pod, if it did (status.evictionReason); `stop` is a limit the
+    session's totals, this attempt included, have reached.
+
+    A pod stopped for a drill moves the session, whatever the pod reported on its way out. A
+    pod stopped at the timeout ends the session, like any other limit (unless it completed)."""
+    if eviction and eviction != EvictionReason.TIMED_OUT:
+        message = f"moved off {progress.account} by a {eviction.lower()}"
+        decision = evicted(progress, policy, eviction, message)
+    else:
+        decision = after_attempt(progress, end, policy, retry, now)
+    if stop is None and eviction == EvictionReason.TIMED_OUT:
+        stop = Stop(FinishReason.TIMED_OUT, "spec.timeout was reached while the agent ran")
+    return within_limits(decision, stop.reason if stop else None, stop.message if stop else "")
+
+
+# --- the next attempt ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingMove:
+    """status.pendingMove: what the last attempt's end decided about the next placement,
+    kept in status so that a pass after a crash or a wait places the session the same way."""
+
+    reason: str
+    message: str
+    leave: bool  # leave the account (a swap); otherwise stay on it if it can take the session
+
+    @classmethod
+    def of(cls, step: Reschedule) -> PendingMove:
+        return cls(step.reason, step.message[: crd.DETAIL_CHARS], step.leave)
+
+    @classmethod
+    def from_status(cls, raw: Mapping[str, Any] | None) -> PendingMove | None:
+        if not raw:
+            return None
+        return cls(
+            reason=str(raw.get("reason", SWAP_REASON_UNKNOWN)),
+            message=str(raw.get("message", "")),
+            leave=bool(raw.get("leave")),
+        )
+
+    def to_status(self) -> dict[str, Any]:
+        return {"reason": self.reason, "message": self.message, "leave": self.leave}
+
+
+# The reason recorded for a swap no decision explains (a session whose account changed with
+# no pending move, e.g. adopted from a pod a crashed pass created).
+SWAP_REASON_UNKNOWN = MoveReason.MOVED
+
+
+def swap_reason(move: PendingMove | None) -> str:
+    return move.reason if move is not None else SWAP_REASON_UNKNOWN
+
+
+def next_request(
+    selector: Mapping[str, Any] | None,
+    fallback_selector: Mapping[str, Any] | None,
+    previous: str | None,
+    move: PendingMove | None,
+) -> Request:
+    """The placement request of the next attempt: leave the previous account when the move
+    says so, else prefer it (a retry in place). No pending move: a first placement, or a
+    session whose last attempt left no decision; nothing to avoid or prefer."""
+    return Request(
+        selector=selector,
+        fallback_selector=fallback_selector,
+        avoid=previous if move is not None and move.leave else None,
+        prefer=previous if move is not None and not move.leave else None,
+    )
+
+
+def next_attempt(progress: Progress) -> int:
+    """The number of the attempt to start (its pod is named after it)."""
+    return progress.attempt + 1
+
+
+def is_swap(progress: Progress, to_account: str) -> bool:
+    """Starting on `to_account` moves the session: it ran on another account before."""
+    return progress.account is not None and progress.account != to_account
+
+
+def record_swap(
+    progress: Progress, to_account: str, now: datetime, attempt: int | None = None
+) -> Progress:
     """The session starts an attempt on `to_account`; a different account than the last one
-    is a swap, which starts the cooldown."""
-    moved = progress.account is not None and progress.account != to_account
+    is a swap, which starts the cooldown. `attempt` is the attempt's number when it is not the
+    next one: a pod created by a pass that crashed before recording it, adopted as it is."""
+    moved = is_swap(progress, to_account)
     return replace(
         progress,
-        attempt=progress.attempt + 1,
+        attempt=attempt if attempt is not None else next_attempt(progress),
         account=to_account,
         swap_count=progress.swap_count + (1 if moved else 0),
         last_swap_at=now if moved else progress.last_swap_at,

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headroom.core.durations import parse_duration
+from headroom.core.reasons import FinishReason
 
 JSON = dict[str, Any]
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?P<path>\S+)$")
@@ -151,13 +152,13 @@ def over_limits(limits: Limits, totals: Totals, running_seconds: float = 0.0) ->
     used = totals.seconds + running_seconds
     if limits.timeout is not None and used >= limits.timeout.total_seconds():
         return Stop(
-            "TimedOut",
+            FinishReason.TIMED_OUT,
             f"the session ran {used:.0f}s over its attempts, reaching spec.timeout "
             f"({limits.timeout.total_seconds():.0f}s)",
         )
     if limits.budget_usd is not None and totals.cost_usd >= limits.budget_usd:
         return Stop(
-            "BudgetExhausted",
+            FinishReason.BUDGET_EXHAUSTED,
             f"the session spent ${totals.cost_usd:.4f} of its ${limits.budget_usd:.4f} budget "
             "(spec.claude.maxBudgetUSD)",
         )
@@ -174,7 +175,7 @@ def waited_too_long(limits: Limits, since: datetime, now: datetime) -> Stop | No
     if limits.wait_timeout is None or now - since < limits.wait_timeout:
         return None
     return Stop(
-        "NoHeadroomTimeout",
+        FinishReason.NO_HEADROOM_TIMEOUT,
         f"no account had headroom for {(now - since).total_seconds():.0f}s "
         f"(spec.waitTimeout {limits.wait_timeout.total_seconds():.0f}s)",
     )

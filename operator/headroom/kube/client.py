@@ -109,6 +109,8 @@ class Kube:
         """In-cluster config inside a pod, otherwise KUBECONFIG / ~/.kube/config."""
         configuration = k8s_client.Configuration()
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+            # kubernetes_asyncio ships this function without annotations (strict mypy would
+            # reject the call); it is the library's own in-cluster loader, nothing to wrap.
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
             await k8s_config.load_kube_config(client_configuration=configuration)

@@ -26,7 +26,7 @@ from headroom.kube.client import KubeError
 from headroom.reconcilers import metrics
 from headroom.reconcilers.conditions import same_conditions, set_conditions
 from headroom.reconcilers.roster import account_from_body, merge
-from headroom.reconcilers.runtime import Runtime
+from headroom.reconcilers.runtime import Drill, Runtime
 
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
@@ -178,7 +178,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
 
     previous = status.get("phase")
     if previous != state.phase.value:
-        _announce(rt, body, previous, state.phase.value, state.message)
+        _announce(rt, body, previous, state.phase, state.message)
         if state.phase is AccountPhase.AVAILABLE:
             rt.wake_waiting(ns)
     if state.phase is AccountPhase.AVAILABLE and active < account.max_sessions:
@@ -186,15 +186,17 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     until = unavailable_until(account, now)
     if until is not None:
         rt.wakeups.at(("account", ns, name), until)
-    metrics.set_account(ns, name, state.phase.value, active, account.max_sessions)
+    metrics.set_account(ns, name, state.phase, active, account.max_sessions)
     metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
 
 
-def _announce(rt: Runtime, body: JSON, previous: str | None, phase: str, message: str) -> None:
-    if previous is None and phase == "Available":
-        rt.event(body, "Available", "credentials verified; ready for sessions")
+def _announce(
+    rt: Runtime, body: JSON, previous: str | None, phase: AccountPhase, message: str
+) -> None:
+    if previous is None and phase is AccountPhase.AVAILABLE:
+        rt.event(body, phase, "credentials verified; ready for sessions")
         return
-    warning = phase in {"AuthFailed", "Unknown"}
+    warning = phase in {AccountPhase.AUTH_FAILED, AccountPhase.UNKNOWN}
     rt.event(body, phase, f"{previous or 'new'} -> {phase}: {message}", warning=warning)
 
 
@@ -212,7 +214,7 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     if wanted and wanted != drill.get("value"):
         until = now + rt.settings.drill_duration
         to_move = rt.ledger.sessions_on(key)
-        rt.drills[key] = {"started": now, "sessions": len(to_move), "moved": 0, "last_move": None}
+        rt.drills[key] = Drill(started=now, sessions=len(to_move))
         rt.roster.note(*key, drill_until=until)
         for ns, session in to_move:
             rt.wakeups.at(("session", ns, session), now)
@@ -236,16 +238,16 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     if tracker is None:
         return {}
     update: JSON = {}
-    if drill.get("sessionsMoved") != tracker["moved"]:
-        update["sessionsMoved"] = tracker["moved"]
-    if tracker["moved"] >= tracker["sessions"] and not drill.get("completedAt"):
-        done = tracker["last_move"] or now
+    if drill.get("sessionsMoved") != tracker.moved:
+        update["sessionsMoved"] = tracker.moved
+    if tracker.moved >= tracker.sessions and not drill.get("completedAt"):
+        done = tracker.last_move or now
         update["completedAt"] = format_time(done)
-        update["moveSeconds"] = round((done - tracker["started"]).total_seconds(), 3)
+        update["moveSeconds"] = round((done - tracker.started).total_seconds(), 3)
         rt.event(
             body,
             "DrillCompleted",
-            f"moved {tracker['moved']} session(s) in {update['moveSeconds']}s",
+            f"moved {tracker.moved} session(s) in {update['moveSeconds']}s",
         )
         del rt.drills[key]
     return {"drill": {**drill, **update}} if update else {}

@@ -111,6 +111,6 @@ def drill_progress(rt: Runtime, namespace: str, account: str, now: datetime) -> 
     """A session left a drilled account: count it; the account reconciler records the rest."""
     drill = rt.drills.get((namespace, account))
     if drill is not None:
-        drill["moved"] += 1
-        drill["last_move"] = now
+        drill.moved += 1
+        drill.last_move = now
         rt.mark_account_dirty(namespace, account)

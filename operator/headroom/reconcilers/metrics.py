@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -20,12 +19,16 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-PHASES = ("Available", "Walled", "AuthFailed", "Paused", "Unknown")
-SESSION_PHASES = ("Pending", "Running", "Waiting", "Succeeded", "Failed")
-# Why a session moved (core.session reasons and eviction reasons); anything else is "Other".
-SWAP_REASONS = frozenset(
-    {"Walled", "AuthFailed", "ThrottleConfirmed", "Throttled", "AttemptFailed", "Drill", "Moved"}
-)
+from headroom.core.accounts import AccountPhase
+from headroom.core.reasons import MoveReason
+from headroom.core.session import SessionPhase
+from headroom.reconcilers.clock import Clock, system_clock
+
+# Label values come from the core's enums, so a phase or reason the core gains is a label.
+PHASES = tuple(AccountPhase)
+SESSION_PHASES = tuple(SessionPhase)
+# Why a session moved; anything else (a failure's own cause) is "Other".
+SWAP_REASONS = frozenset(MoveReason)
 MAX_WINDOW_LABELS = 16
 _WINDOW_NAME = re.compile(r"^[a-z0-9_]{1,40}$")
 
@@ -99,9 +102,13 @@ operator_active = Gauge(
 
 class _WindowResets(Collector):
     """Seconds until each window resets, computed at scrape time: a gauge set when the account
-    was last reconciled would count down only in steps, and lie in between."""
+    was last reconciled would count down only in steps, and lie in between.
 
-    def __init__(self) -> None:
+    Prometheus metrics are process-wide (one registry), so this collector is too; the
+    startup handler points `clock` at the Runtime's, the time every reconcile reads."""
+
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self.clock = clock
         self._resets: dict[tuple[str, str, str], float | None] = {}
 
     def set(self, namespace: str, account: str, window: str, resets_at: float | None) -> None:
@@ -112,7 +119,7 @@ class _WindowResets(Collector):
             del self._resets[key]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        now = time.time()
+        now = self.clock().timestamp()
         left = GaugeMetricFamily(
             "headroom_account_window_reset_seconds",
             "Seconds until the window resets (0 if unknown or past)",
@@ -192,7 +199,9 @@ def reconcile_error(kind: str) -> None:
     reconcile_errors.labels(kind).inc()
 
 
-def set_account(namespace: str, account: str, phase: str, active: int, max_sessions: int) -> None:
+def set_account(
+    namespace: str, account: str, phase: AccountPhase, active: int, max_sessions: int
+) -> None:
     for p in PHASES:
         account_phase.labels(namespace, account, p).set(1 if p == phase else 0)
     account_active.labels(namespace, account).set(active)

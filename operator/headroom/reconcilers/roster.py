@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from headroom.contract import crd
 from headroom.core.accounts import DEFAULT_KEY, Account, CredentialType
@@ -25,6 +25,15 @@ class Signals:
     wall_window: str | None = None
     auth_failed_hash: str | None = None
     drill_until: datetime | None = None
+
+
+class SignalChanges(TypedDict, total=False):
+    """The Signals fields one `Roster.note` sets; the others keep their values."""
+
+    walled_until: datetime | None
+    wall_window: str | None
+    auth_failed_hash: str | None
+    drill_until: datetime | None
 
 
 def account_from_body(body: Mapping[str, Any]) -> Account:
@@ -116,7 +125,7 @@ class Roster:
                 return account
         return None
 
-    def note(self, namespace: str, name: str, **changes: Any) -> None:
+    def note(self, namespace: str, name: str, **changes: Unpack[SignalChanges]) -> None:
         current = self._signals.get((namespace, name), Signals())
         self._signals[(namespace, name)] = replace(current, **changes)
 

@@ -5,35 +5,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import kopf
 
 from headroom.contract.scrub import scrub
+from headroom.core.accounts import Account
 from headroom.core.ledger import Ledger
 from headroom.core.session import RetryPolicy
 from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
+from headroom.reconcilers.clock import Clock, system_clock
 from headroom.reconcilers.roster import Roster
 from headroom.reconcilers.wakeups import Key, Wakeups
 
 log = logging.getLogger("headroom")
 # An Event's message stays under the 1 KiB events.k8s.io/v1 allows for a note.
 EVENT_MESSAGE_CHARS = 1000
-Clock = Callable[[], datetime]
 # (object, type, reason, message): where Events go; kopf's poster in the operator.
 Recorder = Callable[[Mapping[str, Any], str, str, str], None]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+# reconcile(runtime, namespace, name): what a wake-up of a session or an account runs.
+Reconcile = Callable[["Runtime", str, str], Awaitable[None]]
+# A job that runs for the operator's lifetime (wake-ups, status flushing, metrics export).
+BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
 
 def kopf_recorder(body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-    kopf.event(cast(Any, dict(body)), type=kind, reason=reason, message=message)
+    # kopf.event reads only apiVersion, kind and metadata, from any mapping; its signature
+    # names kopf's own Body wrapper, for which a plain object dict does at runtime.
+    kopf.event(cast(kopf.Body, dict(body)), type=kind, reason=reason, message=message)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,17 @@ class Settings:
     account_status_delay: float = 1.0
 
 
+@dataclass
+class Drill:
+    """A drill under way on one account: how many of its sessions must move, and how many
+    have (the account reconciler reports both in status.drill)."""
+
+    started: datetime
+    sessions: int
+    moved: int = 0
+    last_move: datetime | None = None
+
+
 @dataclass(frozen=True)
 class LivePod:
     """What the pods index keeps per agent pod that is still alive."""
@@ -52,6 +66,11 @@ class LivePod:
     name: str
     account: str
     attempt: int
+
+
+# kopf's live indexes (kopf.Index is a Mapping of key -> kopf.Store, a Collection).
+AccountsIndex = Mapping[str, Iterable[Account]]
+PodsIndex = Mapping[tuple[str, str], Iterable[LivePod]]
 
 
 class Runtime:
@@ -70,19 +89,20 @@ class Runtime:
         self.roster = Roster()
         self.ledger = Ledger()
         self.wakeups = Wakeups(self._wake, clock)
-        self._pods_index: Mapping[tuple[str, str], Iterable[LivePod]] | None = None
+        self._pods_index: PodsIndex | None = None
         self._ledger_seeded = False
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self.placement_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.waiting: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
-        self.reconcile_session: Any = None  # set by the session reconciler module
-        self.reconcile_account: Any = None  # set by the account reconciler module
+        # Set at start-up to the reconcilers' entry points (None in unit tests: no wake-ups).
+        self.reconcile_session: Reconcile | None = None
+        self.reconcile_account: Reconcile | None = None
         self.dirty_accounts: set[tuple[str, str]] = set()
         # (namespace, secret name) -> accounts that read it, to react to Secret changes
         self.secret_refs: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self.account_uids: dict[tuple[str, str], str] = {}
-        # drills under way: (namespace, account) -> {started, sessions, moved, last_move}
-        self.drills: dict[tuple[str, str], dict[str, Any]] = {}
+        # drills under way, by (namespace, account)
+        self.drills: dict[tuple[str, str], Drill] = {}
         self.session_phases: dict[tuple[str, str], str] = {}
         # Attempt number per session as last seen on the watch: lets pod events of superseded
         # attempts (the old pod's deletion after a swap) skip a useless reconcile pass.
@@ -94,8 +114,7 @@ class Runtime:
         # reconcile read). Only reconciles write it; a signal write (a wall) is reconciled at
         # once, so the account's phase says Walled as soon as its sessions have moved.
         self.own_account_writes: dict[tuple[str, str], tuple[str, int, str | None]] = {}
-        # coroutine functions run for the operator's lifetime (wake-ups, status flushing, ...)
-        self.background_jobs: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = []
+        self.background_jobs: list[BackgroundJob] = []
         # Set while this replica may act. kopf pauses only its watch streams when another
         # replica leads (peering); the operator's own timers wait on this instead.
         self.active = asyncio.Event()
@@ -116,7 +135,7 @@ class Runtime:
 
     # --- indexes handed over by kopf ---------------------------------------------------
 
-    def attach(self, accounts: Any, pods: Any) -> None:
+    def attach(self, accounts: AccountsIndex, pods: PodsIndex) -> None:
         if not self.roster.attached:
             self.roster.attach(accounts)
         if self._pods_index is None:

@@ -8,7 +8,6 @@ it and adopts it), then the session's status.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import replace
@@ -18,128 +17,23 @@ from typing import Any
 from headroom.contract import crd
 from headroom.contract import pod as contract
 from headroom.contract.scrub import scrub, snippet
+from headroom.core import running, task
 from headroom.core import session as machine
-from headroom.core import task
 from headroom.core.accounts import Account
-from headroom.core.durations import format_time, parse_duration, parse_time
+from headroom.core.durations import format_time, parse_time
 from headroom.core.outcome import AttemptEnd, ContainerExit, classify, classify_clone
-from headroom.core.placement import NoHeadroom, Placed, Request, place
+from headroom.core.placement import NoHeadroom, Placed, place
+from headroom.core.reasons import EvictionReason, FinishReason
+from headroom.core.session import SessionPhase
 from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
-from headroom.reconcilers import effects, metrics
+from headroom.reconcilers import effects, metrics, pod_state, session_status
 from headroom.reconcilers.conditions import set_conditions
 from headroom.reconcilers.runtime import Runtime
 
 log = logging.getLogger("headroom.session")
 JSON = dict[str, Any]
-STRUCTURED_OUTPUT_MAX_BYTES = 16 * 1024
 PREDECESSOR_RECHECK = timedelta(seconds=5)
-# A container that cannot start says so in its waiting reason; the session's Ready
-# condition names it instead of leaving the user to find the pod.
-START_PROBLEMS = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
-)
-
-
-def policy_of(spec: JSON) -> machine.FailoverPolicy:
-    failover = spec.get("failover") or {}
-    cooldown = failover.get("cooldown")
-    return machine.FailoverPolicy(
-        cooldown=parse_duration(cooldown) if cooldown is not None else crd.FAILOVER_COOLDOWN,
-        confirmations=int(failover.get("confirmations", crd.FAILOVER_CONFIRMATIONS)),
-        max_swaps=int(failover.get("maxSwaps", crd.FAILOVER_MAX_SWAPS)),
-    )
-
-
-def progress_of(status: JSON) -> machine.Progress:
-    return machine.Progress(
-        attempt=int(status.get("attempt", 0)),
-        account=status.get("account"),
-        swap_count=int(status.get("swapCount", 0)),
-        last_swap_at=parse_time(status.get("lastSwapAt")),
-        suspicions=int(status.get("suspicions", 0)),
-        failures=int(status.get("failures", 0)),
-        transcript=bool(status.get("transcript", False)),
-    )
-
-
-def clone_exit(pod: JSON) -> ContainerExit | None:
-    """The `clone` init container's terminated state, if it has ended."""
-    for cs in (pod.get("status") or {}).get("initContainerStatuses") or []:
-        if cs.get("name") == contract.CLONE_CONTAINER:
-            term = (cs.get("state") or {}).get("terminated")
-            if term:
-                return ContainerExit(
-                    term.get("exitCode"), term.get("reason", ""), term.get("message")
-                )
-    return None
-
-
-def start_problem(pod: JSON) -> tuple[str, str] | None:
-    """(reason, message) when a container of the pod waits on something that will not fix
-    itself soon: a bad image, a missing Secret or ConfigMap key."""
-    status = pod.get("status") or {}
-    for cs in [
-        *(status.get("initContainerStatuses") or []),
-        *(status.get("containerStatuses") or []),
-    ]:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in START_PROBLEMS:
-            message = scrub(str(waiting.get("message") or ""))[: crd.START_PROBLEM_CHARS]
-            return str(waiting["reason"]), f"container {cs.get('name')}: {message}"
-    return None
-
-
-def totals_of(status: JSON) -> task.Totals:
-    totals = status.get("totals") or {}
-    return task.Totals(
-        turns=int(totals.get("turns", 0)),
-        cost_usd=float(totals.get("costUSD", 0.0)),
-        seconds=float(totals.get("durationSeconds", 0.0)),
-    )
-
-
-def totals_json(totals: task.Totals) -> JSON:
-    return {
-        "turns": min(totals.turns, INT32_MAX),
-        "costUSD": totals.cost_usd,
-        "durationSeconds": totals.seconds,
-    }
-
-
-def bounded_structured_output(value: object) -> tuple[object, str]:
-    """Structured output for status, or None and why: status is stored in etcd beside the
-    rest of the object, so an answer of megabytes stays in the pod log."""
-    if value is None:
-        return None, ""
-    size = len(json.dumps(value, separators=(",", ":")))
-    if size > STRUCTURED_OUTPUT_MAX_BYTES:
-        return None, f" (structured output of {size} bytes left out of status: over 16 KiB)"
-    return value, ""
-
-
-def container_exit(pod: JSON) -> ContainerExit | bool | None:
-    """The agent container's terminated state; True while it still runs; None if the pod ended
-    without one (e.g. deleted before start, or evicted)."""
-    status = pod.get("status") or {}
-    for cs in status.get("containerStatuses") or []:
-        if cs.get("name") == "agent":
-            term = (cs.get("state") or {}).get("terminated")
-            if term:
-                return ContainerExit(
-                    term.get("exitCode"), term.get("reason", ""), term.get("message")
-                )
-    if status.get("phase") in {"Succeeded", "Failed"}:
-        return None
-    return True
 
 
 class Pass:
@@ -195,21 +89,23 @@ class Pass:
                 version = (written.get("metadata") or {}).get("resourceVersion", "")
                 self.rt.own_session_writes[self.key] = (version, generation)
 
+    def _phase(self) -> SessionPhase:
+        return SessionPhase(self.status.get("phase") or SessionPhase.PENDING)
+
     # -- the pass --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        phase = machine.SessionPhase(self.status.get("phase") or "Pending")
-        if phase.finished:
+        if self._phase().finished:
             self.rt.ledger.assign(self.key, None)
             self.rt.waiting[self.ns].pop(self.name, None)
             await self._expire_when_due()
             return
         try:
-            policy = policy_of(self.spec)
+            policy = session_status.policy_of(self.spec)
             self.limits = task.limits_of(self.spec)
             task.repos_of(self.spec)
         except (ValueError, OverflowError) as exc:  # never crash-loop on a spec
-            await self._finish(machine.SessionPhase.FAILED, "InvalidSpec", str(exc))
+            await self._finish(SessionPhase.FAILED, FinishReason.INVALID_SPEC, str(exc))
             await self.flush()
             return
         if not self.status.get("claudeSessionId") and not await self._begin_conversation():
@@ -229,7 +125,7 @@ class Pass:
         attempt on every account resumes it. A continueFrom session takes its predecessor's
         conversation and workspace once that one has finished. False: not yet."""
         follows = (self.spec.get("continueFrom") or {}).get("name")
-        fields: JSON = {"phase": "Pending", "attempt": 0, "swapCount": 0}
+        fields: JSON = {"phase": SessionPhase.PENDING, "attempt": 0, "swapCount": 0}
         if follows:
             taken = await self._take_over(follows)
             if taken is None:
@@ -246,7 +142,7 @@ class Pass:
     async def _take_over(self, follows: str) -> JSON | None:
         before = await self.rt.kube.get_session(self.ns, follows)
         status = (before or {}).get("status") or {}
-        phase = machine.SessionPhase(status.get("phase") or "Pending")
+        phase = SessionPhase(status.get("phase") or SessionPhase.PENDING)
         if before is None or not phase.finished:
             reason = "PredecessorNotFound" if before is None else "PredecessorRunning"
             message = (
@@ -254,23 +150,23 @@ class Pass:
                 if before is None
                 else f"waiting for AgentSession {follows} to finish (it is {phase.value})"
             )
-            self.set(phase="Pending")
+            self.set(phase=SessionPhase.PENDING)
             self.condition("Scheduled", False, reason, message)
             self.condition("Ready", False, reason, message)
             self.rt.wakeups.at(("session", self.ns, self.name), self.now + PREDECESSOR_RECHECK)
             return None
         if not status.get("claudeSessionId") or not status.get("transcript"):
             await self._finish(
-                machine.SessionPhase.FAILED,
-                "PredecessorHasNoConversation",
+                SessionPhase.FAILED,
+                FinishReason.PREDECESSOR_HAS_NO_CONVERSATION,
                 f"AgentSession {follows} finished without a conversation to continue",
             )
             return None
         claim = status.get("workspaceClaim") or manifests.workspace_claim_name(follows)
         if not await self._share_claim(claim):
             await self._finish(
-                machine.SessionPhase.FAILED,
-                "PredecessorWorkspaceGone",
+                SessionPhase.FAILED,
+                FinishReason.PREDECESSOR_WORKSPACE_GONE,
                 f"the workspace {claim} of AgentSession {follows} no longer exists",
             )
             return None
@@ -329,14 +225,14 @@ class Pass:
         if not pod_name:
             return False
         pod = await self.rt.kube.get(self.ns, "pods", pod_name)
-        clone = clone_exit(pod) if pod is not None else None
+        clone = pod_state.clone_exit(pod) if pod is not None else None
         if clone is not None and clone.exit_code == 0 and not self.status.get("reposCloned"):
             self.set(reposCloned=True)
         cloned = clone is None or clone.exit_code == 0
-        state = container_exit(pod) if pod is not None else None
+        state = pod_state.container_exit(pod) if pod is not None else None
         if state is True and cloned:
             assert pod is not None
-            return await self._while_running(pod, policy)
+            return await self._while_running(pod)
         if self.status.get("lastOutcome", {}).get("podName") == pod_name:
             return False  # this attempt's end is already recorded; go on to the next step
         if not cloned:
@@ -344,14 +240,16 @@ class Pass:
             end = classify_clone(clone)
         else:
             end = classify(state if isinstance(state, ContainerExit) else None)
-        terminated_at = _terminated_at(pod) or self.now
+        terminated_at = pod_state.terminated_at(pod) or self.now
         # A pod already gone (deleted for a timeout or a drill) tells nothing: the attempt then
         # counts from when its pod was created.
         started_at = (
-            _started_at(pod) or parse_time(self.status.get("attemptStartedAt")) or terminated_at
+            pod_state.started_at(pod)
+            or parse_time(self.status.get("attemptStartedAt"))
+            or terminated_at
         )
         await self._apply_end(pod_name, end, policy, started_at, terminated_at)
-        return self.status.get("phase") in ("Succeeded", "Failed")
+        return self._phase().finished
 
     async def _adopt_newer_pod(self) -> str | None:
         """After a crash between creating a pod and recording it, the pod exists with a higher
@@ -368,56 +266,40 @@ class Pass:
         )
         return pod.name
 
-    async def _while_running(self, pod: JSON, policy: machine.FailoverPolicy) -> bool:
+    async def _while_running(self, pod: JSON) -> bool:
         account_name = self.status.get("account") or ""
         self.rt.ledger.assign(self.key, (self.ns, account_name))
-        if self.status.get("phase") != "Running":
-            self.set(phase="Running", waitingUntil=None, retryAt=None)
-        problem = start_problem(pod)
+        if self._phase() is not SessionPhase.RUNNING:
+            self.set(phase=SessionPhase.RUNNING, waitingUntil=None, retryAt=None)
+        problem = pod_state.start_problem(pod)
         if problem is not None:
             self.condition("Ready", False, problem[0], problem[1])
-        if await self._stop_at_timeout(pod):
-            return True
-        account = self.rt.roster.get(self.ns, account_name)
-        drilling = (
-            account is not None
-            and account.drill_until is not None
-            and account.drill_until > self.now
+        # spec.timeout counts running time over all attempts: past it the pod is stopped and
+        # its end finishes the session.
+        decision = running.while_running(
+            self.limits,
+            session_status.totals_of(self.status),
+            pod_state.started_at(pod) or parse_time((pod.get("status") or {}).get("startTime")),
+            self.rt.roster.get(self.ns, account_name),
+            stopping=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
+            now=self.now,
         )
-        if drilling and not (pod.get("metadata") or {}).get("deletionTimestamp"):
-            # A drill moves the session for real: stop this pod, and once it is gone the next
-            # pass places the session elsewhere (never two live pods for one session).
-            self.set(evictionReason="Drill")
-            await self.rt.kube.delete(self.ns, "pods", pod["metadata"]["name"])
-            self.rt.event(
-                self.body,
-                "Evicting",
-                f"drill on {account_name}: stopping pod {pod['metadata']['name']} "
-                "to move the session",
-            )
+        if decision.recheck_at is not None:
+            self.rt.wakeups.at(("session", self.ns, self.name), decision.recheck_at)
+        if decision.stop is not None:
+            await self._evict(pod["metadata"]["name"], decision.stop, account_name)
         return True
 
-    async def _stop_at_timeout(self, pod: JSON) -> bool:
-        """spec.timeout counts running time over all attempts: past it the pod is stopped and
-        its end finishes the session. True when the pod is being stopped for it."""
-        left = task.seconds_left(self.limits, totals_of(self.status))
-        if left is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
-            return False
-        started = _started_at(pod) or parse_time((pod.get("status") or {}).get("startTime"))
-        running = (self.now - started).total_seconds() if started else 0.0
-        if running < left:
-            remaining = timedelta(seconds=left - running)
-            self.rt.wakeups.at(("session", self.ns, self.name), self.now + remaining)
-            return False
-        self.set(evictionReason="TimedOut")
-        await self.rt.kube.delete(self.ns, "pods", pod["metadata"]["name"])
-        self.rt.event(
-            self.body,
-            "TimedOut",
-            f"stopping pod {pod['metadata']['name']}: spec.timeout reached",
-            warning=True,
-        )
-        return True
+    async def _evict(self, pod_name: str, why: EvictionReason, account: str) -> None:
+        """Stop the running pod; its end, in a later pass, is read as this eviction."""
+        self.set(evictionReason=why.value)
+        await self.rt.kube.delete(self.ns, "pods", pod_name)
+        if why is EvictionReason.TIMED_OUT:
+            message = f"stopping pod {pod_name}: spec.timeout reached"
+            self.rt.event(self.body, "TimedOut", message, warning=True)
+        else:
+            message = f"drill on {account}: stopping pod {pod_name} to move the session"
+            self.rt.event(self.body, "Evicting", message)
 
     async def _apply_end(
         self,
@@ -429,23 +311,18 @@ class Pass:
     ) -> None:
         # A termination message is untrusted input: scrub before it reaches status or Events.
         end = replace(end, detail=scrub(end.detail), evidence=snippet(end.evidence))
-        progress = progress_of(self.status)
+        progress = session_status.progress_of(self.status)
         eviction = self.status.get("evictionReason")
         seconds = max(0.0, (terminated_at - started_at).total_seconds())
-        totals = totals_of(self.status).plus(end.turns, end.cost_usd, seconds)
-        if eviction and eviction != "TimedOut":
-            decision = machine.evicted(
-                progress, policy, eviction, f"moved off {progress.account} by a {eviction.lower()}"
-            )
-        else:
-            decision = machine.after_attempt(
-                progress, end, policy, self.rt.settings.retry, self.now
-            )
-        stop = task.over_limits(self.limits, totals)
-        if stop is None and eviction == "TimedOut":
-            stop = task.Stop("TimedOut", "spec.timeout was reached while the agent ran")
-        decision = machine.within_limits(
-            decision, stop.reason if stop else None, stop.message if stop else ""
+        totals = session_status.totals_of(self.status).plus(end.turns, end.cost_usd, seconds)
+        decision = machine.after_end(
+            progress,
+            end,
+            eviction,
+            policy,
+            self.rt.settings.retry,
+            task.over_limits(self.limits, totals),
+            self.now,
         )
         account = self.rt.roster.get(self.ns, progress.account or "")
         if decision.effect is not None and account is not None:
@@ -457,76 +334,33 @@ class Pass:
         self.rt.mark_account_dirty(self.ns, progress.account or "")
         p = decision.progress
         self.set(
-            lastOutcome={
-                "outcome": end.outcome.value if not eviction else "evicted",
-                "at": format_time(self.now),
-                "podName": pod_name,
-                "detail": (end.detail or "")[: crd.DETAIL_CHARS],  # scrubbed above
-                "evidence": end.evidence,
-                **({"window": end.window} if end.window else {}),
-                **({"resetsAt": format_time(end.resets_at)} if end.resets_at else {}),
-            },
+            lastOutcome=session_status.last_outcome(end, eviction, pod_name, self.now),
             suspicions=p.suspicions,
             failures=p.failures,
             transcript=p.transcript,
             podTerminatedAt=format_time(terminated_at),
             evictionReason=None,
-            totals=totals_json(totals),
-            attempts=self._attempt_records(pod_name, end, eviction, started_at, terminated_at),
+            totals=session_status.totals_json(totals),
+            attempts=session_status.attempt_records(
+                self.status, pod_name, end, eviction, started_at, terminated_at
+            ),
         )
-        metrics.attempt_ended(end.outcome.value if not eviction else "evicted")
+        metrics.attempt_ended(session_status.outcome_of(end, eviction))
         step = decision.step
         if isinstance(step, machine.Finish):
-            structured, note = bounded_structured_output(end.structured_output)
-            result = {
-                "outcome": end.outcome.value,
-                "reason": step.reason,
-                "turns": status_int32(totals.turns),
-                "costUSD": totals.cost_usd,
-                "durationSeconds": totals.seconds,
-                "detail": (step.message + note)[: crd.DETAIL_CHARS],
-                "summary": scrub(end.summary)[: crd.SUMMARY_CHARS] if end.summary else None,
-                "structuredOutput": structured,
-            }
-            self.set(result={k: v for k, v in result.items() if v is not None})
+            self.set(result=session_status.finished_result(end, step, totals))
             await self._finish(step.phase, step.reason, step.message)
             return
         self.set(
-            pendingMove={
-                "reason": step.reason,
-                "message": step.message[: crd.DETAIL_CHARS],
-                "leave": step.leave,
-            },
+            pendingMove=machine.PendingMove.of(step).to_status(),
             retryAt=format_time(step.not_before) if step.not_before else None,
         )
         # Not ready until the next attempt runs; a placement in this same pass says Running.
         self.condition("Ready", False, step.reason, step.message)
         self.rt.event(self.body, step.reason, step.message, warning=step.leave)
 
-    def _attempt_records(
-        self,
-        pod_name: str,
-        end: AttemptEnd,
-        eviction: str | None,
-        started_at: datetime,
-        terminated_at: datetime,
-    ) -> list[JSON]:
-        record: JSON = {
-            "attempt": int(self.status.get("attempt", 0)),
-            "podName": pod_name,
-            "account": self.status.get("account") or "",
-            "outcome": "evicted" if eviction else end.outcome.value,
-            "startedAt": format_time(started_at),
-            "finishedAt": format_time(terminated_at),
-            "durationSeconds": round(max(0.0, (terminated_at - started_at).total_seconds()), 3),
-            "turns": status_int32(end.turns),
-            "costUSD": end.cost_usd,
-        }
-        record = {k: v for k, v in record.items() if v is not None}
-        return [*(self.status.get("attempts") or []), record][-crd.ATTEMPT_RECORDS :]
-
-    async def _finish(self, phase: machine.SessionPhase, reason: str, message: str) -> None:
-        ok = phase is machine.SessionPhase.SUCCEEDED
+    async def _finish(self, phase: SessionPhase, reason: str, message: str) -> None:
+        ok = phase is SessionPhase.SUCCEEDED
         self.set(
             phase=phase.value,
             retryAt=None,
@@ -536,17 +370,8 @@ class Pass:
             finishedAt=format_time(self.now),
         )
         if not self.status.get("result"):
-            totals = totals_of(self.status)
-            self.set(
-                result={
-                    "outcome": "failed",
-                    "reason": reason,
-                    "detail": message[: crd.DETAIL_CHARS],
-                    "turns": status_int32(totals.turns),
-                    "costUSD": totals.cost_usd,
-                    "durationSeconds": totals.seconds,
-                }
-            )
+            totals = session_status.totals_of(self.status)
+            self.set(result=session_status.failed_result(reason, message, totals))
         self.condition("Completed", True, reason, message)
         self.condition("Ready", ok, reason, message)
         self.rt.ledger.assign(self.key, None)
@@ -557,29 +382,25 @@ class Pass:
             self.rt.wakeups.at(("session", self.ns, self.name), self.now + self.limits.ttl)
 
     async def _start_next_attempt(self) -> None:
-        stop = task.over_limits(self.limits, totals_of(self.status))
+        stop = task.over_limits(self.limits, session_status.totals_of(self.status))
         if stop is not None:
-            await self._finish(machine.SessionPhase.FAILED, stop.reason, stop.message)
+            await self._finish(SessionPhase.FAILED, stop.reason, stop.message)
             return
         retry_at = parse_time(self.status.get("retryAt"))
         if retry_at is not None and retry_at > self.now:
             self.rt.wakeups.at(("session", self.ns, self.name), retry_at)
-            if self.status.get("phase") != "Pending":
-                self.set(phase="Pending")
+            if self._phase() is not SessionPhase.PENDING:
+                self.set(phase=SessionPhase.PENDING)
             self.condition(
                 "Scheduled", False, "BackingOff", f"next attempt at {format_time(retry_at)}"
             )
             return
-        move = self.status.get("pendingMove") or {}
-        previous = self.status.get("account")
         fallback = self.spec.get("fallback")
-        request = Request(
-            selector=self.spec.get("accountSelector"),
-            fallback_selector=(fallback or {}).get("accountSelector", {})
-            if fallback is not None
-            else None,
-            avoid=previous if move.get("leave") else None,
-            prefer=previous if move and not move.get("leave") else None,
+        request = machine.next_request(
+            self.spec.get("accountSelector"),
+            (fallback or {}).get("accountSelector", {}) if fallback is not None else None,
+            self.status.get("account"),
+            machine.PendingMove.from_status(self.status.get("pendingMove")),
         )
         async with self.rt.placement_locks[self.ns]:
             self.rt.seed_ledger()
@@ -595,20 +416,20 @@ class Pass:
         await self._create_pod(account, choice)
 
     async def _wait(self, choice: NoHeadroom) -> None:
-        was_waiting = self.status.get("phase") == "Waiting"
+        was_waiting = self._phase() is SessionPhase.WAITING
         since = parse_time(self.status.get("waitingSince")) if was_waiting else None
         since = since or self.now
         stop = task.waited_too_long(self.limits, since, self.now)
         if stop is not None:
             await self._finish(
-                machine.SessionPhase.FAILED, stop.reason, f"{stop.message}: {choice.message}"
+                SessionPhase.FAILED, stop.reason, f"{stop.message}: {choice.message}"
             )
             return
         if self.limits.wait_timeout is not None:
             self.rt.wakeups.at(("session", self.ns, self.name), since + self.limits.wait_timeout)
         self.rt.waiting[self.ns].setdefault(self.name, self.now)
         until = format_time(choice.earliest_reset) if choice.earliest_reset else None
-        self.set(phase="Waiting", waitingUntil=until, waitingSince=format_time(since))
+        self.set(phase=SessionPhase.WAITING, waitingUntil=until, waitingSince=format_time(since))
         self.condition("Scheduled", False, "NoHeadroom", choice.message)
         self.condition("Ready", False, "NoHeadroom", choice.message)
         if choice.earliest_reset is not None:
@@ -621,9 +442,9 @@ class Pass:
             self.rt.event(self.body, "NoHeadroom", choice.message, warning=True)
 
     async def _create_pod(self, account: Account, choice: Placed) -> None:
-        progress = progress_of(self.status)
-        attempt = progress.attempt + 1
-        totals = totals_of(self.status)
+        progress = session_status.progress_of(self.status)
+        attempt = machine.next_attempt(progress)
+        totals = session_status.totals_of(self.status)
         left = task.seconds_left(self.limits, totals)
         claim = self.status.get("workspaceClaim") or manifests.workspace_claim_name(self.name)
         plan = agent_pod.Attempt(
@@ -654,7 +475,7 @@ class Pass:
             created = await self.rt.kube.create(self.ns, "pods", pod)
         except KubeError as exc:
             self.rt.ledger.assign(self.key, None)
-            self.set(phase="Pending")
+            self.set(phase=SessionPhase.PENDING)
             self.condition(
                 "Scheduled", False, "PodCreateFailed", f"could not create pod {name}: {exc.message}"
             )
@@ -681,12 +502,11 @@ class Pass:
         self.superseded_pod = self.status.get("previousPod")
 
     def _record_start(self, account_name: str, pod_name: str, attempt: int, auth_path: str) -> None:
-        progress = progress_of(self.status)
-        moved = progress.account is not None and progress.account != account_name
-        after = replace(machine.record_swap(progress, account_name, self.now), attempt=attempt)
-        move = self.status.get("pendingMove") or {}
+        progress = session_status.progress_of(self.status)
+        after = machine.record_swap(progress, account_name, self.now, attempt)
+        move = machine.PendingMove.from_status(self.status.get("pendingMove"))
         fields: JSON = {
-            "phase": "Running",
+            "phase": SessionPhase.RUNNING,
             "account": account_name,
             "podName": pod_name,
             "previousPod": self.status.get("podName")
@@ -703,19 +523,13 @@ class Pass:
             "retryAt": None,
             "pendingMove": None,
         }
-        if moved:
-            swap = {
-                "from": progress.account,
-                "to": account_name,
-                "at": format_time(self.now),
-                "reason": move.get("reason", "Moved"),
-            }
-            window = (self.status.get("lastOutcome") or {}).get("window")
-            if window:
-                swap["window"] = window
-            fields["swaps"] = ([*(self.status.get("swaps") or []), swap])[-crd.SWAP_RECORDS :]
+        if machine.is_swap(progress, account_name):
+            reason = machine.swap_reason(move)
+            fields["swaps"] = session_status.swap_records(
+                self.status, account_name, reason, self.now
+            )
             fields["lastSwapAt"] = format_time(self.now)
-            metrics.swapped(self.ns, swap["reason"])
+            metrics.swapped(self.ns, reason)
             terminated = parse_time(self.status.get("podTerminatedAt"))
             if terminated is not None and self.name not in self.rt.waiting[self.ns]:
                 # A move that had to wait for headroom is waiting time, not failover latency.
@@ -723,7 +537,7 @@ class Pass:
             self.rt.event(
                 self.body,
                 "Swapped",
-                f"moved from {progress.account} to {account_name} ({swap['reason']}); "
+                f"moved from {progress.account} to {account_name} ({reason}); "
                 f"attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
             )
             effects.drill_progress(self.rt, self.ns, progress.account or "", self.now)
@@ -747,46 +561,6 @@ class Pass:
             f"attempt {attempt} runs on {account_name} ({auth_path} credentials)",
         )
         self.condition("Ready", True, "Running", f"the agent runs on {account_name}")
-
-
-INT32_MAX = 2**31 - 1
-
-
-def status_int32(value: object) -> int | None:
-    """`value` if the CRD's int32 status fields can hold it (0..2^31-1), else None.
-
-    The termination message's schema bounds `turns` only from below (1e300 is an "integer" to
-    JSON Schema), but one out-of-range number makes the API server refuse the whole status
-    write: the session then retried that write forever and never finished (tests/faults)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    number = int(value)
-    return number if 0 <= number <= INT32_MAX else None
-
-
-def _started_at(pod: JSON | None) -> datetime | None:
-    """When the agent container started (its running or terminated state says)."""
-    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
-        if cs.get("name") != contract.AGENT_CONTAINER:
-            continue
-        state = cs.get("state") or {}
-        for key in ("terminated", "running"):
-            started = (state.get(key) or {}).get("startedAt")
-            if started:
-                return parse_time(started)
-    return None
-
-
-def _terminated_at(pod: JSON | None) -> datetime | None:
-    if not pod:
-        return None
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        term = (cs.get("state") or {}).get("terminated")
-        if term and term.get("finishedAt"):
-            return parse_time(term["finishedAt"])
-    return None
 
 
 async def reconcile(rt: Runtime, namespace: str, name: str) -> None:

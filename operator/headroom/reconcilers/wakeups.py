@@ -12,22 +12,20 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
+
+from headroom.reconcilers.clock import Clock
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
-def _system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
 class Wakeups:
     def __init__(
         self,
         fire: Callable[[Key], Awaitable[None]],
-        clock: Callable[[], datetime] = _system_clock,
+        clock: Clock,
     ) -> None:
         self._fire = fire
         self._clock = clock

@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "headroom.runner.clone",
         "init container of an agent pod: clone the session's repositories once",
     ),
+    "credential": (
+        "headroom.runner.credential",
+        "init container of an agent pod: stage the account's credential for the runner",
+    ),
     "validate": ("headroom.validate", "check manifests offline against the CRD schemas"),
 }
 

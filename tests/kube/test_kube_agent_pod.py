@@ -107,14 +107,47 @@ def test_the_api_address_is_always_the_operators_so_envfrom_cannot_redirect_the_
     )
 
 
-def test_the_credential_is_a_secret_reference_and_the_other_credential_names_are_empty() -> None:
-    env = env_of(build({"envFrom": [{"secretRef": {"name": "team-env"}}]}))
-    assert env[contract.OAUTH_TOKEN_ENV] == {
-        "secretKeyRef": {"name": "headroom-account-alice", "key": "token"}
-    }
+def test_no_variable_of_the_agent_holds_the_credential_and_every_credential_name_is_empty() -> None:
+    pod = build({"envFrom": [{"secretRef": {"name": "team-env"}}]})
+    env = env_of(pod)
     # An envFrom Secret holding ANTHROPIC_API_KEY must not log the agent in as someone else:
     # explicit env entries win over envFrom.
-    assert env[contract.API_KEY_ENV] == "" and env[contract.AUTH_TOKEN_ENV] == ""
+    assert all(env[name] == "" for name in contract.CREDENTIAL_ENV)
+    assert env[contract.STAGED_CREDENTIAL] == "/var/run/headroom/credential/value"
+    assert env[contract.STAGED_CREDENTIAL_TYPE] == "OAuthToken"
+    # No secretKeyRef to the account's runtime Secret anywhere in the agent container.
+    refs = [e for e in agent(pod)["env"] if "valueFrom" in e]
+    assert not [r for r in refs if "headroom-account-" in json.dumps(r)]
+
+
+def test_the_runtime_secret_is_mounted_in_the_credential_init_container_only() -> None:
+    pod = build()
+    volumes = volumes_of(pod)
+    source = volumes["headroom-credential-source"]["secret"]
+    assert source == {
+        "secretName": "headroom-account-alice",
+        "items": [{"key": "token", "path": "value"}],
+        "defaultMode": 0o400,
+    }
+    assert volumes["headroom-credential"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Mi"}
+    first, *_ = pod["spec"]["initContainers"]
+    assert first["name"] == "credential" and first["command"] == ["headroom", "credential"]
+    by_volume = {m["name"]: m for m in first["volumeMounts"]}
+    assert set(by_volume) == {"headroom-credential-source", "headroom-credential"}
+    assert by_volume["headroom-credential-source"]["readOnly"] is True
+    # The agent mounts the staged copy (it must unlink it), never the Secret.
+    agent_volumes = {m["name"] for m in agent(pod)["volumeMounts"]}
+    assert "headroom-credential" in agent_volumes
+    assert "headroom-credential-source" not in agent_volumes
+    assert first["securityContext"] == agent(pod)["securityContext"]
+
+
+def test_an_api_key_account_stages_its_own_key() -> None:
+    attempt = replace(ATTEMPT, credential_type=CredentialType.API_KEY, credential_key="apiKey")
+    pod = build(attempt=attempt)
+    assert env_of(pod)[contract.STAGED_CREDENTIAL_TYPE] == "APIKey"
+    items = volumes_of(pod)["headroom-credential-source"]["secret"]["items"]
+    assert items == [{"key": "apiKey", "path": "value"}]
 
 
 def test_a_credentials_file_account_mounts_the_runtime_secret() -> None:
@@ -125,6 +158,8 @@ def test_a_credentials_file_account_mounts_the_runtime_secret() -> None:
     assert env_of(pod)[contract.CREDENTIALS_FILE] == f"{contract.CREDENTIALS_DIR}/c.json"
     assert volumes_of(pod)["credentials"]["secret"]["secretName"] == "headroom-account-alice"
     assert all(env_of(pod)[name] == "" for name in contract.CREDENTIAL_ENV)
+    # Claude Code owns and rewrites that file: it stays mounted, and no init container runs.
+    assert "initContainers" not in pod["spec"]
 
 
 # -- env, envFrom, resources -------------------------------------------------------------
@@ -233,7 +268,8 @@ REPOS = [
 
 def test_repos_become_a_clone_init_container_with_credential_files() -> None:
     pod = build({"repos": REPOS})
-    (init,) = pod["spec"]["initContainers"]
+    credential, init = pod["spec"]["initContainers"]
+    assert credential["name"] == contract.CREDENTIAL_CONTAINER  # first: the clone needs none
     assert init["name"] == contract.CLONE_CONTAINER and init["command"] == ["headroom", "clone"]
     doc = json.loads({e["name"]: e["value"] for e in init["env"]}[contract.REPOS])
     # Relative paths: to the workspace and to the credentials mount the pod names.
@@ -273,7 +309,8 @@ def test_commits_get_an_identity_unless_env_gives_one() -> None:
 
 def test_a_later_attempt_does_not_clone_again() -> None:
     pod = build({"repos": REPOS}, attempt=replace(ATTEMPT, number=2, clone_repos=False))
-    assert "initContainers" not in pod["spec"]
+    names = [i["name"] for i in pod["spec"]["initContainers"]]
+    assert names == [contract.CREDENTIAL_CONTAINER]
 
 
 def test_two_repos_on_one_default_path_are_refused_naming_the_field() -> None:

@@ -58,7 +58,7 @@ def test_the_production_command_offers_no_stand_in() -> None:
         [sys.executable, "-m", "headroom", "--help"], capture_output=True, text=True, check=True
     )
     commands = {line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ")}
-    assert commands == {"operator", "agent", "clone", "validate"}
+    assert commands == {"operator", "agent", "credential", "clone", "validate"}
     for name in DEV_COMMANDS:
         refused = subprocess.run(
             [sys.executable, "-m", "headroom", name], capture_output=True, text=True, check=False

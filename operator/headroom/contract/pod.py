@@ -36,6 +36,19 @@ SCRUB_ENV: Final = "HEADROOM_SCRUB_ENV"
 # A directory of mounted Secrets (envFrom secretRef) whose values are scrubbed likewise.
 SCRUB_DIR: Final = "HEADROOM_SCRUB_DIR"
 
+# The account's token or API key, staged by the `credential` init container in a file on a
+# memory-backed volume, and its credential type (OAuthToken or APIKey). The runner reads the
+# file, unlinks it and hands the value to Claude Code on a pipe, so no environment variable
+# of the pod, and no Secret volume of the agent container, ever holds it.
+STAGED_CREDENTIAL: Final = "HEADROOM_STAGED_CREDENTIAL"
+STAGED_CREDENTIAL_TYPE: Final = "HEADROOM_STAGED_CREDENTIAL_TYPE"
+# Where the init container reads the runtime Secret's key from.
+CREDENTIAL_SOURCE: Final = "HEADROOM_CREDENTIAL_SOURCE"
+# Claude Code reads the credential from this inherited file descriptor (a pipe) instead of a
+# variable: verified with the pinned CLI for both (tests/runner/test_agent_cli.py).
+OAUTH_TOKEN_FD_ENV: Final = "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR"
+API_KEY_FD_ENV: Final = "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR"
+
 CONFIG_DIR_ENV: Final = "CLAUDE_CONFIG_DIR"
 HOME_ENV: Final = "HOME"
 # Set to "1" in every pod: no telemetry, update checks or other calls besides the API's.
@@ -56,8 +69,8 @@ RESERVED_ENV: Final = frozenset(
     {
         CONFIG_DIR_ENV,
         OAUTH_TOKEN_ENV,
-        "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
-        "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
+        OAUTH_TOKEN_FD_ENV,
+        API_KEY_FD_ENV,
         API_KEY_ENV,
         AUTH_TOKEN_ENV,
         BASE_URL_ENV,
@@ -73,6 +86,11 @@ CONFIG_DIR: Final = "/var/lib/headroom/claude"  # CLAUDE_CONFIG_DIR: an emptyDir
 PROJECTS_SUBPATH: Final = ".claude-projects"  # transcripts on the PVC, at CONFIG_DIR/projects
 STATE_SUBDIR: Final = ".headroom"  # the runner's own files on the workspace
 CREDENTIALS_DIR: Final = "/var/run/headroom/credentials"
+# The runtime Secret's key, mounted in the `credential` init container only.
+CREDENTIAL_SOURCE_DIR: Final = "/var/run/headroom/credential-source"
+# The memory-backed volume the init container stages the credential on.
+STAGED_CREDENTIAL_DIR: Final = "/var/run/headroom/credential"
+STAGED_CREDENTIAL_NAME: Final = "value"
 GIT_CREDENTIALS_DIR: Final = "/var/run/headroom/git"  # repo i's Secret at <dir>/<i>/
 MCP_DIR: Final = "/var/run/headroom/mcp"
 MCP_FILE: Final = "mcp.json"
@@ -82,6 +100,7 @@ TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
 # -- containers, volumes, labels, annotations -----------------------------------------------
 AGENT_CONTAINER: Final = "agent"
 CLONE_CONTAINER: Final = "clone"
+CREDENTIAL_CONTAINER: Final = "credential"
 OPERATOR_VOLUMES: Final = frozenset({"workspace", "claude-config", "home", "tmp", "credentials"})
 OPERATOR_VOLUME_PREFIX: Final = "headroom-"
 

@@ -19,10 +19,6 @@ from headroom.kube.manifests import (
 )
 
 JSON = dict[str, Any]
-ENV_FOR_TYPE = {
-    CredentialType.OAUTH_TOKEN: c.OAUTH_TOKEN_ENV,
-    CredentialType.API_KEY: c.API_KEY_ENV,
-}
 # Keys of spec.claude handed to the runner unchanged; the rest are resolved here.
 CLAUDE_PASSTHROUGH = (
     "allowedTools",
@@ -106,8 +102,13 @@ def agent_pod(session: JSON, attempt: Attempt, settings: PodSettings) -> JSON:
         "containers": [agent],
         "volumes": volumes + [dict(v) for v in template_spec.get("volumes") or []],
     }
+    init: list[JSON] = []
+    if attempt.credential_type is not CredentialType.CREDENTIALS_FILE:
+        init.append(_credential_container(image))
     if repos and attempt.clone_repos:
-        pod_spec["initContainers"] = [_clone_container(image, repo_doc, repo_mounts, agent)]
+        init.append(_clone_container(image, repo_doc, repo_mounts, agent))
+    if init:
+        pod_spec["initContainers"] = init
     if attempt.deadline_seconds is not None:
         pod_spec["activeDeadlineSeconds"] = max(1, attempt.deadline_seconds)
     _apply_scheduling(pod_spec, settings, template_spec)
@@ -195,11 +196,12 @@ def _user_env(spec: JSON) -> list[JSON]:
 
 
 def _credential_parts(attempt: Attempt, env: list[JSON]) -> tuple[list[JSON], list[JSON]]:
-    """The account's credential: a file for CredentialsFile accounts, else one variable. The
-    credential variables the account does not use are set empty, so an envFrom source that
-    happens to hold one cannot make Claude Code log in as someone else."""
+    """The account's credential: a file for CredentialsFile accounts (Claude Code owns and
+    rewrites it), else a file the `credential` init container stages on a memory volume,
+    which the runner unlinks and hands to Claude Code on a pipe: no variable of the agent
+    container holds it. Every credential variable is set empty, so that an envFrom source
+    that happens to hold one cannot make Claude Code log in as someone else."""
     secret = runtime_secret_name(attempt.account)
-    used: str | None = None
     volumes: list[JSON] = []
     mounts: list[JSON] = []
     if attempt.credential_type is CredentialType.CREDENTIALS_FILE:
@@ -210,11 +212,54 @@ def _credential_parts(attempt: Attempt, env: list[JSON]) -> tuple[list[JSON], li
         path = f"{c.CREDENTIALS_DIR}/{attempt.credential_key}"
         env.append({"name": c.CREDENTIALS_FILE, "value": path})
     else:
-        used = ENV_FOR_TYPE[attempt.credential_type]
-        ref = {"secretKeyRef": {"name": secret, "key": attempt.credential_key}}
-        env.append({"name": used, "valueFrom": ref})
-    env.extend({"name": name, "value": ""} for name in c.CREDENTIAL_ENV if name != used)
+        volumes += _staging_volumes(secret, attempt.credential_key)
+        mounts.append({"name": STAGED_VOLUME, "mountPath": c.STAGED_CREDENTIAL_DIR})
+        env.append({"name": c.STAGED_CREDENTIAL, "value": STAGED_PATH})
+        env.append({"name": c.STAGED_CREDENTIAL_TYPE, "value": str(attempt.credential_type)})
+    env.extend({"name": name, "value": ""} for name in c.CREDENTIAL_ENV)
     return volumes, mounts
+
+
+STAGED_VOLUME = f"{c.OPERATOR_VOLUME_PREFIX}credential"
+SOURCE_VOLUME = f"{c.OPERATOR_VOLUME_PREFIX}credential-source"
+STAGED_PATH = f"{c.STAGED_CREDENTIAL_DIR}/{c.STAGED_CREDENTIAL_NAME}"
+
+
+def _staging_volumes(secret: str, key: str) -> list[JSON]:
+    """The runtime Secret's one key (mounted in the init container only) and the memory
+    volume it is staged on (never written to the node's disk; a few bytes)."""
+    items = [{"key": key, "path": c.STAGED_CREDENTIAL_NAME}]
+    return [
+        {
+            "name": SOURCE_VOLUME,
+            "secret": {"secretName": secret, "items": items, "defaultMode": 0o400},
+        },
+        {"name": STAGED_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+
+
+def _credential_container(image: str) -> JSON:
+    """Copies the credential onto the memory volume; the agent container never mounts the
+    Secret."""
+    source = f"{c.CREDENTIAL_SOURCE_DIR}/{c.STAGED_CREDENTIAL_NAME}"
+    return {
+        "name": c.CREDENTIAL_CONTAINER,
+        "image": image,
+        "command": ["headroom", "credential"],
+        "env": [
+            {"name": c.CREDENTIAL_SOURCE, "value": source},
+            {"name": c.STAGED_CREDENTIAL, "value": STAGED_PATH},
+        ],
+        "volumeMounts": [
+            {"name": SOURCE_VOLUME, "mountPath": c.CREDENTIAL_SOURCE_DIR, "readOnly": True},
+            {"name": STAGED_VOLUME, "mountPath": c.STAGED_CREDENTIAL_DIR},
+        ],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"memory": "64Mi"},
+        },
+        **_container_basics(),
+    }
 
 
 def _base_volumes(attempt: Attempt) -> list[JSON]:

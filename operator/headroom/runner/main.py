@@ -16,7 +16,7 @@ from pathlib import Path
 from headroom.contract import pod as c
 from headroom.contract.scrub import scrub
 from headroom.contract.termination import Outcome
-from headroom.runner import clone, report, workspace
+from headroom.runner import clone, credential, report, workspace
 from headroom.runner.process import StopSwitch, install_signal_handlers, run_cli
 from headroom.runner.settings import (
     CREDENTIAL_ENV,
@@ -50,19 +50,27 @@ async def run(env: Mapping[str, str]) -> int:
     switch = StopSwitch(grace_seconds=10)
     install_signal_handlers(switch)
     try:
+        held = credential.take(env)
         settings = settings_from_env(env)
-    except SettingsError as exc:
+    except (SettingsError, credential.CredentialError) as exc:
         verdict = Verdict(Outcome.FAILED, detail=f"Bad pod environment: {exc}.")
         return finish(verdict, session_id_of(env), False, termination_log_path(env), secrets)
+    if held is not None:
+        secrets.append(held.value)
+        credential.forbid_dumping()
     switch.grace_seconds = settings.stop_grace_seconds
     secrets += secret_values(settings, env)
-    verdict = await attempt(settings, env, switch, secrets)
+    verdict = await attempt(settings, env, switch, secrets, held)
     transcript = workspace.transcript_exists(settings.config_dir, settings.session_id)
     return finish(verdict, settings.session_id, transcript, settings.termination_log, secrets)
 
 
 async def attempt(
-    settings: RunnerSettings, env: Mapping[str, str], switch: StopSwitch, secrets: list[str]
+    settings: RunnerSettings,
+    env: Mapping[str, str],
+    switch: StopSwitch,
+    secrets: list[str],
+    held: credential.Credential | None = None,
 ) -> Verdict:
     problem = prepare(settings)
     if problem:
@@ -87,7 +95,8 @@ async def attempt(
         f"{settings.session_id} in {settings.workdir}"
     )
     classifier = StreamClassifier()
-    child_env = {**env, c.CONFIG_DIR_ENV: str(settings.config_dir)}
+    child_env, credential_fd = credential.hand_over(held, env)
+    child_env[c.CONFIG_DIR_ENV] = str(settings.config_dir)
     child_env.setdefault(c.NO_NONESSENTIAL_TRAFFIC_ENV, "1")
     cli = await run_cli(
         argv,
@@ -97,6 +106,7 @@ async def attempt(
         switch,
         scrub=lambda text: scrub(text, secrets),
         stdin_text=stdin_text,
+        pass_fd=credential_fd,
     )
     if cli.start_error:
         return Verdict(Outcome.FAILED, detail=cli.start_error)

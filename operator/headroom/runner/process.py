@@ -71,12 +71,15 @@ async def run_cli(
     scrub: Callable[[str], str],
     stdin_text: str | None = None,
     echo: TextIO = sys.stdout,
+    pass_fd: int = -1,
 ) -> CliRun:
+    """`pass_fd`: a descriptor the child inherits under the same number (the credential's
+    pipe); closed here once the child has it, or was not started."""
     run = CliRun()
-    if switch.reason is not None:
-        run.interrupted = switch.reason
-        return run
     try:
+        if switch.reason is not None:
+            run.interrupted = switch.reason
+            return run
         process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
@@ -85,10 +88,14 @@ async def run_cli(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group: stopping it stops its tools too
+            pass_fds=(pass_fd,) if pass_fd >= 0 else (),
         )
     except OSError as exc:
         run.start_error = f"cannot start {argv[0]}: {exc.strerror or exc}"
         return run
+    finally:
+        if pass_fd >= 0:
+            os.close(pass_fd)
     switch.attach(process)
     if stdin_text is not None and process.stdin is not None:
         with contextlib.suppress(ConnectionError):

@@ -1,11 +1,16 @@
 """What only a real node shows: the kernel's OOM killer at the pod's memory limit, the
-kubelet's SIGTERM when a pod is deleted mid-run, and an image the runtime cannot pull."""
+kubelet's SIGTERM when a pod is deleted mid-run, an image the runtime cannot pull, and what
+the agent's own tools can reach of the account's credential inside a real container."""
 
 from __future__ import annotations
 
+import re
+import shlex
+import uuid
 from typing import Any
 
 import pytest
+from tests.support.credential_probe import PROBE
 from tests.support.e2e import MARKER, Fleet
 from tests.support.operator import wait_for
 
@@ -92,3 +97,37 @@ def test_an_image_that_cannot_be_pulled_is_named_in_the_sessions_ready_condition
     status = scene.status("agentsessions", "unpullable")
     assert status["phase"] == "Running" and not status.get("swaps"), status
     assert not fleet.requests(), "no agent ran"
+
+
+# The shape of every token of the e2e fleet (tests/support/e2e.py), and of the controls below.
+TOKEN_SHAPE = r"sk-ant-(?:oat01|api03)-e2e-[a-z-]+-[0-9a-f]{32}"
+
+
+def test_the_agents_tools_find_no_trace_of_the_accounts_credential(fleet: Fleet) -> None:
+    """The scripted agent plants a token-shaped control in a file and gets another in a
+    plain variable, then searches everything its user can read. It must find both controls
+    (the search works) and the account's token nowhere."""
+    scene, sandbox = fleet.scene, fleet.sandbox
+    in_env = f"sk-ant-oat01-e2e-control-{uuid.uuid4().hex}"
+    in_file = f"sk-ant-oat01-e2e-planted-{uuid.uuid4().hex}"
+    search = f"python3 -c {shlex.quote(PROBE)} {shlex.quote(TOKEN_SHAPE)}"
+    sandbox.script_credential(
+        "alice",
+        [
+            {"tools": [{"name": "Bash", "input": {"command": f"echo {in_file} > planted.txt"}}]},
+            {"tools": [{"name": "Bash", "input": {"command": search, "timeout": 300000}}]},
+            {"text": "Searched."},
+        ],
+    )  # fmt: skip
+    control = [{"name": "CONTROL_TOKEN", "value": in_env}]
+    unattended = {"permissionMode": "bypassPermissions"}
+    scene.session("probe", env=control, claude=unattended)
+    done = scene.wait_phase("agentsessions", "probe", "Succeeded", timeout=RUN_TIMEOUT)
+    assert done["account"] == "alice"
+    results = sandbox.tool_results()
+    (report,) = [r["content"] for r in results if r["step"] == 1]
+    found = set(re.findall(r"^found (\S+)$", report, re.MULTILINE))
+    assert found == {in_env, in_file}, report
+    searched = dict(kv.split("=") for kv in report.splitlines()[-1].split()[1:])
+    assert int(searched["proc"]) > 4 and int(searched["files"]) > 1000, searched
+    assert all(fleet.tokens["alice"] not in str(r) for r in results)

@@ -300,3 +300,16 @@ async def test_a_long_drill_annotation_is_recorded_short(world: World) -> None:
     await world.reconcile_account("alice")
     value = world.account_status("alice")["drill"]["value"]
     assert len(value) == 63 and len(value.encode()) <= 253
+
+
+async def test_a_same_named_account_of_another_namespace_keeps_its_secret_reaction(
+    world: World,
+) -> None:
+    """Each namespace's `alice` reads its own Secret: a pass of this one must not make the
+    other one blind to its Secret's rotation (or the reverse)."""
+    world.rt.secret_refs[("other-team", "alice")].add("alice")
+    world.rt.secret_refs[(NS, "old-secret")].add("alice")  # this alice's earlier Secret
+    await available(world, "alice")
+    assert world.rt.secret_refs[("other-team", "alice")] == {"alice"}
+    assert world.rt.secret_refs[(NS, "alice")] == {"alice"}
+    assert world.rt.secret_refs[(NS, "old-secret")] == set()

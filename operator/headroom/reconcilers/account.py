@@ -97,8 +97,11 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     key = (ns, name)
     rt.account_uids[key] = meta.get("uid", "")
     secret_name = ((spec.get("credentials") or {}).get("secretRef") or {}).get("name", "")
-    for refs in rt.secret_refs.values():
-        refs.discard(name)
+    # The account may have moved to another Secret; only its own namespace's entries can
+    # name it (a same-named account of another namespace keeps its own).
+    for (ref_ns, _), refs in rt.secret_refs.items():
+        if ref_ns == ns:
+            refs.discard(name)
     rt.secret_refs[(ns, secret_name)].add(name)
 
     secret = await rt.kube.get(ns, "secrets", secret_name) if secret_name else None

@@ -33,8 +33,17 @@ def test_session_gets_uuid_pod_and_workspace_on_best_account(scene: Scene, opera
     assert env["HEADROOM_EXPECT_TRANSCRIPT"].value == "false"  # first attempt: --session-id
     assert env["HEADROOM_MAX_TURNS"].value == "50"
     assert env["HEADROOM_MODEL"].value == "claude-sonnet"
-    token_ref = env["CLAUDE_CODE_OAUTH_TOKEN"].value_from.secret_key_ref
-    assert token_ref.name == scene.status("claudeaccounts", "high")["runtimeSecretName"]
+    # The credential is no variable: the init container stages it from the runtime Secret.
+    assert (
+        not env["CLAUDE_CODE_OAUTH_TOKEN"].value
+        and env["CLAUDE_CODE_OAUTH_TOKEN"].value_from is None
+    )
+    assert env["HEADROOM_STAGED_CREDENTIAL_TYPE"].value == "OAuthToken"
+    (staging,) = spec.init_containers
+    assert staging.name == "credential"
+    volumes = {v.name: v for v in spec.volumes}
+    source = volumes["headroom-credential-source"].secret
+    assert source.secret_name == scene.status("claudeaccounts", "high")["runtimeSecretName"]
     assert spec.automount_service_account_token is False
     assert spec.security_context.run_as_non_root is True
     assert spec.restart_policy == "Never"
@@ -87,10 +96,10 @@ def test_fallback_used_only_when_primary_pool_is_empty(scene: Scene, operator) -
     pod = scene.pod(second["podName"])
     assert pod is not None
     env = {e.name: e for e in pod.spec.containers[0].env}
-    assert env["ANTHROPIC_API_KEY"].value_from.secret_key_ref is not None
+    assert env["HEADROOM_STAGED_CREDENTIAL_TYPE"].value == "APIKey"
     # Set empty (the API server stores that as a bare name): no other login can slip in.
-    oauth = env["CLAUDE_CODE_OAUTH_TOKEN"]
-    assert not oauth.value and oauth.value_from is None
+    for name in ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_API_KEY"):
+        assert not env[name].value and env[name].value_from is None
     scene.session("no-fallback")  # no spec.fallback: it must wait rather than use the key
     waiting = scene.wait_phase("agentsessions", "no-fallback", "Waiting")
     assert (

@@ -163,7 +163,7 @@ async def test_a_clone_failure_is_retried_with_backoff_never_a_wall(world: World
     world.session("s1", repos=ONE_REPO)
     await world.reconcile("s1")
     pod = world.pod("s1-1")
-    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["clone"]
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["credential", "clone"]
     message = TerminationMessage(
         Outcome.WALLED,
         window="five_hour",
@@ -193,7 +193,7 @@ async def test_a_clone_failure_is_retried_with_backoff_never_a_wall(world: World
     assert status["retryAt"] > "2026-12-01T12:00:00Z" and not status.get("reposCloned")
 
 
-async def test_after_a_clone_succeeded_later_attempts_have_no_init_container(world: World) -> None:
+async def test_after_a_clone_succeeded_later_attempts_have_no_clone_container(world: World) -> None:
     world.account("alice", priority=10)
     world.account("bob")
     world.session("s1", repos=ONE_REPO)
@@ -204,7 +204,8 @@ async def test_after_a_clone_succeeded_later_attempts_have_no_init_container(wor
     ]
     await world.reconcile("s1")
     assert world.status("s1")["reposCloned"] is True
-    assert "initContainers" not in world.pod("s1-2")["spec"]
+    init = world.pod("s1-2")["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["credential"]
 
 
 async def test_a_container_that_cannot_start_names_the_reason(world: World) -> None:

@@ -58,6 +58,21 @@ def k8s(node_kubeconfig: Path) -> Iterator[Any]:
         api.close()
 
 
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+
+
+@pytest.fixture
+def namespace(namespace: str, k8s: Any) -> str:
+    """The root fixture's namespace, under Pod Security `restricted`, enforced by the API
+    server as the shipped manifests ask for the agents' namespace: every agent pod of the
+    e2e suite is admitted under it."""
+    from kubernetes import client
+
+    patch = {"metadata": {"labels": {PSA_ENFORCE: "restricted"}}}
+    client.CoreV1Api(k8s).patch_namespace(namespace, patch)
+    return namespace
+
+
 @pytest.fixture(scope="session")
 def e2e_node(
     real_node: RealNode, node_images: list[str], node_volumes: ProvisionerProcess

@@ -131,3 +131,25 @@ def test_the_agents_tools_find_no_trace_of_the_accounts_credential(fleet: Fleet)
     searched = dict(kv.split("=") for kv in report.splitlines()[-1].split()[1:])
     assert int(searched["proc"]) > 4 and int(searched["files"]) > 1000, searched
     assert all(fleet.tokens["alice"] not in str(r) for r in results)
+
+
+def test_a_pod_template_that_breaks_pod_security_is_named_in_the_session(fleet: Fleet) -> None:
+    """The namespace enforces Pod Security `restricted`; a session whose podTemplate asks for
+    an unconfined seccomp profile gets no pod, and its Scheduled condition quotes the API
+    server's refusal, naming the rule. The account is untouched; other sessions still run."""
+    scene = fleet.scene
+    template = {"spec": {"securityContext": {"seccompProfile": {"type": "Unconfined"}}}}
+    scene.session("unconfined", podTemplate=template)
+
+    def refused() -> dict[str, Any] | None:
+        scheduled = scene.condition("agentsessions", "unconfined", "Scheduled")
+        return scheduled if scheduled.get("reason") == "PodCreateFailed" else None
+
+    scheduled = wait_for("Scheduled=False PodCreateFailed", refused, timeout=RUN_TIMEOUT)
+    assert scheduled["status"] == "False"
+    assert 'violates PodSecurity "restricted' in scheduled["message"], scheduled
+    assert "seccompProfile" in scheduled["message"], scheduled
+    assert not scene.live_pods() and not fleet.requests()
+    scene.session("fine")
+    done = scene.wait_phase("agentsessions", "fine", "Succeeded", timeout=RUN_TIMEOUT)
+    assert scene.status("claudeaccounts", done["account"])["phase"] == "Available"

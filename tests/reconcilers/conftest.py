@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
-from headroom.kube.client import Kube, KubeNotFound
+from headroom.kube.client import Kube, KubeError, KubeNotFound
 from headroom.reconcilers.roster import account_from_body
 from headroom.reconcilers.runtime import LivePod, Runtime, Settings
 
@@ -42,6 +42,8 @@ class FakeKube:
     objects: dict[tuple[str, str], JSON] = field(default_factory=dict)
     writes: list[tuple[str, str, str, Any]] = field(default_factory=list)
     version: int = 0
+    # plural -> the error the API server answers every create of that kind with
+    refuse_create: dict[str, KubeError] = field(default_factory=dict)
 
     def put(self, plural: str, obj: JSON) -> JSON:
         self.version += 1
@@ -81,6 +83,8 @@ class FakeKube:
     async def create(self, namespace: str, plural: str, manifest: JSON) -> bool:
         name = manifest["metadata"]["name"]
         self.writes.append(("create", plural, name, copy.deepcopy(manifest)))
+        if plural in self.refuse_create:
+            raise self.refuse_create[plural]
         if self.obj(plural, name) is not None:
             return False
         self.put(plural, copy.deepcopy(manifest))

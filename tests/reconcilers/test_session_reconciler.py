@@ -8,6 +8,7 @@ from datetime import timedelta
 from tests.reconcilers.conftest import NS, World, completed, failed, walled
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
+from headroom.kube.client import KubeError
 from headroom.reconcilers import session_status
 from headroom.reconcilers.runtime import LivePod, Settings
 
@@ -351,3 +352,41 @@ async def test_a_pod_created_before_a_crash_is_adopted_with_its_attempt(world: W
     assert status["swapCount"] == 1
     assert status["swaps"][-1]["reason"] == "Moved"
     assert ("create", "pods", "s1-2") not in world.kube.verbs()
+
+
+async def test_a_pod_the_api_server_refuses_is_recorded_and_tried_again_only_later(
+    world: World,
+) -> None:
+    """Pod Security (or a quota, a webhook) refuses the pod as it is: the pass writes why and
+    comes back after the longest backoff, instead of failing and retrying at once."""
+    refusal = 'pods "s1-1" is forbidden: violates PodSecurity "restricted:latest": seccompProfile'
+    world.kube.refuse_create["pods"] = KubeError(403, refusal, "Forbidden")
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    assert world.kube.verbs()[-2:] == [
+        ("create", "pods", "s1-1"),
+        ("patch-status", "agentsessions", "s1"),
+    ]
+    scheduled = world.condition("s1", "Scheduled")
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "PodCreateFailed")
+    assert "violates PodSecurity" in scheduled["message"]
+    assert world.status("s1")["phase"] == "Pending"
+    assert world.events[-1][:2] == ("Warning", "PodCreateFailed")
+    due = world.rt.wakeups.pending(("session", NS, "s1"))
+    assert due == world.clock.now + world.rt.settings.retry.max_backoff
+    # The refusal lifted (a namespace label changed): the next pass creates the pod.
+    del world.kube.refuse_create["pods"]
+    await world.reconcile("s1")
+    assert world.status("s1")["phase"] == "Running"
+
+
+async def test_a_pod_create_the_api_server_fails_transiently_is_retried_soon(
+    world: World,
+) -> None:
+    world.kube.refuse_create["pods"] = KubeError(503, "etcd leader changed", "ServiceUnavailable")
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    due = world.rt.wakeups.pending(("session", NS, "s1"))
+    assert due == world.clock.now + world.rt.settings.retry.base_backoff / 5

@@ -485,7 +485,14 @@ class Pass:
                 f"could not create pod {name}: {exc.message}",
                 warning=True,
             )
-            raise
+            if exc.status not in REFUSALS:
+                raise  # the API server may answer next time: retried soon
+            # Refused as it is (Pod Security, a quota, a webhook): this pass records why,
+            # and the pod is tried again only after the longest backoff, in case an
+            # administrator changes what refused it.
+            retry_at = self.now + self.rt.settings.retry.max_backoff
+            self.rt.wakeups.at(("session", self.ns, self.name), retry_at)
+            return
         account_name, auth_path = account.name, choice.auth_path.value
         if not created:  # made by a pass that crashed before recording it: adopt as is
             existing = await self.rt.kube.get(self.ns, "pods", name) or {}
@@ -561,6 +568,12 @@ class Pass:
             f"attempt {attempt} runs on {account_name} ({auth_path} credentials)",
         )
         self.condition("Ready", True, "Running", f"the agent runs on {account_name}")
+
+
+# Statuses with which the API server refuses a pod as it is (the same pod gets the same
+# answer): forbidden by admission or quota, invalid. Others (conflicts, throttling, 5xx,
+# no answer) are worth a quick retry.
+REFUSALS = frozenset({400, 403, 422})
 
 
 async def reconcile(rt: Runtime, namespace: str, name: str) -> None:

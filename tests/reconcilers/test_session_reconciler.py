@@ -9,7 +9,7 @@ from tests.reconcilers.conftest import NS, World, completed, failed, walled
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
 from headroom.kube.client import KubeError
-from headroom.reconcilers import session_status
+from headroom.reconcilers import metrics, session_status
 from headroom.reconcilers.runtime import LivePod, Settings
 
 ONE_REPO = [{"url": "https://git.example.com/team/app.git", "credentialsSecretRef": {"name": "gt"}}]
@@ -361,6 +361,7 @@ async def test_a_pod_the_api_server_refuses_is_recorded_and_tried_again_only_lat
     comes back after the longest backoff, instead of failing and retrying at once."""
     refusal = 'pods "s1-1" is forbidden: violates PodSecurity "restricted:latest": seccompProfile'
     world.kube.refuse_create["pods"] = KubeError(403, refusal, "Forbidden")
+    errors = metrics.reconcile_errors.labels("AgentSession")._value.get()
     world.account("alice")
     world.session("s1")
     await world.reconcile("s1")
@@ -375,6 +376,7 @@ async def test_a_pod_the_api_server_refuses_is_recorded_and_tried_again_only_lat
     assert world.events[-1][:2] == ("Warning", "PodCreateFailed")
     due = world.rt.wakeups.pending(("session", NS, "s1"))
     assert due == world.clock.now + world.rt.settings.retry.max_backoff
+    assert metrics.reconcile_errors.labels("AgentSession")._value.get() == errors + 1
     # The refusal lifted (a namespace label changed): the next pass creates the pod.
     del world.kube.refuse_create["pods"]
     await world.reconcile("s1")

@@ -487,9 +487,10 @@ class Pass:
             )
             if exc.status not in REFUSALS:
                 raise  # the API server may answer next time: retried soon
-            # Refused as it is (Pod Security, a quota, a webhook): this pass records why,
-            # and the pod is tried again only after the longest backoff, in case an
-            # administrator changes what refused it.
+            # Refused as it is (Pod Security, a quota, a webhook): this pass records why
+            # (and counts it, as any failed reconcile), and the pod is tried again only
+            # after the longest backoff, in case an administrator changes what refused it.
+            metrics.reconcile_error("AgentSession")
             retry_at = self.now + self.rt.settings.retry.max_backoff
             self.rt.wakeups.at(("session", self.ns, self.name), retry_at)
             return

@@ -392,3 +392,25 @@ async def test_a_pod_create_the_api_server_fails_transiently_is_retried_soon(
     await world.reconcile("s1")
     due = world.rt.wakeups.pending(("session", NS, "s1"))
     assert due == world.clock.now + world.rt.settings.retry.base_backoff / 5
+
+
+async def test_a_session_whose_workspace_claim_is_gone_fails_instead_of_starting_blank(
+    world: World,
+) -> None:
+    world.account("alice", priority=10)
+    world.account("bob")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.end_pod("s1-1", walled(), code=75)
+    del world.kube.objects[("persistentvolumeclaims", "s1-workspace")]
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    # No new claim and no pod: the status says why, once.
+    assert ("create", "pods", "s1-2") not in world.kube.verbs()
+    assert ("create", "persistentvolumeclaims", "s1-workspace") not in world.kube.verbs()
+    status = world.status("s1")
+    assert (status["phase"], status["result"]["reason"]) == ("Failed", "WorkspaceLost")
+    ready = world.condition("s1", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "WorkspaceLost")
+    assert "s1-workspace is gone" in ready["message"]
+    assert world.events[-1][:2] == ("Warning", "WorkspaceLost")

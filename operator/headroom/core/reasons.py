@@ -36,6 +36,7 @@ class FinishReason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     PREDECESSOR_HAS_NO_CONVERSATION = "PredecessorHasNoConversation"
     PREDECESSOR_WORKSPACE_GONE = "PredecessorWorkspaceGone"
+    WORKSPACE_LOST = "WorkspaceLost"  # the workspace claim of a started session is gone
 
 
 class EvictionReason(StrEnum):

@@ -441,6 +441,10 @@ class Pass:
             self.set(waitingMessage=message)
             self.rt.event(self.body, "NoHeadroom", choice.message, warning=True)
 
+    async def _claim_exists(self, claim: str) -> bool:
+        found = await self.rt.kube.get(self.ns, "persistentvolumeclaims", claim)
+        return found is not None and not (found.get("metadata") or {}).get("deletionTimestamp")
+
     async def _create_pod(self, account: Account, choice: Placed) -> None:
         progress = session_status.progress_of(self.status)
         attempt = machine.next_attempt(progress)
@@ -461,6 +465,16 @@ class Pass:
             # The kubelet's own deadline backs the operator's timer up: a minute later.
             deadline_seconds=int(left) + 60 if left is not None else None,
         )
+        if (attempt > 1 or self.spec.get("continueFrom")) and not await self._claim_exists(claim):
+            # The conversation and the agent's files were on it: a new claim would start
+            # the next attempt blank (and a pod on a missing claim waits for ever).
+            await self._finish(
+                SessionPhase.FAILED,
+                FinishReason.WORKSPACE_LOST,
+                f"the workspace claim {claim} is gone: the conversation and the agent's files"
+                " were on it, so the session does not start over",
+            )
+            return
         if attempt == 1 and not self.spec.get("continueFrom"):
             workspace = self.spec.get("workspace") or {}
             manifest = manifests.workspace_claim(

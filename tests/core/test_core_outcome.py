@@ -14,7 +14,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from headroom.contract.termination import EXIT_CODES, MAX_BYTES, Outcome, parse
-from headroom.core.outcome import AttemptEnd, ContainerExit, classify
+from headroom.core.outcome import AttemptEnd, ContainerExit, classify, classify_staging
 
 SID = "6f1c2a3b-1111-4222-8333-444455556666"
 RESET = "2026-11-23T14:00:00Z"
@@ -475,3 +475,9 @@ def test_fuzz_near_miss_messages(
     real_date = doc.get("resetsAt") != "2026-02-30T00:00:00Z"
     if matching and readable and real_date:
         assert end.outcome is Outcome(doc["outcome"])
+
+
+def test_a_failed_credential_staging_is_failed_and_names_the_container() -> None:
+    end = classify_staging(ContainerExit(1, "Error", None))
+    assert end.outcome is Outcome.FAILED and end.resets_at is None
+    assert "credential init container exited 1 (Error)" in end.detail

@@ -414,3 +414,27 @@ async def test_a_session_whose_workspace_claim_is_gone_fails_instead_of_starting
     assert (ready["status"], ready["reason"]) == ("False", "WorkspaceLost")
     assert "s1-workspace is gone" in ready["message"]
     assert world.events[-1][:2] == ("Warning", "WorkspaceLost")
+
+
+async def test_a_failed_credential_init_container_is_a_failed_attempt_that_says_so(
+    world: World,
+) -> None:
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.pod("s1-1")["status"] = {
+        "phase": "Failed",
+        "initContainerStatuses": [
+            {"name": "credential", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}
+        ],
+        "containerStatuses": [
+            {"name": "agent", "state": {"waiting": {"reason": "PodInitializing"}}}
+        ],
+    }
+    world.kube.writes.clear()
+    await world.reconcile("s1")
+    assert ("patch-status", "claudeaccounts", "alice") not in world.kube.verbs()
+    last = world.status("s1")["lastOutcome"]
+    assert last["outcome"] == "failed"
+    assert "credential init container exited 1" in last["detail"]
+    assert world.status("s1")["retryAt"]

@@ -116,3 +116,14 @@ def classify_clone(exit: ContainerExit) -> AttemptEnd:
         why = parsed.problem or "no detail"
         detail = f"{CLONE_FAILED}: the clone init container exited {exit.exit_code} ({why})"
     return AttemptEnd(Outcome.FAILED, detail, evidence=detail[:120], cause=CLONE_FAILED)
+
+
+def classify_staging(exit: ContainerExit) -> AttemptEnd:
+    """A failed `credential` init container: the agent never started, so nothing is known
+    of the account; `failed`, retried with backoff."""
+    why = exit.reason or "Error"
+    detail = (
+        f"the credential init container exited {exit.exit_code} ({why}) before the agent"
+        " started; see its log (kubectl logs <pod> -c credential)"
+    )
+    return AttemptEnd(Outcome.FAILED, detail, evidence=detail[:120])

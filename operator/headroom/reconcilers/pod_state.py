@@ -31,8 +31,13 @@ START_PROBLEMS = frozenset(
 
 def clone_exit(pod: JSON) -> ContainerExit | None:
     """The `clone` init container's terminated state, if it has ended."""
+    return init_exit(pod, contract.CLONE_CONTAINER)
+
+
+def init_exit(pod: JSON, container: str) -> ContainerExit | None:
+    """An init container's terminated state, if it has ended."""
     for cs in (pod.get("status") or {}).get("initContainerStatuses") or []:
-        if cs.get("name") == contract.CLONE_CONTAINER:
+        if cs.get("name") == container:
             term = (cs.get("state") or {}).get("terminated")
             if term:
                 return ContainerExit(

@@ -21,7 +21,13 @@ from headroom.core import running, task
 from headroom.core import session as machine
 from headroom.core.accounts import Account
 from headroom.core.durations import format_time, parse_time
-from headroom.core.outcome import AttemptEnd, ContainerExit, classify, classify_clone
+from headroom.core.outcome import (
+    AttemptEnd,
+    ContainerExit,
+    classify,
+    classify_clone,
+    classify_staging,
+)
 from headroom.core.placement import NoHeadroom, Placed, place
 from headroom.core.reasons import EvictionReason, FinishReason
 from headroom.core.session import SessionPhase
@@ -229,13 +235,18 @@ class Pass:
         if clone is not None and clone.exit_code == 0 and not self.status.get("reposCloned"):
             self.set(reposCloned=True)
         cloned = clone is None or clone.exit_code == 0
+        staging = pod_state.init_exit(pod, contract.CREDENTIAL_CONTAINER) if pod else None
+        staged = staging is None or staging.exit_code == 0
         state = pod_state.container_exit(pod) if pod is not None else None
-        if state is True and cloned:
+        if state is True and cloned and staged:
             assert pod is not None
             return await self._while_running(pod)
         if self.status.get("lastOutcome", {}).get("podName") == pod_name:
             return False  # this attempt's end is already recorded; go on to the next step
-        if not cloned:
+        if not staged:
+            assert staging is not None
+            end = classify_staging(staging)
+        elif not cloned:
             assert clone is not None
             end = classify_clone(clone)
         else:

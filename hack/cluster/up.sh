@@ -72,9 +72,13 @@ componentsPatches:
 # A real kubelet (hack/node) registers a bridge address as its InternalIP and no resolvable
 # hostname: kubectl logs/exec must dial the address. (A new argument: no override, which
 # would silently drop it.)
+# Admission as production clusters have it besides the defaults: the kubelet limited to its
+# own Node and pods, and ownerReferences guarded (OpenShift enables that one): the
+# operator's RBAC must hold under both.
 - name: kube-apiserver
   extraArgs:
   - {key: kubelet-preferred-address-types, value: "InternalIP"}
+  - {key: enable-admission-plugins, value: "NodeRestriction,OwnerReferencesPermissionEnforcement"}
 YAML
 }
 
@@ -115,6 +119,9 @@ healthy() {
     # The pid must still be this component, not a recycled pid.
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "^$state_dir/bin/$c " || return 1
   done
+  # A cluster from before the production admission plugins would pass tests it should not.
+  tr '\0' ' ' <"/proc/$(cat "$state_dir/pids/kube-apiserver.pid")/cmdline" 2>/dev/null |
+    grep -q -- "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement" || return 1
   # A cluster from before kwok was limited to its own nodes would fight a real node.
   tr '\0' ' ' <"/proc/$(cat "$state_dir/pids/kwok-controller.pid")/cmdline" 2>/dev/null |
     grep -q -- "--manage-nodes-with-label-selector=$kwok_node_selector " || return 1

@@ -108,3 +108,47 @@ def test_controller_manager_collects_orphans(k8s: Any, namespace: str) -> None:
         return False
 
     wait_for(gone, 60, "the garbage collector to delete the orphaned dependent")
+
+
+def test_owner_references_need_delete_permission_as_in_production(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    """OwnerReferencesPermissionEnforcement is on (as on OpenShift): changing an object's
+    ownerReferences needs delete permission on it, and blockOwnerDeletion needs update on
+    the owner's finalizers. The operator's RBAC is tested under it (tests/manifests)."""
+    ns = ["-n", namespace]
+    kubectl(*ns, "create", "serviceaccount", "writer")
+    kubectl(*ns, "create", "role", "cm-write", "--verb=get,create,patch", "--resource=configmaps")
+    kubectl(*ns, "create", "rolebinding", "cm-write", "--role=cm-write",
+            f"--serviceaccount={namespace}:writer")  # fmt: skip
+    owner = json.loads(kubectl(*ns, "create", "configmap", "owner", "-o", "json").stdout)
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    as_writer = ["--as", f"system:serviceaccount:{namespace}:writer", *ns]
+    blocking_ref = {**ref, "blockOwnerDeletion": True}
+    blocking = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "blocking", "ownerReferences": [blocking_ref]},
+    }
+    refused = kubectl(*as_writer, "create", "-f", "-", input=json.dumps(blocking), check=False)
+    assert "cannot set blockOwnerDeletion" in refused.stderr, (refused.stdout, refused.stderr)
+    kubectl(*as_writer, "create", "configmap", "owned")
+    patch = json.dumps({"metadata": {"ownerReferences": [ref]}})
+
+    def add_owner() -> subprocess.CompletedProcess[str]:
+        return kubectl(*as_writer, "patch", "configmap", "owned", "-p", patch, check=False)
+
+    refused = add_owner()
+    assert "cannot set an ownerRef on a resource you can't delete" in refused.stderr, (
+        refused.stdout,
+        refused.stderr,
+    )
+    kubectl(*ns, "create", "role", "cm-delete", "--verb=delete", "--resource=configmaps")
+    kubectl(*ns, "create", "rolebinding", "cm-delete", "--role=cm-delete",
+            f"--serviceaccount={namespace}:writer")  # fmt: skip
+    wait_for(lambda: add_owner().returncode == 0, 30, "the ownerReference added with delete")

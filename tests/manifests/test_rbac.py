@@ -163,6 +163,15 @@ def test_operator_scenario_under_its_own_service_account(
     gone = lambda: (p := scene.pod(old)) is None or p.metadata.deletion_timestamp  # noqa: E731
     wait_for("the walled pod deleted", gone)
 
+    # A session that continues s1 adds its ownerReference to s1's workspace claim: a change
+    # of ownerReferences, which the cluster's OwnerReferencesPermissionEnforcement checks.
+    scene.finish_pod(moved["podName"], Outcome.COMPLETED, turns=2, cost_usd=0.02)
+    scene.wait_phase("agentsessions", "s1", "Succeeded", timeout=60)
+    scene.session("s2", continueFrom={"name": "s1"})
+    assert scene.wait_running("s2", attempt=1, timeout=60)["workspaceClaim"] == "s1-workspace"
+    claim = scene.core.read_namespaced_persistent_volume_claim("s1-workspace", scene.ns)
+    assert sorted(o.name for o in claim.metadata.owner_references) == ["s1", "s2"]
+
     # Every kind of write the operator makes went through: Events, runtime Secrets, the PVC.
     assert {"Placed", "Walled", "Swapped"} <= {e.reason for e in scene.events()}
     for name in ("alice", "bob"):
@@ -215,7 +224,6 @@ REFUSED = [
     ("create", "pods --subresource=exec", "agents"),
     ("get", "pods --subresource=log", "agents"),
     ("create", "pods --subresource=eviction", "agents"),
-    ("delete", "persistentvolumeclaims", "agents"),
     ("patch", "kopfpeerings.kopf.dev/someone-else", "agents"),
     ("create", "clusterkopfpeerings.kopf.dev", "cluster"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io", "cluster"),
@@ -225,6 +233,8 @@ GRANTED = [
     ("patch", "agentsessions.headroom.dev", "agents", "status"),
     ("delete", "agentsessions.headroom.dev", "agents", ""),
     ("patch", "persistentvolumeclaims", "agents", ""),
+    # needed to change a PVC's ownerReferences under OwnerReferencesPermissionEnforcement
+    ("delete", "persistentvolumeclaims", "agents", ""),
     ("patch", "claudeaccounts.headroom.dev", "agents", "status"),
     ("create", "pods", "agents", ""),
     ("patch", "kopfpeerings.kopf.dev/headroom", "agents", ""),

@@ -44,6 +44,8 @@ class FakeKube:
     version: int = 0
     # plural -> the error the API server answers every create of that kind with
     refuse_create: dict[str, KubeError] = field(default_factory=dict)
+    # the error every session status patch is answered with
+    refuse_session_status: KubeError | None = None
 
     def put(self, plural: str, obj: JSON) -> JSON:
         self.version += 1
@@ -66,6 +68,8 @@ class FakeKube:
 
     async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
         self.writes.append(("patch-status", "agentsessions", name, copy.deepcopy(patch)))
+        if self.refuse_session_status is not None:
+            raise self.refuse_session_status
         body = self.obj("agentsessions", name)
         if body is None:
             return None

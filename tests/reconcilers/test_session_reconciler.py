@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from tests.reconcilers.conftest import NS, World, completed, failed, walled
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
-from headroom.kube.client import KubeError
+from headroom.kube.client import KubeConflict, KubeError
 from headroom.reconcilers import metrics, session_status
 from headroom.reconcilers.runtime import LivePod, Settings
 
@@ -438,3 +439,27 @@ async def test_a_failed_credential_init_container_is_a_failed_attempt_that_says_
     assert last["outcome"] == "failed"
     assert "credential init container exited 1" in last["detail"]
     assert world.status("s1")["retryAt"]
+
+
+@pytest.mark.parametrize(
+    ("error", "backoff"),
+    [
+        pytest.param(KubeError(422, "status.result.summary: Too long", "Invalid"), "max",
+                     id="invalid-is-refused"),
+        pytest.param(KubeError(403, "forbidden", "Forbidden"), "max", id="forbidden-is-refused"),
+        pytest.param(KubeConflict(409, "the object has been modified", "Conflict"), "fifth",
+                     id="conflict-retries-soon"),
+        pytest.param(KubeError(500, "etcdserver: timeout", "InternalError"), "fifth",
+                     id="server-error-retries-soon"),
+    ],
+)  # fmt: skip
+async def test_a_write_the_server_refuses_as_it_is_is_not_retried_in_a_tight_loop(
+    world: World, error: KubeError, backoff: str
+) -> None:
+    world.kube.refuse_session_status = error
+    world.account("alice")
+    world.session("s1")
+    await world.reconcile("s1")  # the pass fails at its status write; reconcile() catches it
+    retry = world.rt.settings.retry
+    expected = retry.max_backoff if backoff == "max" else retry.base_backoff / 5
+    assert world.rt.wakeups.pending(("session", NS, "s1")) == world.clock.now + expected

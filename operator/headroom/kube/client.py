@@ -35,6 +35,15 @@ class KubeError(Exception):
         self.reason = reason
         self.message = message
 
+    @property
+    def refused(self) -> bool:
+        """The server refuses the request as it is (forbidden by RBAC, admission or a quota;
+        invalid): the same request gets the same answer until something else changes."""
+        return self.status in REFUSED_STATUSES
+
+
+REFUSED_STATUSES = frozenset({400, 403, 422})
+
 
 class KubeNotFound(KubeError):
     """404: the object (or its namespace) does not exist. GET and DELETE return None instead."""

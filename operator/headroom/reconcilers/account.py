@@ -26,7 +26,7 @@ from headroom.kube.client import KubeError
 from headroom.reconcilers import metrics
 from headroom.reconcilers.conditions import same_conditions, set_conditions
 from headroom.reconcilers.roster import account_from_body, merge
-from headroom.reconcilers.runtime import Drill, Runtime
+from headroom.reconcilers.runtime import Drill, Runtime, retry_delay
 
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
@@ -80,10 +80,9 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             await _reconcile(rt, body)
         except KubeError as exc:
             metrics.reconcile_error("ClaudeAccount")
-            log.warning("account %s/%s: API error %s; will retry", namespace, name, exc)
-            rt.wakeups.at(
-                ("account", namespace, name), rt.clock() + rt.settings.retry.base_backoff / 5
-            )
+            delay = retry_delay(rt, exc)
+            log.warning("account %s/%s: API error %s; retry in %s", namespace, name, exc, delay)
+            rt.wakeups.at(("account", namespace, name), rt.clock() + delay)
         except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
             metrics.reconcile_error("ClaudeAccount")
             raise

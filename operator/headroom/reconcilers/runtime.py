@@ -17,7 +17,7 @@ from headroom.core.accounts import Account
 from headroom.core.ledger import Ledger
 from headroom.core.session import RetryPolicy
 from headroom.kube.agent_pod import PodSettings
-from headroom.kube.client import Kube
+from headroom.kube.client import Kube, KubeError
 from headroom.reconcilers.clock import Clock, system_clock
 from headroom.reconcilers.roster import Roster
 from headroom.reconcilers.wakeups import Key, Wakeups
@@ -211,3 +211,10 @@ class Runtime:
             text,
             extra={"reason": reason, "object": meta.get("name"), "kind": body.get("kind")},
         )
+
+
+def retry_delay(rt: Runtime, exc: KubeError) -> timedelta:
+    """A request refused as it is gets the same answer on the next try: the pass comes back
+    after the longest backoff (an administrator may change RBAC, a quota, a policy), not in
+    a tight loop. Anything else (a conflict, throttling, a 5xx, no answer) may pass soon."""
+    return rt.settings.retry.max_backoff if exc.refused else rt.settings.retry.base_backoff / 5

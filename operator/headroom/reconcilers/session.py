@@ -35,7 +35,7 @@ from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
 from headroom.reconcilers import effects, metrics, pod_state, session_status
 from headroom.reconcilers.conditions import set_conditions
-from headroom.reconcilers.runtime import Runtime
+from headroom.reconcilers.runtime import Runtime, retry_delay
 
 log = logging.getLogger("headroom.session")
 JSON = dict[str, Any]
@@ -510,7 +510,7 @@ class Pass:
                 f"could not create pod {name}: {exc.message}",
                 warning=True,
             )
-            if exc.status not in REFUSALS:
+            if not exc.refused:
                 raise  # the API server may answer next time: retried soon
             # Refused as it is (Pod Security, a quota, a webhook): this pass records why
             # (and counts it, as any failed reconcile), and the pod is tried again only
@@ -596,12 +596,6 @@ class Pass:
         self.condition("Ready", True, "Running", f"the agent runs on {account_name}")
 
 
-# Statuses with which the API server refuses a pod as it is (the same pod gets the same
-# answer): forbidden by admission or quota, invalid. Others (conflicts, throttling, 5xx,
-# no answer) are worth a quick retry.
-REFUSALS = frozenset({400, 403, 422})
-
-
 async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
     async with rt.lock("session", namespace, name):
         try:
@@ -614,10 +608,12 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             await Pass(rt, body).run()
         except KubeError as exc:
             metrics.reconcile_error("AgentSession")
-            log.warning("session %s/%s: API error %s; will retry", namespace, name, exc)
-            rt.wakeups.at(
-                ("session", namespace, name), rt.clock() + rt.settings.retry.base_backoff / 5
-            )
+            # A write refused as it is gets the same answer on the next try: come back after
+            # the longest backoff (an administrator may change RBAC, a quota, a policy), not
+            # in a tight loop. Anything else may pass soon.
+            delay = retry_delay(rt, exc)
+            log.warning("session %s/%s: API error %s; retry in %s", namespace, name, exc, delay)
+            rt.wakeups.at(("session", namespace, name), rt.clock() + delay)
         except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
             metrics.reconcile_error("AgentSession")
             raise

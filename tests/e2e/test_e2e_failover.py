@@ -40,10 +40,6 @@ def _held_mid_run(fleet: Fleet, session: str, account: str) -> None:
     )
 
 
-def _events(fleet: Fleet, reason: str) -> list[str]:
-    return [e.message for e in fleet.scene.events() if e.reason == reason]
-
-
 def test_window_fills_mid_session_and_the_conversation_resumes_on_another_account(
     fleet: Fleet,
 ) -> None:
@@ -83,7 +79,7 @@ def test_window_fills_mid_session_and_the_conversation_resumes_on_another_accoun
     assert account["phase"] == "Walled"
     assert account["lastSignal"]["type"] == "walled"
     assert account["lastSignal"]["window"] == "five_hour"
-    assert any("five_hour" in m for m in _events(fleet, "Walled"))
+    assert any("five_hour" in m for m in fleet.events("Walled"))
     assert scene.status("claudeaccounts", "bob")["phase"] == "Available"
 
 
@@ -205,4 +201,4 @@ def test_server_error_storm_saying_rate_limit_is_not_a_wall(fleet: Fleet) -> Non
     account = scene.status("claudeaccounts", "alice")
     assert account["phase"] == "Available" and not account.get("walledUntil")
     assert (account.get("lastSignal") or {}).get("type") != "walled"
-    assert not _events(fleet, "Walled")
+    assert not fleet.events("Walled")

@@ -19,10 +19,6 @@ pytestmark = pytest.mark.e2e
 RUN_TIMEOUT = 240  # failure bounds for real CLI runs on a shared 2-core machine
 
 
-def _events(fleet: Fleet, reason: str) -> list[str]:
-    return [e.message for e in fleet.scene.events() if e.reason == reason]
-
-
 def test_an_agent_over_its_memory_limit_is_oom_killed_and_fails_never_walls(
     fleet: Fleet,
 ) -> None:
@@ -42,8 +38,8 @@ def test_an_agent_over_its_memory_limit_is_oom_killed_and_fails_never_walls(
     # ...and nothing of it reads as a wall: the account stays Available.
     account = scene.status("claudeaccounts", attempts[0]["account"])
     assert account["phase"] == "Available", account
-    assert not _events(fleet, "Walled")
-    assert any("out of memory" in m for m in _events(fleet, "OOMKilled")), [
+    assert not fleet.events("Walled")
+    assert any("out of memory" in m for m in fleet.events("OOMKilled")), [
         (e.reason, e.message) for e in scene.events()
     ]
 
@@ -70,7 +66,7 @@ def test_a_pod_deleted_mid_run_gets_sigterm_and_the_next_attempt_resumes(fleet: 
     assert (stopped["podName"], stopped["outcome"]) == (first["podName"], "failed"), stopped
     assert finished["outcome"] == "completed" and done["attempt"] >= 2
     # The runner said why its run ended: the kubelet's SIGTERM, forwarded to the CLI.
-    assert any("SIGTERM" in m for m in _events(fleet, "AttemptFailed")), [
+    assert any("SIGTERM" in m for m in fleet.events("AttemptFailed")), [
         (e.reason, e.message) for e in scene.events()
     ]
     # The next attempt resumed the conversation the CLI had written before the signal.

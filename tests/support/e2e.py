@@ -61,6 +61,10 @@ class Fleet:
             if all(r.get(key) == value for key, value in match.items())
         ]
 
+    def events(self, reason: str) -> list[str]:
+        """The messages of the namespace's Events with this reason."""
+        return [e.message for e in self.scene.events() if e.reason == reason]
+
     def in_flight(self) -> int:
         """Requests the stand-in is answering right now (a stalled one counts)."""
         return int(self.sandbox.state()["inFlight"])

@@ -510,15 +510,10 @@ class Pass:
                 f"could not create pod {name}: {exc.message}",
                 warning=True,
             )
-            if not exc.refused:
-                raise  # the API server may answer next time: retried soon
-            # Refused as it is (Pod Security, a quota, a webhook): this pass records why
-            # (and counts it, as any failed reconcile), and the pod is tried again only
-            # after the longest backoff, in case an administrator changes what refused it.
-            metrics.reconcile_error("AgentSession")
-            retry_at = self.now + self.rt.settings.retry.max_backoff
-            self.rt.wakeups.at(("session", self.ns, self.name), retry_at)
-            return
+            # Write why before giving up the pass: reconcile() then retries soon, or after
+            # the longest backoff when the server refuses the pod as it is (retry_delay).
+            await self.flush()
+            raise
         account_name, auth_path = account.name, choice.auth_path.value
         if not created:  # made by a pass that crashed before recording it: adopt as is
             existing = await self.rt.kube.get(self.ns, "pods", name) or {}

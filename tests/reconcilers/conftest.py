@@ -46,6 +46,11 @@ class FakeKube:
     refuse_create: dict[str, KubeError] = field(default_factory=dict)
     # the error every session status patch is answered with
     refuse_session_status: KubeError | None = None
+    # (plural, status key) -> the error a status patch carrying that key is answered with,
+    # as an API server answers a value its schema or an admission policy refuses
+    refuse_status_key: dict[tuple[str, str], KubeError] = field(default_factory=dict)
+    # plural -> the error every patch of that kind is answered with
+    refuse_patch: dict[str, KubeError] = field(default_factory=dict)
 
     def put(self, plural: str, obj: JSON) -> JSON:
         self.version += 1
@@ -69,7 +74,8 @@ class FakeKube:
     async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
         self.writes.append(("patch-status", "agentsessions", name, copy.deepcopy(patch)))
         if self.refuse_session_status is not None:
-            raise self.refuse_session_status
+            raise _asked(self.refuse_session_status, "PATCH", "agentsessions/status")
+        self._refuse_keys("agentsessions", patch)
         body = self.obj("agentsessions", name)
         if body is None:
             return None
@@ -78,17 +84,23 @@ class FakeKube:
 
     async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
         self.writes.append(("patch-status", "claudeaccounts", name, copy.deepcopy(patch)))
+        self._refuse_keys("claudeaccounts", patch)
         body = self.obj("claudeaccounts", name)
         if body is None:
             return None
         merge(body.setdefault("status", {}), patch)
         return copy.deepcopy(self.put("claudeaccounts", body))
 
+    def _refuse_keys(self, plural: str, patch: JSON) -> None:
+        for (kind, key), error in self.refuse_status_key.items():
+            if kind == plural and key in patch:
+                raise _asked(error, "PATCH", f"{plural}/status")
+
     async def create(self, namespace: str, plural: str, manifest: JSON) -> bool:
         name = manifest["metadata"]["name"]
         self.writes.append(("create", plural, name, copy.deepcopy(manifest)))
         if plural in self.refuse_create:
-            raise self.refuse_create[plural]
+            raise _asked(self.refuse_create[plural], "POST", plural)
         if self.obj(plural, name) is not None:
             return False
         self.put(plural, copy.deepcopy(manifest))
@@ -96,6 +108,8 @@ class FakeKube:
 
     async def patch(self, namespace: str, plural: str, name: str, patch: JSON) -> JSON | None:
         self.writes.append(("patch", plural, name, copy.deepcopy(patch)))
+        if plural in self.refuse_patch:
+            raise _asked(self.refuse_patch[plural], "PATCH", plural)
         body = self.obj(plural, name)
         if body is None:
             raise KubeNotFound(404, f"{plural} {name} not found", "NotFound")
@@ -118,6 +132,12 @@ class FakeKube:
 
     def verbs(self) -> list[tuple[str, str, str]]:
         return [(verb, plural, name) for verb, plural, name, _ in self.writes]
+
+
+def _asked(error: KubeError, method: str, resource: str) -> KubeError:
+    """The error as Kube.request raises it: naming the request it answers."""
+    error.method, error.resource = method, resource
+    return error
 
 
 @dataclass

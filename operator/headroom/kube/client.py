@@ -34,6 +34,15 @@ class KubeError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
+        # What was asked, set by Kube.request: the HTTP method and the resource it addressed
+        # ("agentsessions/status", "pods"), so a refusal can be counted and named per kind.
+        self.method = ""
+        self.resource = ""
+
+    @property
+    def refused_write(self) -> bool:
+        """A write (not a read) the server refuses as it is."""
+        return self.refused and self.method not in {"", "GET"}
 
     @property
     def refused(self) -> bool:
@@ -106,6 +115,23 @@ def api_path(
     return "/".join(parts)
 
 
+def resource_of(path: str) -> str:
+    """The resource (and subresource) an API path addresses: "pods", "agentsessions/status".
+    The inverse of api_path for the shapes it builds; "" for anything else."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return ""
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return ""
+    return "/".join([rest[0], *rest[2:3]])
+
+
 KOPF_API = "kopf.dev/v1"  # kopf's peering objects
 
 
@@ -166,7 +192,9 @@ class Kube:
             return result
         if status == 404 and method in {"GET", "DELETE"}:
             return None
-        raise error_of(status, raw)
+        error = error_of(status, raw)
+        error.method, error.resource = method, resource_of(path)
+        raise error
 
     # --- Headroom custom resources -----------------------------------------------------
 

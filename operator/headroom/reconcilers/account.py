@@ -9,6 +9,7 @@ import hashlib
 import logging
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from headroom.contract.crd import DRILL_VALUE_CHARS
@@ -23,7 +24,7 @@ from headroom.core.accounts import (
 from headroom.core.durations import format_time, parse_time
 from headroom.kube import manifests
 from headroom.kube.client import KubeError
-from headroom.reconcilers import metrics
+from headroom.reconcilers import metrics, refusals
 from headroom.reconcilers.conditions import same_conditions, set_conditions
 from headroom.reconcilers.roster import account_from_body, merge
 from headroom.reconcilers.runtime import Drill, Runtime, retry_delay
@@ -80,6 +81,8 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             await _reconcile(rt, body)
         except KubeError as exc:
             metrics.reconcile_error("ClaudeAccount")
+            if exc.refused_write:
+                metrics.write_refused(exc.resource, exc.reason)
             delay = retry_delay(rt, exc)
             log.warning("account %s/%s: API error %s; retry in %s", namespace, name, exc, delay)
             rt.wakeups.at(("account", namespace, name), rt.clock() + delay)
@@ -161,6 +164,8 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         generation,
         format_time(now),
     )
+    # A write that goes through ends an earlier refusal: its condition goes too.
+    conditions = refusals.without_rejection(conditions)
     if not same_conditions(status.get("conditions"), conditions):
         patch["conditions"] = conditions
     desired = {
@@ -170,13 +175,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     }
     patch.update({k: v for k, v in desired.items() if status.get(k) != v})
     if patch:
-        written = await rt.kube.patch_account_status(ns, name, patch)
-        # Not during a drill: the reconcile that starts one relies on the next (triggered by
-        # its own write) to complete it when there is nothing to move.
-        if written and key not in rt.drills:
-            drill = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
-            version = (written.get("metadata") or {}).get("resourceVersion", "")
-            rt.own_account_writes[key] = (version, generation, drill)
+        await _write_status(rt, body, patch, now)
 
     previous = status.get("phase")
     if previous != state.phase.value:
@@ -190,6 +189,39 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         rt.wakeups.at(("account", ns, name), until)
     metrics.set_account(ns, name, state.phase, active, account.max_sessions)
     metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
+
+
+async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> None:
+    """Write the account's status. A write refused as it is leaves StatusWriteRejected
+    instead and the reconcile goes on (its wake-ups, the waiting sessions it wakes, the
+    metrics do not depend on the write); it is tried again after the longest backoff."""
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    write = partial(rt.kube.patch_account_status, ns, name)
+    try:
+        written = await write(patch)
+    except KubeError as exc:
+        if not exc.refused_write:
+            raise
+        metrics.reconcile_error("ClaudeAccount")
+        metrics.write_refused(exc.resource, exc.reason)
+        delay = rt.settings.retry.max_backoff
+        log.warning("account %s/%s: status write refused: %s; retry in %s", ns, name, exc, delay)
+        written = await refusals.record_rejected(rt, body, exc, write, now)
+        rt.wakeups.at(("account", ns, name), now + delay)
+    _own_write(rt, body, written)
+
+
+def _own_write(rt: Runtime, body: JSON, written: JSON | None) -> None:
+    """Note the resourceVersion of this reconcile's write: its watch event starts no pass.
+    Not during a drill: the reconcile that starts one relies on the next (triggered by its
+    own write) to complete it when there is nothing to move."""
+    meta = body["metadata"]
+    key = (meta["namespace"], meta["name"])
+    if written and key not in rt.drills:
+        drill = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
+        version = (written.get("metadata") or {}).get("resourceVersion", "")
+        rt.own_account_writes[key] = (version, int(meta.get("generation", 1)), drill)
 
 
 def _announce(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from headroom.contract.scrub import snippet
@@ -17,7 +18,8 @@ from headroom.core.durations import format_time
 from headroom.core.outcome import AttemptEnd
 from headroom.core.session import AccountEffect, BlockAccount, NoteSuspicion, WallAccount
 from headroom.core.windows import merged_windows
-from headroom.reconcilers import metrics
+from headroom.kube.client import KubeError
+from headroom.reconcilers import metrics, refusals
 from headroom.reconcilers.runtime import Runtime
 
 log = logging.getLogger("headroom.account")
@@ -97,14 +99,29 @@ async def apply(
         signal.get("window"),
         signal["evidence"],
     )
-    await rt.kube.patch_account_status(account.namespace, account.name, patch)
+    await _write_signal(rt, account, patch, now)
     rt.mark_account_dirty(account.namespace, account.name)
 
 
 async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: datetime) -> None:
-    await rt.kube.patch_account_status(
-        account.namespace, account.name, {"windows": merged_windows(account, end, now)}
-    )
+    await _write_signal(rt, account, {"windows": merged_windows(account, end, now)}, now)
+
+
+async def _write_signal(rt: Runtime, account: Account, patch: JSON, now: datetime) -> None:
+    """Write what an attempt's end says about its account. A write refused as it is (its
+    evidence, a window name) must not hold the session back: the overlay already carries
+    the signal, so the refusal is recorded on the account and the session's pass goes on."""
+    write = partial(rt.kube.patch_account_status, account.namespace, account.name)
+    try:
+        await write(patch)
+    except KubeError as exc:
+        if not exc.refused_write:
+            raise
+        metrics.write_refused(exc.resource, exc.reason)
+        log.warning("account %s/%s: signal refused: %s", account.namespace, account.name, exc)
+        body = await rt.kube.get_account(account.namespace, account.name)
+        if body is not None:
+            await refusals.record_rejected(rt, body, exc, write, now)
 
 
 def drill_progress(rt: Runtime, namespace: str, account: str, now: datetime) -> None:

@@ -93,6 +93,12 @@ waiting_oldest = Gauge(
 reconcile_errors = PromCounter(
     "headroom_reconcile_errors_total", "Reconcile passes that failed and were retried", ["kind"]
 )
+writes_refused = PromCounter(
+    "headroom_writes_refused_total",
+    "Writes the API server refused as they were (400, 403, 422), by resource and the "
+    "server's reason",
+    ["resource", "reason"],
+)
 operator_active = Gauge(
     "headroom_operator_active",
     "1 while this replica is the one acting (standalone, or the live peer with the highest "
@@ -197,6 +203,29 @@ def auth_failure(namespace: str, account: str) -> None:
 
 def reconcile_error(kind: str) -> None:
     reconcile_errors.labels(kind).inc()
+
+
+# The resources the operator writes and the reasons the API server gives a refusal: both
+# label sets stay bounded whatever a server (or a webhook behind it) answers.
+WRITTEN_RESOURCES = frozenset(
+    {
+        "agentsessions",
+        "agentsessions/status",
+        "claudeaccounts/status",
+        "pods",
+        "persistentvolumeclaims",
+        "secrets",
+        "events",
+    }
+)
+REFUSAL_REASONS = frozenset({"Invalid", "BadRequest", "Forbidden"})
+
+
+def write_refused(resource: str, reason: str) -> None:
+    writes_refused.labels(
+        resource if resource in WRITTEN_RESOURCES else "other",
+        reason if reason in REFUSAL_REASONS else "Other",
+    ).inc()
 
 
 def set_account(

@@ -12,6 +12,7 @@ import logging
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from headroom.contract import crd
@@ -33,7 +34,7 @@ from headroom.core.reasons import EvictionReason, FinishReason
 from headroom.core.session import SessionPhase
 from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
-from headroom.reconcilers import effects, metrics, pod_state, session_status
+from headroom.reconcilers import effects, metrics, pod_state, refusals, session_status
 from headroom.reconcilers.conditions import set_conditions
 from headroom.reconcilers.runtime import Runtime, retry_delay
 
@@ -80,20 +81,31 @@ class Pass:
         generation = int(self.meta.get("generation", 1))
         if self.status.get("observedGeneration") != generation:
             self.set(observedGeneration=generation)
-        if self.conditions:
-            merged = set_conditions(
-                self.body.get("status", {}).get("conditions"),
-                self.conditions,
-                generation,
-                format_time(self.now),
-            )
-            if merged != (self.body.get("status") or {}).get("conditions"):
-                self.patch["conditions"] = merged
-        if self.patch:
+        before = (self.body.get("status") or {}).get("conditions")
+        # A write that goes through ends an earlier refusal: its condition goes too.
+        merged = refusals.without_rejection(
+            set_conditions(before, self.conditions, generation, format_time(self.now))
+        )
+        if merged != (before or []):
+            self.patch["conditions"] = merged
+        if not self.patch:
+            return
+        try:
             written = await self.rt.kube.patch_session_status(self.ns, self.name, self.patch)
-            if written:
-                version = (written.get("metadata") or {}).get("resourceVersion", "")
-                self.rt.own_session_writes[self.key] = (version, generation)
+        except KubeError as exc:
+            if not exc.refused_write:
+                raise
+            write = partial(self.rt.kube.patch_session_status, self.ns, self.name)
+            recorded = await refusals.record_rejected(self.rt, self.body, exc, write, self.now)
+            self._own_write(recorded)
+            raise
+        self._own_write(written)
+
+    def _own_write(self, written: JSON | None) -> None:
+        """Note the resourceVersion of this pass's write: its watch event starts no pass."""
+        if written:
+            version = (written.get("metadata") or {}).get("resourceVersion", "")
+            self.rt.own_session_writes[self.key] = (version, int(self.meta.get("generation", 1)))
 
     def _phase(self) -> SessionPhase:
         return SessionPhase(self.status.get("phase") or SessionPhase.PENDING)
@@ -198,13 +210,29 @@ class Pass:
         if any(o.get("uid") == self.meta["uid"] for o in owners):
             return True
         mine = {**manifests.owner_reference(self.body), "controller": False}
-        await self.rt.kube.patch(
-            self.ns,
-            "persistentvolumeclaims",
-            claim,
-            {"metadata": {"ownerReferences": [*owners, mine]}},
-        )
+        try:
+            await self.rt.kube.patch(
+                self.ns,
+                "persistentvolumeclaims",
+                claim,
+                {"metadata": {"ownerReferences": [*owners, mine]}},
+            )
+        except KubeError as exc:
+            if exc.refused_write:
+                await self._claim_refused(f"could not become an owner of workspace {claim}", exc)
+            raise
         return True
+
+    async def _claim_refused(self, what: str, exc: KubeError) -> None:
+        """The server refused a write of the workspace claim: without it no pod can start, so
+        status says why before the pass gives up (reconcile() retries after the longest
+        backoff; an administrator may change the policy, a quota or RBAC meanwhile)."""
+        message = f"{what}: {exc.status} {exc.reason}: {exc.message}"
+        self.set(phase=SessionPhase.PENDING)
+        self.condition("Scheduled", False, "WorkspaceClaimRefused", message)
+        self.condition("Ready", False, "WorkspaceClaimRefused", message)
+        self.rt.event(self.body, "WorkspaceClaimRefused", message, warning=True)
+        await self.flush()
 
     async def _expire_when_due(self) -> None:
         """spec.ttlSecondsAfterFinished: delete the finished session, as Jobs are."""
@@ -493,7 +521,14 @@ class Pass:
                 workspace.get("size", crd.WORKSPACE_SIZE),
                 workspace.get("storageClassName"),
             )
-            await self.rt.kube.create(self.ns, "persistentvolumeclaims", manifest)
+            try:
+                await self.rt.kube.create(self.ns, "persistentvolumeclaims", manifest)
+            except KubeError as exc:
+                if exc.refused_write:
+                    self.rt.ledger.assign(self.key, None)
+                    name = manifest["metadata"]["name"]
+                    await self._claim_refused(f"could not create workspace claim {name}", exc)
+                raise
         pod = agent_pod.agent_pod(self.body, plan, self.rt.settings.pods)
         name = pod["metadata"]["name"]
         try:
@@ -603,6 +638,8 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             await Pass(rt, body).run()
         except KubeError as exc:
             metrics.reconcile_error("AgentSession")
+            if exc.refused_write:
+                metrics.write_refused(exc.resource, exc.reason)
             # A write refused as it is gets the same answer on the next try: come back after
             # the longest backoff (an administrator may change RBAC, a quota, a policy), not
             # in a tight loop. Anything else may pass soon.

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headroom.core.durations import format_time, parse_duration, parse_time
+from headroom.core.durations import format_time, later, parse_duration, parse_time
 
 # The pattern the AgentSession CRD puts on spec.failover.cooldown (maxLength 32).
 CRD_PATTERN = re.compile(r"^(0|([0-9]+(\.[0-9]+)?(h|m|s|ms))+)$")
@@ -172,3 +172,16 @@ def test_whatever_the_crd_accepts_parses_or_raises_value_error(text: str) -> Non
         assert repr(text) in str(exc)
     else:
         assert value >= timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("delay", "expected"),
+    [
+        (90, datetime(2026, 1, 1, 0, 1, 30, tzinfo=UTC)),
+        (timedelta(hours=1), datetime(2026, 1, 1, 1, tzinfo=UTC)),
+        (46205620174675.852, datetime.max.replace(tzinfo=UTC)),  # a spec.timeout, fuzzed
+        (timedelta(days=999_999_999), datetime.max.replace(tzinfo=UTC)),
+    ],
+)
+def test_later_saturates_at_the_end_of_time(delay: timedelta | float, expected: datetime) -> None:
+    assert later(datetime(2026, 1, 1, tzinfo=UTC), delay) == expected

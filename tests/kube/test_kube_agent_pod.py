@@ -367,6 +367,13 @@ def test_the_remaining_timeout_is_the_kubelet_deadline() -> None:
     assert "activeDeadlineSeconds" not in build()["spec"]
 
 
+def test_a_timeout_beyond_what_the_api_server_takes_is_capped() -> None:
+    """spec.timeout 65162840h (found by tests/faults' fuzzing): the API server refused every
+    pod with an activeDeadlineSeconds beyond int32."""
+    pod = build(attempt=replace(ATTEMPT, deadline_seconds=234_586_224_060))
+    assert pod["spec"]["activeDeadlineSeconds"] == 2**31 - 1
+
+
 def test_the_workspace_claim_is_the_one_the_attempt_names() -> None:
     pod = build(attempt=replace(ATTEMPT, workspace_claim="earlier-workspace"))
     claim = volumes_of(pod)["workspace"]["persistentVolumeClaim"]["claimName"]

@@ -63,6 +63,8 @@ async def test_a_refused_session_status_write_leaves_the_condition_alone(world: 
         ("Warning", "StatusWriteRejected")
     ]
     assert refused_count("agentsessions/status", "Invalid") == before + 1
+    # Nothing the pass decided was recorded, so none of its Events is posted.
+    assert [e[1] for e in world.events if e[1] == "Completed"] == []
     due = world.rt.wakeups.pending(("session", NS, "s1"))
     assert due == world.clock.now + world.rt.settings.retry.max_backoff
 
@@ -81,6 +83,7 @@ async def test_a_refused_session_status_write_leaves_the_condition_alone(world: 
     await world.reconcile("s1")
     assert world.status("s1")["phase"] == "Succeeded"
     assert rejected(world, "s1") == {}
+    assert [e[1] for e in world.events if e[1] == "Completed"] == ["Completed"]
 
 
 async def test_when_even_the_conditions_are_refused_the_condition_is_written_alone(

@@ -42,3 +42,14 @@ def parse_time(text: str | None) -> datetime | None:
 def format_time(value: datetime) -> str:
     """An aware datetime as Kubernetes' RFC 3339 form, second precision, in UTC."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def later(when: datetime, delay: timedelta | float) -> datetime:
+    """`when + delay` (a timedelta, or seconds), saturating at the end of datetime's range:
+    a timeout the CRD admits (millions of hours) must mean "never", not an OverflowError in
+    the middle of a pass that has already created its pod."""
+    try:
+        step = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
+        return when + step
+    except OverflowError:
+        return datetime.max.replace(tzinfo=when.tzinfo or UTC)

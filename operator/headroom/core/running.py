@@ -8,9 +8,10 @@ status.evictionReason between the two passes) and `core.session.after_end` decid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from headroom.core.accounts import Account
+from headroom.core.durations import later
 from headroom.core.reasons import EvictionReason
 from headroom.core.task import Limits, Totals, seconds_left
 
@@ -51,7 +52,7 @@ def while_running(
         running = (now - started).total_seconds() if started else 0.0
         if running >= left:
             return WhileRunning(stop=EvictionReason.TIMED_OUT)
-        recheck_at = now + timedelta(seconds=left - running)
+        recheck_at = later(now, left - running)
     if drilling(account, now):
         return WhileRunning(stop=EvictionReason.DRILL, recheck_at=recheck_at)
     return WhileRunning(recheck_at=recheck_at)

@@ -19,6 +19,7 @@ from headroom.kube.manifests import (
 )
 
 JSON = dict[str, Any]
+INT32_MAX = 2**31 - 1  # the largest activeDeadlineSeconds the API server takes
 # Keys of spec.claude handed to the runner unchanged; the rest are resolved here.
 CLAUDE_PASSTHROUGH = (
     "allowedTools",
@@ -110,7 +111,9 @@ def agent_pod(session: JSON, attempt: Attempt, settings: PodSettings) -> JSON:
     if init:
         pod_spec["initContainers"] = init
     if attempt.deadline_seconds is not None:
-        pod_spec["activeDeadlineSeconds"] = max(1, attempt.deadline_seconds)
+        # The API server takes 1..2^31-1 (68 years); a longer spec.timeout (the CRD admits
+        # any number of hours) made it refuse every pod of the session.
+        pod_spec["activeDeadlineSeconds"] = min(max(1, attempt.deadline_seconds), INT32_MAX)
     _apply_scheduling(pod_spec, settings, template_spec)
     return {
         "apiVersion": "v1",

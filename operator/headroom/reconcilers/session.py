@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -21,7 +22,7 @@ from headroom.contract.scrub import scrub, snippet
 from headroom.core import running, task
 from headroom.core import session as machine
 from headroom.core.accounts import Account
-from headroom.core.durations import format_time, parse_time
+from headroom.core.durations import format_time, later, parse_time
 from headroom.core.outcome import (
     AttemptEnd,
     ContainerExit,
@@ -64,6 +65,9 @@ class Pass:
         # failover under load). A crash in between leaves only a finished pod behind, which
         # the session's ownerReference still cleans up with the session.
         self.superseded_pod: str | None = None
+        # Events and metrics of what this pass decided, posted once its status write went
+        # through: a pass whose write is refused is tried again, and must not repeat them.
+        self._recorded: list[Callable[[], None]] = []
 
     # -- status helpers ----------------------------------------------------------------
 
@@ -77,6 +81,14 @@ class Pass:
     def condition(self, kind: str, ok: bool, reason: str, message: str) -> None:
         self.conditions.append((kind, ok, reason, message))
 
+    def event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """An Event about the session, posted when the pass's status is written."""
+        self._recorded.append(partial(self.rt.event, self.body, reason, message, warning=warning))
+
+    def after_write(self, record: Callable[..., None], *args: Any) -> None:
+        """A metric of the pass's decision, counted when the pass's status is written."""
+        self._recorded.append(partial(record, *args))
+
     async def flush(self) -> None:
         generation = int(self.meta.get("generation", 1))
         if self.status.get("observedGeneration") != generation:
@@ -88,18 +100,21 @@ class Pass:
         )
         if merged != (before or []):
             self.patch["conditions"] = merged
-        if not self.patch:
-            return
-        try:
-            written = await self.rt.kube.patch_session_status(self.ns, self.name, self.patch)
-        except KubeError as exc:
-            if not exc.refused_write:
+        recorded, self._recorded = self._recorded, []
+        if self.patch:
+            try:
+                written = await self.rt.kube.patch_session_status(self.ns, self.name, self.patch)
+            except KubeError as exc:
+                if not exc.refused_write:
+                    raise
+                write = partial(self.rt.kube.patch_session_status, self.ns, self.name)
+                rejected = await refusals.record_rejected(self.rt, self.body, exc, write, self.now)
+                self._own_write(rejected)
                 raise
-            write = partial(self.rt.kube.patch_session_status, self.ns, self.name)
-            recorded = await refusals.record_rejected(self.rt, self.body, exc, write, self.now)
-            self._own_write(recorded)
-            raise
-        self._own_write(written)
+            self._own_write(written)
+            self.patch = {}
+        for record in recorded:
+            record()
 
     def _own_write(self, written: JSON | None) -> None:
         """Note the resourceVersion of this pass's write: its watch event starts no pass."""
@@ -188,8 +203,7 @@ class Pass:
                 f"the workspace {claim} of AgentSession {follows} no longer exists",
             )
             return None
-        self.rt.event(
-            self.body,
+        self.event(
             "Continues",
             f"continues conversation {status['claudeSessionId']} of {follows} on its workspace",
         )
@@ -227,11 +241,17 @@ class Pass:
         """The server refused a write of the workspace claim: without it no pod can start, so
         status says why before the pass gives up (reconcile() retries after the longest
         backoff; an administrator may change the policy, a quota or RBAC meanwhile)."""
-        message = f"{what}: {exc.status} {exc.reason}: {exc.message}"
+        reason, message = (
+            "WorkspaceClaimRefused",
+            f"{what}: {exc.status} {exc.reason}: {exc.message}",
+        )
         self.set(phase=SessionPhase.PENDING)
-        self.condition("Scheduled", False, "WorkspaceClaimRefused", message)
-        self.condition("Ready", False, "WorkspaceClaimRefused", message)
-        self.rt.event(self.body, "WorkspaceClaimRefused", message, warning=True)
+        self.condition("Scheduled", False, reason, message)
+        self.condition("Ready", False, reason, message)
+        known = (self.body.get("status") or {}).get("conditions") or []
+        kept = message[: crd.CONDITION_MESSAGE_CHARS]  # as the condition holds it
+        if not any(c.get("reason") == reason and c.get("message") == kept for c in known):
+            self.event(reason, message, warning=True)  # once per new refusal
         await self.flush()
 
     async def _expire_when_due(self) -> None:
@@ -335,10 +355,10 @@ class Pass:
         await self.rt.kube.delete(self.ns, "pods", pod_name)
         if why is EvictionReason.TIMED_OUT:
             message = f"stopping pod {pod_name}: spec.timeout reached"
-            self.rt.event(self.body, "TimedOut", message, warning=True)
+            self.event("TimedOut", message, warning=True)
         else:
             message = f"drill on {account}: stopping pod {pod_name} to move the session"
-            self.rt.event(self.body, "Evicting", message)
+            self.event("Evicting", message)
 
     async def _apply_end(
         self,
@@ -384,7 +404,7 @@ class Pass:
                 self.status, pod_name, end, eviction, started_at, terminated_at
             ),
         )
-        metrics.attempt_ended(session_status.outcome_of(end, eviction))
+        self.after_write(metrics.attempt_ended, session_status.outcome_of(end, eviction))
         step = decision.step
         if isinstance(step, machine.Finish):
             self.set(result=session_status.finished_result(end, step, totals))
@@ -396,7 +416,7 @@ class Pass:
         )
         # Not ready until the next attempt runs; a placement in this same pass says Running.
         self.condition("Ready", False, step.reason, step.message)
-        self.rt.event(self.body, step.reason, step.message, warning=step.leave)
+        self.event(step.reason, step.message, warning=step.leave)
 
     async def _finish(self, phase: SessionPhase, reason: str, message: str) -> None:
         ok = phase is SessionPhase.SUCCEEDED
@@ -415,7 +435,7 @@ class Pass:
         self.condition("Ready", ok, reason, message)
         self.rt.ledger.assign(self.key, None)
         self.rt.waiting[self.ns].pop(self.name, None)
-        self.rt.event(self.body, reason, message, warning=not ok)
+        self.event(reason, message, warning=not ok)
         self.rt.wake_waiting(self.ns)
         if self.limits.ttl is not None:
             self.rt.wakeups.at(("session", self.ns, self.name), self.now + self.limits.ttl)
@@ -465,7 +485,9 @@ class Pass:
             )
             return
         if self.limits.wait_timeout is not None:
-            self.rt.wakeups.at(("session", self.ns, self.name), since + self.limits.wait_timeout)
+            self.rt.wakeups.at(
+                ("session", self.ns, self.name), later(since, self.limits.wait_timeout)
+            )
         self.rt.waiting[self.ns].setdefault(self.name, self.now)
         until = format_time(choice.earliest_reset) if choice.earliest_reset else None
         self.set(phase=SessionPhase.WAITING, waitingUntil=until, waitingSince=format_time(since))
@@ -474,11 +496,11 @@ class Pass:
         if choice.earliest_reset is not None:
             self.rt.wakeups.at(("session", self.ns, self.name), choice.earliest_reset)
         if not was_waiting:
-            metrics.waiting_started()  # once per wait, not per changed message
+            self.after_write(metrics.waiting_started)  # once per wait, not per changed message
         message = choice.message[: crd.WAITING_MESSAGE_CHARS]
         if not was_waiting or self.status.get("waitingMessage") != message:
             self.set(waitingMessage=message)
-            self.rt.event(self.body, "NoHeadroom", choice.message, warning=True)
+            self.event("NoHeadroom", choice.message, warning=True)
 
     async def _claim_exists(self, claim: str) -> bool:
         found = await self.rt.kube.get(self.ns, "persistentvolumeclaims", claim)
@@ -539,8 +561,7 @@ class Pass:
             self.condition(
                 "Scheduled", False, "PodCreateFailed", f"could not create pod {name}: {exc.message}"
             )
-            self.rt.event(
-                self.body,
+            self.event(
                 "PodCreateFailed",
                 f"could not create pod {name}: {exc.message}",
                 warning=True,
@@ -560,7 +581,7 @@ class Pass:
         self.set(workspaceClaim=claim)
         if left is not None:
             # A running pod's own status changes start no pass: the timer checks the timeout.
-            self.rt.wakeups.at(("session", self.ns, self.name), self.now + timedelta(seconds=left))
+            self.rt.wakeups.at(("session", self.ns, self.name), later(self.now, left))
         # Previous attempts' pods are finished; keep only the current one.
         self.superseded_pod = self.status.get("previousPod")
 
@@ -592,13 +613,12 @@ class Pass:
                 self.status, account_name, reason, self.now
             )
             fields["lastSwapAt"] = format_time(self.now)
-            metrics.swapped(self.ns, reason)
+            self.after_write(metrics.swapped, self.ns, reason)
             terminated = parse_time(self.status.get("podTerminatedAt"))
             if terminated is not None and self.name not in self.rt.waiting[self.ns]:
                 # A move that had to wait for headroom is waiting time, not failover latency.
-                metrics.failover_latency((self.now - terminated).total_seconds())
-            self.rt.event(
-                self.body,
+                self.after_write(metrics.failover_latency, (self.now - terminated).total_seconds())
+            self.event(
                 "Swapped",
                 f"moved from {progress.account} to {account_name} ({reason}); "
                 f"attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
@@ -606,8 +626,7 @@ class Pass:
             effects.drill_progress(self.rt, self.ns, progress.account or "", self.now)
         else:
             verb = "resumes" if progress.transcript else "starts"
-            self.rt.event(
-                self.body,
+            self.event(
                 "Placed",
                 f"attempt {attempt} on {account_name} ({auth_path}) {verb} conversation "
                 f"{self.status.get('claudeSessionId')}",
@@ -615,7 +634,7 @@ class Pass:
         self.set(**fields)
         waited_since = self.rt.waiting[self.ns].pop(self.name, None)
         if waited_since is not None:
-            metrics.waiting_ended((self.now - waited_since).total_seconds())
+            self.after_write(metrics.waiting_ended, (self.now - waited_since).total_seconds())
         self.rt.mark_account_dirty(self.ns, account_name)
         self.condition(
             "Scheduled",
@@ -645,6 +664,10 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             # in a tight loop. Anything else may pass soon.
             delay = retry_delay(rt, exc)
             log.warning("session %s/%s: API error %s; retry in %s", namespace, name, exc, delay)
+            if exc.refused:
+                # Nothing the pass decided was recorded, its own timers neither (the backoff
+                # of a failed attempt re-armed on every try): the one retry is this one.
+                rt.wakeups.cancel(("session", namespace, name))
             rt.wakeups.at(("session", namespace, name), rt.clock() + delay)
         except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
             metrics.reconcile_error("AgentSession")

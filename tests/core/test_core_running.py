@@ -125,4 +125,4 @@ def test_a_drill_lasts_until_its_end_exclusive() -> None:
 
 
 def test_eviction_reasons_are_the_status_values() -> None:
-    assert [r.value for r in EvictionReason] == ["TimedOut", "Drill"]
+    assert [r.value for r in EvictionReason] == ["TimedOut", "Drill", "NodeLost"]

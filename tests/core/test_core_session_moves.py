@@ -59,6 +59,34 @@ def test_a_drill_moves_the_session_whatever_the_pod_reported(end: AttemptEnd) ->
     assert decision.progress == ON_ALICE
 
 
+@pytest.mark.parametrize("end", [FAILED, WALLED, AttemptEnd(Outcome.FAILED)],
+                         ids=["failed", "walled", "gone"])  # fmt: skip
+def test_a_pod_lost_with_its_node_is_placed_again_without_a_failure_or_a_swap(
+    end: AttemptEnd,
+) -> None:
+    """Whatever the pod reported on its way out (a kubelet that came back kills it; a pod
+    removed by the API server reports nothing), a lost node says nothing of the agent or the
+    account."""
+    at_limits = Progress(attempt=4, account="alice", swap_count=3, failures=3)
+    decision = after_end(at_limits, end, "NodeLost", POLICY, RETRY, None, NOW)
+    assert decision.step == Reschedule(
+        MoveReason.NODE_LOST, "the node of attempt 4 was lost; placing it again", leave=False
+    )
+    assert decision.effect is None
+    assert (decision.progress.failures, decision.progress.swap_count) == (3, 3)
+    assert next_request(None, None, "alice", PendingMove.of(decision.step)).prefer == "alice"
+
+
+def test_a_run_that_completed_before_its_node_was_lost_stays_completed() -> None:
+    step = after_end(ON_ALICE, COMPLETED, "NodeLost", POLICY, RETRY, None, NOW).step
+    assert step == Finish(SessionPhase.SUCCEEDED, FinishReason.COMPLETED, "the run finished")
+
+
+def test_a_pod_lost_with_its_node_still_ends_the_session_at_a_limit() -> None:
+    step = after_end(ON_ALICE, FAILED, "NodeLost", POLICY, RETRY, BUDGET, NOW).step
+    assert step == Finish(SessionPhase.FAILED, "BudgetExhausted", "spent")
+
+
 def test_a_drill_past_the_swap_limit_fails_the_session() -> None:
     at_limit = Progress(attempt=9, account="alice", swap_count=3)
     step = after_end(at_limit, FAILED, "Drill", POLICY, RETRY, None, NOW).step

@@ -41,6 +41,7 @@ def test_the_values_are_the_strings_status_and_dashboards_use() -> None:
         "Throttled",
         "AttemptFailed",
         "Drill",
+        "NodeLost",
         "Moved",
     }
 

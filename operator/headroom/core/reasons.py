@@ -21,6 +21,7 @@ class MoveReason(StrEnum):
     THROTTLED = "Throttled"  # a retry in place; a swap only if the account cannot take it
     ATTEMPT_FAILED = "AttemptFailed"  # the same
     DRILL = "Drill"
+    NODE_LOST = "NodeLost"  # its node stopped answering; placed again, the account kept
     MOVED = "Moved"  # a swap no decision explains (a pod adopted after a crash)
 
 
@@ -40,7 +41,9 @@ class FinishReason(StrEnum):
 
 
 class EvictionReason(StrEnum):
-    """Why the operator stopped a running pod (status.evictionReason)."""
+    """Why a running pod was stopped (status.evictionReason): by the operator, or by the
+    control plane because its node stopped answering."""
 
     TIMED_OUT = "TimedOut"
     DRILL = "Drill"
+    NODE_LOST = "NodeLost"

@@ -285,8 +285,16 @@ def after_end(
     session's totals, this attempt included, have reached.
 
     A pod stopped for a drill moves the session, whatever the pod reported on its way out. A
-    pod stopped at the timeout ends the session, like any other limit (unless it completed)."""
-    if eviction and eviction != EvictionReason.TIMED_OUT:
+    pod stopped at the timeout ends the session, like any other limit (unless it completed).
+    A pod lost with its node says nothing about the agent or the account: the session is
+    placed again, preferring the same account, and neither a failure nor a swap is counted."""
+    lost = eviction == EvictionReason.NODE_LOST
+    if lost and end.outcome is not Outcome.COMPLETED:
+        message = f"the node of attempt {progress.attempt} was lost; placing it again"
+        transcript = progress.transcript or bool(end.transcript)
+        step = Reschedule(MoveReason.NODE_LOST, message, leave=False)
+        decision = Decision(replace(progress, transcript=transcript), step)
+    elif eviction and eviction != EvictionReason.TIMED_OUT and not lost:
         message = f"moved off {progress.account} by a {eviction.lower()}"
         decision = evicted(progress, policy, eviction, message)
     else:

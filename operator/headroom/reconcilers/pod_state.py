@@ -98,3 +98,23 @@ def terminated_at(pod: JSON | None) -> datetime | None:
         if term and term.get("finishedAt"):
             return parse_time(term["finishedAt"])
     return None
+
+
+# Why the control plane deletes a pod whose node stopped answering (the pod's DisruptionTarget
+# condition): taint-based eviction from a NotReady or unreachable node, and the pod garbage
+# collector (the node deleted, or tainted node.kubernetes.io/out-of-service).
+NODE_LOSS_REASONS = frozenset({"DeletionByTaintManager", "DeletionByPodGC"})
+
+
+def lost_node(pod: JSON | None) -> str | None:
+    """The pod's node, when the control plane is removing the pod because that node is lost;
+    None otherwise. Such a pod still counts as live: its containers may run on for as long
+    as the node is cut off, so it is gone only once the API server no longer has it."""
+    for c in ((pod or {}).get("status") or {}).get("conditions") or []:
+        if (
+            c.get("type") == "DisruptionTarget"
+            and c.get("status") == "True"
+            and c.get("reason") in NODE_LOSS_REASONS
+        ):
+            return str(((pod or {}).get("spec") or {}).get("nodeName") or "unknown")
+    return None

@@ -291,6 +291,10 @@ class Pass:
             return await self._while_running(pod)
         if self.status.get("lastOutcome", {}).get("podName") == pod_name:
             return False  # this attempt's end is already recorded; go on to the next step
+        if pod_state.lost_node(pod) is not None and not self.status.get("evictionReason"):
+            # Ended by the loss of its node (seen only now, e.g. after a restart): read as
+            # that eviction, not as the agent's failure.
+            self.set(evictionReason=EvictionReason.NODE_LOST.value)
         if not staged:
             assert staging is not None
             end = classify_staging(staging)
@@ -333,6 +337,7 @@ class Pass:
         problem = pod_state.start_problem(pod)
         if problem is not None:
             self.condition("Ready", False, problem[0], problem[1])
+        self._note_lost_node(pod)
         # spec.timeout counts running time over all attempts: past it the pod is stopped and
         # its end finishes the session.
         decision = running.while_running(
@@ -348,6 +353,24 @@ class Pass:
         if decision.stop is not None:
             await self._evict(pod["metadata"]["name"], decision.stop, account_name)
         return True
+
+    def _note_lost_node(self, pod: JSON) -> None:
+        """A pod the control plane removes because its node is lost is still live (never two
+        pods for one session): the session waits for the API server to remove it, says so,
+        and reads its end as an eviction."""
+        node = pod_state.lost_node(pod)
+        if node is None:
+            return
+        name = pod["metadata"]["name"]
+        message = (
+            f"node {node} of pod {name} is lost; the session is placed again once the API "
+            "server has removed the pod (the node's kubelet confirms, the node is deleted, "
+            "or it is tainted node.kubernetes.io/out-of-service)"
+        )
+        self.condition("Ready", False, "NodeLost", message)
+        if not self.status.get("evictionReason"):
+            self.set(evictionReason=EvictionReason.NODE_LOST.value)
+            self.event("NodeLost", message, warning=True)
 
     async def _evict(self, pod_name: str, why: EvictionReason, account: str) -> None:
         """Stop the running pod; its end, in a later pass, is read as this eviction."""

@@ -12,6 +12,11 @@ FAST = settings(max_examples=100, deadline=None, database=None)
 API_KEY = "sk-ant-api03-AbCdEf_123-XyZ"
 OAUTH = "sk-ant-oat01-Qw3rTy_uiop-ASDF"
 OPAQUE = "tok_9f8e7d6c5b4a"  # not Anthropic-shaped: only the surrounding syntax gives it away
+GITHUB = "ghp_0123456789abcdefABCDEF0123456789abcd"
+PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\n"
+    "-----END OPENSSH PRIVATE KEY-----"
+)
 
 REMOVED: list[tuple[str, str, str]] = [
     ("api-key-alone", API_KEY, API_KEY),
@@ -33,6 +38,12 @@ REMOVED: list[tuple[str, str, str]] = [
     ("credentials-access-token", f'{{"accessToken": "{OPAQUE}"}}', OPAQUE),
     ("credentials-refresh-token", f'{{"refreshToken":"{OPAQUE}","x":1}}', OPAQUE),
     ("two-tokens", f"{API_KEY} and {OAUTH}", OAUTH),
+    # Repository credentials (spec.repos): Git hosts' token formats and private keys.
+    ("github-classic-token", f"push to https://x-access-token:{GITHUB}@github.com", GITHUB),
+    ("github-fine-grained", "fatal: github_pat_11AAAAAAA0abcdefghijklmnop_rest", "github_pat_11"),
+    ("gitlab-token", "token glpat-AbCdEfGhIjKlMnOpQrStUv rejected", "glpat-AbCd"),
+    ("ssh-private-key", f"key:\n{PRIVATE_KEY}\nend", "b3BlbnNzaC1rZXk"),
+    ("ssh-private-key-cut", PRIVATE_KEY[:60], "b3BlbnNzaC1rZXk"),
 ]
 
 
@@ -53,8 +64,17 @@ def test_credential_shapes_are_removed(text: str, secret: str) -> None:
         "authorization failed for this account",
         "sk-ant is the prefix of Anthropic keys",
         "the x-api-key header was missing",
+        "see gh_pages and ghp_short",
     ],
-    ids=["api-error", "limit-text", "retry-event", "auth-word", "prefix-only", "header-name-only"],
+    ids=[
+        "api-error",
+        "limit-text",
+        "retry-event",
+        "auth-word",
+        "prefix-only",
+        "header-name-only",
+        "git-words",
+    ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:
     assert scrub(text) == text

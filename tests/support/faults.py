@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,14 +81,21 @@ def make_pool(scene: Scene, plan: KillPlan) -> dict[str, int]:
     return limits
 
 
+# A fault injected at a kill point instead of the operator's crash: (rng, failover number) ->
+# a label for the report. It returns once the cluster answers again.
+Fault = Callable[[random.Random, int], str]
+
+
 def kill_during_failovers(
     scene: Scene,
     operator: OperatorProcess,
     history: PodHistory,
     plan: KillPlan,
     seed: int,
+    fault: Fault | None = None,
 ) -> KillReport:
-    """Drive the stream; returns once every failover was reported (the checks are separate)."""
+    """Drive the stream; returns once every failover was reported (the checks are separate).
+    At each kill point the operator is SIGKILLed and restarted, or `fault` runs instead."""
     rng = random.Random(seed)  # noqa: S311  (a replayable test schedule, not a secret)
     report = KillReport(seed)
     started = time.monotonic()
@@ -113,7 +121,10 @@ def kill_during_failovers(
                 report.raced += 1
                 continue
             report.failovers += 1
-            if report.failovers in kill_after:
+            if report.failovers in kill_after and fault is not None:
+                report.kill_points.append(fault(rng, report.failovers))
+                report.kills += 1
+            elif report.failovers in kill_after:
                 report.kill_points.append(_crash(operator, history, rng, report.failovers))
                 report.kills += 1
                 time.sleep(rng.uniform(0.0, 1.0))  # down for a moment, as a crash-looping pod

@@ -18,7 +18,9 @@ from pathlib import Path
 from tests.support.operator import REPO, wait_for
 
 CLUSTER_SCRIPTS = REPO / "hack" / "cluster"
-PREFIX = "headroom-faults-"
+# Named after the caller's own cluster (HEADROOM_CLUSTER_NAME), so that several checkouts on
+# one machine each find, and clean up, only their own.
+PREFIX = f"{os.environ.get('HEADROOM_CLUSTER_NAME') or 'headroom'}-faults-"
 
 
 def kwok_workdir() -> Path:
@@ -53,18 +55,19 @@ def remove_orphans(scratch: Path) -> None:
 
 
 @dataclass
-class ApiServer:
-    """The cluster's kube-apiserver process, as kwokctl started it (pid file under its state
-    directory), restartable with the very same command line."""
+class Component:
+    """One process of the cluster (kube-apiserver, etcd), as kwokctl started it (pid file
+    under its state directory), restartable with the very same command line."""
 
     state_dir: Path
+    name: str = "kube-apiserver"
     argv: list[str] = field(default_factory=list)
     cwd: str = ""
     restarted: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def pid_file(self) -> Path:
-        return self.state_dir / "pids" / "kube-apiserver.pid"
+        return self.state_dir / "pids" / f"{self.name}.pid"
 
     def pid(self) -> int:
         return int(self.pid_file.read_text().strip())
@@ -79,10 +82,10 @@ class ApiServer:
         for popen in self.restarted:
             if popen.pid == pid:
                 popen.wait(10)
-        wait_for("kube-apiserver gone", lambda: not _running(pid), timeout=30)
+        wait_for(f"{self.name} gone", lambda: not _running(pid), timeout=30)
 
     def start(self) -> None:
-        log = self.state_dir / "logs" / "kube-apiserver.log"
+        log = self.state_dir / "logs" / f"{self.name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
                 self.argv,
@@ -111,11 +114,15 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+ApiServer = Component  # the one most faults restart
+
+
 @dataclass
 class PrivateCluster:
     name: str
     kubeconfig: Path
-    apiserver: ApiServer
+    apiserver: Component
+    etcd: Component
 
     @classmethod
     def up(cls, scratch: Path) -> PrivateCluster:
@@ -127,11 +134,13 @@ class PrivateCluster:
             _script("down.sh", name, kubeconfig)
             why = done.stderr[-3000:]
             raise RuntimeError(f"up.sh for {name} failed ({done.returncode}):\n{why}")
-        return cls(name, kubeconfig, ApiServer(kwok_workdir() / "clusters" / name))
+        state = kwok_workdir() / "clusters" / name
+        return cls(name, kubeconfig, Component(state), Component(state, "etcd"))
 
     def down(self) -> str:
         done = _script("down.sh", self.name, self.kubeconfig)
         self.apiserver.reap()
+        self.etcd.reap()
         return "" if done.returncode == 0 else done.stderr[-3000:]
 
     def kubectl(self, kubectl_path: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -37,8 +37,17 @@ _ENV_SECRET = (
     r"\b[A-Z][A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY)\b"
 )
 
+# Repository credentials a session's agent works with (spec.repos): the token formats of the
+# common Git hosts, and a private key block (cut at the end of the text when it is truncated).
+_GIT_TOKENS = (
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,})"
+)
+_PRIVATE_KEY = r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*)"
+
 _PATTERNS = [
     re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}"),
+    re.compile(_GIT_TOKENS),
+    re.compile(_PRIVATE_KEY, re.DOTALL),
     re.compile(rf"(?i)((?:{_HEADER}){_BETWEEN}){_SCHEME}{_VALUE}"),
     re.compile(rf"(?i)((?:{_NAMES}){_BETWEEN}){_VALUE}"),
     re.compile(rf"({_ENV_SECRET}{_BETWEEN}){_VALUE}"),

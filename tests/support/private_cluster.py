@@ -85,6 +85,21 @@ class Component:
         wait_for(f"{self.name} gone", lambda: not _running(pid), timeout=30)
 
     def start(self) -> None:
+        """Start it again. A kube-apiserver started within a moment of its SIGKILL may find
+        its port still taken ("bind: address already in use") and exit at once: then it is
+        started again, up to a minute."""
+        deadline = time.monotonic() + 60
+        while True:
+            popen = self._spawn()
+            try:
+                popen.wait(3)
+            except subprocess.TimeoutExpired:
+                return  # still up: it got its ports
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} keeps exiting ({popen.returncode}); see its log")
+            time.sleep(1)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         log = self.state_dir / "logs" / f"{self.name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
@@ -98,6 +113,7 @@ class Component:
         self.restarted.append(popen)
         # kwokctl and down.sh find the component by this file.
         self.pid_file.write_text(f"{popen.pid}\n")
+        return popen
 
     def reap(self) -> None:
         for popen in self.restarted:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -70,6 +71,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=60,
         help="seconds a replica's keep-alive counts; a standby takes over this long after the "
         "active replica's last keep-alive",
+    )
+    p.add_argument(
+        "--cluster-account-namespace",
+        default=os.environ.get("POD_NAMESPACE") or Settings.cluster_account_namespace,
+        help="namespace of the ClusterClaudeAccounts' credential Secrets (default: the "
+        "operator's own, from POD_NAMESPACE, else headroom-system); the operator must watch it",
     )
     p.add_argument("--agent-image", default=PodSettings.default_image, help="default agent image")
     p.add_argument(
@@ -158,6 +165,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             memory_limit=args.agent_memory_limit,
         ),
         drill_duration=parse_duration(args.drill_duration),
+        cluster_account_namespace=args.cluster_account_namespace,
     )
 
 
@@ -180,7 +188,7 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
     configure_kopf(settings, memo)
     rt = Runtime(await Kube.connect(), memo.settings)
     # kopf's index objects are live: empty now, filled by its watches before any handler runs.
-    rt.attach(*kopf_indexes(kwargs))
+    rt.attach(kopf_indexes(kwargs))
     if memo.peering is not None:
         rt.active.clear()  # stand by until the peering record says this replica leads
         memo.tasks.add(asyncio.create_task(_watch_leadership(rt, memo.identity, memo.peering)))

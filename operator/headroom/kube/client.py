@@ -106,6 +106,13 @@ def api_path(
     return "/".join(parts)
 
 
+def account_path(namespace: str, name: str, subresource: str | None = None) -> str:
+    """Accounts are keyed (namespace, name) with namespace "" for the cluster-scoped kind."""
+    if not namespace:
+        return api_path(API_VERSION, "clusterclaudeaccounts", None, name, subresource)
+    return api_path(API_VERSION, "claudeaccounts", namespace, name, subresource)
+
+
 KOPF_API = "kopf.dev/v1"  # kopf's peering objects
 
 
@@ -181,11 +188,11 @@ class Kube:
         await self.request("DELETE", api_path(API_VERSION, "agentsessions", namespace, name))
 
     async def get_account(self, namespace: str, name: str) -> JSON | None:
-        return await self.request("GET", api_path(API_VERSION, "claudeaccounts", namespace, name))
+        """A ClaudeAccount, or with namespace "" a ClusterClaudeAccount."""
+        return await self.request("GET", account_path(namespace, name))
 
     async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
-        path = api_path(API_VERSION, "claudeaccounts", namespace, name, "status")
-        return await self._patch_status(path, patch)
+        return await self._patch_status(account_path(namespace, name, "status"), patch)
 
     async def _patch_status(self, path: str, patch: JSON) -> JSON | None:
         try:

@@ -87,7 +87,8 @@ def _own_write(rt: Runtime, ns: str, name: str, meta: kopf.Meta) -> bool:
 def _referenced(namespace: str | None, name: str, memo: OperatorMemo, **_: Any) -> bool:
     """Only Secrets an account reads start a pass (kopf hands filters the memo too)."""
     rt = memo.runtime
-    return rt is not None and bool(rt.secret_refs.get((namespace or "", name)))
+    readers = rt.secret_refs.get((namespace or "", name), set()) if rt is not None else set()
+    return any(account_ns for account_ns, _ in readers)
 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
@@ -101,4 +102,6 @@ async def secret_event(
     This is how an AuthFailed account heals without anyone touching the ClaudeAccount."""
     rt, ns = memo.acting(), namespace or ""
     for account_ns, account_name in sorted(rt.secret_refs.get((ns, name), ())):
-        await account.reconcile(rt, account_ns, account_name)
+        # A cluster account's Secret has a watch of its own (reconcilers/cluster_secrets).
+        if account_ns:
+            await account.reconcile(rt, account_ns, account_name)

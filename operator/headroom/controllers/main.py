@@ -26,7 +26,7 @@ from headroom.kube import diffbase
 from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
 from headroom.reconcilers import account as account_reconciler
-from headroom.reconcilers import metrics
+from headroom.reconcilers import cluster_secrets, metrics
 from headroom.reconcilers import session as session_reconciler
 from headroom.reconcilers.runtime import Runtime, Settings
 
@@ -196,7 +196,12 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
         metrics.operator_active.set(1)
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
-    rt.background_jobs = [_run_wakeups, _flush_accounts, _export_session_phases]
+    rt.background_jobs = [
+        _run_wakeups,
+        _flush_accounts,
+        _export_session_phases,
+        cluster_secrets.watch,
+    ]
     metrics.window_resets.clock = rt.clock
     memo.runtime = rt
     log.info("headroom operator started; it needs no Claude account of its own")

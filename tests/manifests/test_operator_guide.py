@@ -43,8 +43,8 @@ def test_every_runbook_link_lands_on_a_heading() -> None:
 
 
 def test_every_rbac_rule_is_in_the_table(rendered: Rendered) -> None:
-    rows = [line for line in GUIDE.splitlines()
-            if line.startswith(("| cluster |", "| `agents` |", "| `headroom-system` |"))]  # fmt: skip
+    scopes = ("| cluster |", "| `agents` |", "| `headroom-system` |")
+    rows = [line for line in GUIDE.splitlines() if line.startswith(scopes)]
     for kind, name in (("ClusterRole", "headroom-operator"), ("Role", "headroom-operator"),
                        ("Role", "headroom-operator-cluster-accounts")):  # fmt: skip
         for rule in find(rendered, kind, name)["rules"]:

@@ -148,3 +148,73 @@ async def test_an_unreadable_cluster_credential_is_a_condition_not_a_crash(world
     assert "was not found" in scheduled["message"]
     assert world.rt.ledger.active(("", "shared")) == 0
     assert not [w for w in world.kube.verbs() if w[1] == "pods"]
+
+
+# --- the account reconciler: a cluster account's credential, and duplicates -------------------
+
+
+async def reconcile_cluster(world: World, name: str) -> None:
+    from headroom.reconcilers import account
+
+    await account.reconcile(world.rt, "", name)
+    body = world.kube.obj("clusterclaudeaccounts", name)
+    assert body is not None
+    world.cluster_account_from(body)
+
+
+def new_cluster_account(world: World, name: str, created: str) -> None:
+    world.cluster_account_from(
+        {
+            "apiVersion": "headroom.dev/v1alpha1",
+            "kind": "ClusterClaudeAccount",
+            "metadata": {"name": name, "uid": f"uid-{name}", "generation": 1,
+                         "creationTimestamp": created},
+            "spec": {
+                "credentials": {"type": "OAuthToken", "secretRef": {"name": f"{name}-secret"}},
+                "allowedNamespaces": {"names": [NS]},
+            },
+        }
+    )  # fmt: skip
+
+
+async def test_a_cluster_account_reads_its_secret_and_writes_no_runtime_secret(
+    world: World,
+) -> None:
+    world.secret("shared-secret", token=TOKEN)
+    new_cluster_account(world, "shared", "2026-12-01T10:00:00Z")
+    await reconcile_cluster(world, "shared")
+    status = world.kube.obj("clusterclaudeaccounts", "shared")["status"]  # type: ignore[index]
+    assert status["phase"] == "Available"
+    assert "runtimeSecretName" not in status
+    assert not [w for w in world.kube.verbs() if w[1] == "secrets"]
+    held = world.rt.cluster_credentials["shared"]
+    assert base64.b64decode(held.value_b64).decode() == TOKEN
+    assert TOKEN not in repr(held)  # never in a log line that prints it
+    # A change of its Secret is noticed by the cluster Secret watch, not kopf's.
+    key = (world.rt.settings.cluster_account_namespace, "shared-secret")
+    assert world.rt.secret_refs[key] == {("", "shared")}
+
+
+async def test_the_later_object_with_the_same_credential_is_the_duplicate(world: World) -> None:
+    from headroom.reconcilers import account
+
+    world.secret("alice", token=TOKEN)
+    world.new_account("alice")
+    body = world.kube.obj("claudeaccounts", "alice")
+    assert body is not None
+    body["metadata"]["creationTimestamp"] = "2026-12-01T09:00:00Z"
+    await world.reconcile_account("alice")
+    world.secret("shared-secret", token=TOKEN)
+    new_cluster_account(world, "shared", "2026-12-01T10:00:00Z")
+    await reconcile_cluster(world, "shared")
+    status = world.kube.obj("clusterclaudeaccounts", "shared")["status"]  # type: ignore[index]
+    assert (status["phase"], status["duplicateOf"]) == ("Duplicate", f"ClaudeAccount {NS}/alice")
+    assert world.account_status("alice")["phase"] == "Available"
+    # The original goes: the roster no longer contradicts... until the duplicate is checked.
+    world.kube.objects.pop(("claudeaccounts", "alice"))
+    world.index_accounts()
+    assert account.stale_duplicates(world.rt, (NS, "alice")) == [("", "shared")]
+    await reconcile_cluster(world, "shared")
+    status = world.kube.obj("clusterclaudeaccounts", "shared")["status"]  # type: ignore[index]
+    assert (status["phase"], status.get("duplicateOf")) == ("Available", None)
+    assert account.stale_duplicates(world.rt, (NS, "alice")) == []

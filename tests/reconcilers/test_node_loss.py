@@ -56,7 +56,7 @@ async def test_a_pod_on_a_lost_node_is_waited_for_then_replaced_exactly_once(wor
     assert (ready["status"], ready["reason"]) == ("False", "NodeLost")
     assert "node node-a of pod s1-1 is lost" in ready["message"]
     assert [e[:2] for e in world.events if e[1] == "NodeLost"] == [("Warning", "NodeLost")]
-    assert world.rt.ledger.load(NS) == {"alice": 1}  # the slot stays held
+    assert world.rt.ledger.active((NS, "alice")) == 1  # the slot stays held
 
     # The API server removed the pod: one new attempt, on the same account.
     del world.kube.objects[("pods", "s1-1")]

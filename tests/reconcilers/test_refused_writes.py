@@ -197,4 +197,4 @@ async def test_a_refused_workspace_claim_create_reaches_status(world: World) -> 
     )
     assert "exceeded quota" in condition["message"]
     assert world.kube.obj("pods", "s1-1") is None
-    assert world.rt.ledger.load(NS).get("alice", 0) == 0  # the slot is not held
+    assert world.rt.ledger.active((NS, "alice")) == 0  # the slot is not held

@@ -212,6 +212,7 @@ WRITTEN_RESOURCES = frozenset(
         "agentsessions",
         "agentsessions/status",
         "claudeaccounts/status",
+        "clusterclaudeaccounts/status",
         "pods",
         "persistentvolumeclaims",
         "secrets",

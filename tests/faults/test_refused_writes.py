@@ -19,7 +19,7 @@ import os
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 from tests.support.faults import liveness_ok
@@ -227,7 +227,11 @@ def test_fuzzed_input_never_crashes_or_spins_the_operator(scene: Scene, operator
         suppress_health_check=list(HealthCheck),
     )
     @given(spec=SPECS, message=MESSAGES, code=EXIT, drill=DRILLS)
-    def example(spec: dict, message: str | None, code: int, drill: str) -> None:
+    # Found by this test: a timeout of milliseconds re-armed its timer at once, for ever, while
+    # the pod had not started (CPU, no writes); a timeout beyond int32 seconds refused the pod.
+    @example(spec={"prompt": "p", "timeout": "1ms"}, message="{", code=1, drill="d")
+    @example(spec={"prompt": "p", "timeout": "65162840h"}, message=None, code=0, drill="d")
+    def one_example(spec: dict, message: str | None, code: int, drill: str) -> None:
         assert operator.alive() and operator.proc.pid == pid
         scene.patch(
             "claudeaccounts",
@@ -258,7 +262,7 @@ def test_fuzzed_input_never_crashes_or_spins_the_operator(scene: Scene, operator
         )
         seen[how] = seen.get(how, 0) + 1
 
-    example()
+    one_example()
     print(f"\n[faults] fuzzed {EXAMPLES} examples: {json.dumps(seen, sort_keys=True)}")
     # Let retries after failed attempts (1 s backoff) land, then watch a quiet window.
     wait_for("every fuzzed session settled", lambda: _settled(scene), timeout=90)

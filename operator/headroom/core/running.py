@@ -15,6 +15,9 @@ from headroom.core.durations import later
 from headroom.core.reasons import EvictionReason
 from headroom.core.task import Limits, Totals, seconds_left
 
+# The shortest wait before the timeout is checked again.
+MIN_RECHECK_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class WhileRunning:
@@ -52,7 +55,10 @@ def while_running(
         running = (now - started).total_seconds() if started else 0.0
         if running >= left:
             return WhileRunning(stop=EvictionReason.TIMED_OUT)
-        recheck_at = later(now, left - running)
+        # Not sooner than MIN_RECHECK: a pod that has not started yet accrues no running
+        # time, so a timeout of a few milliseconds re-armed its timer at once, for ever
+        # (found by fuzzing spec.timeout against the API server).
+        recheck_at = later(now, max(left - running, MIN_RECHECK_SECONDS))
     if drilling(account, now):
         return WhileRunning(stop=EvictionReason.DRILL, recheck_at=recheck_at)
     return WhileRunning(recheck_at=recheck_at)

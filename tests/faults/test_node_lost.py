@@ -2,10 +2,11 @@
 node lifecycle controller taints it unreachable, taint-based eviction deletes its pods, and
 with no kubelet they stay Terminating. A Terminating pod may still be running on a node cut
 off from the cluster, so the operator must not replace it: every session waits, saying
-NodeLost. Once the node is fenced (out-of-service) the pod garbage collector removes the
-pods, and each session gets exactly one new pod, on a live node, on the same account, with
-no failure and no swap counted. A pod-history watch checks that no session ever had two
-live pods (a Terminating pod counts as live) and no account more than maxSessions.
+NodeLost. Once the node is fenced (out-of-service: the pod garbage collector removes the
+pods), or once its kubelet is back (it confirms their deletion), each session gets exactly
+one new pod, on a live node, on the same account, with no failure and no swap counted. A
+pod-history watch checks that no session ever had two live pods (a Terminating pod counts as
+live) and no account more than maxSessions.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from kubernetes import client
 from tests.bench.failover import Driver
 from tests.support.faults import assert_history_clean, liveness_ok
-from tests.support.kwok_nodes import create_node, fence, lose, pods_on, tainted
+from tests.support.kwok_nodes import come_back, create_node, fence, lose, pods_on, tainted
 from tests.support.operator import OperatorProcess, Scene, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,8 +67,9 @@ def _workspaces(kubeconfig: Path, namespace: str) -> list[str]:
     return [f"{namespace}-{s}" for s in SESSIONS]
 
 
+@pytest.mark.parametrize("recovery", ["fenced", "kubelet-returns"])
 def test_pods_of_a_lost_node_are_replaced_once_and_only_once_they_are_gone(
-    k8s: Any, kubeconfig: Path, namespace: str, nodes, pod_history, tmp_path: Path
+    k8s: Any, kubeconfig: Path, namespace: str, nodes, pod_history, tmp_path: Path, recovery: str
 ) -> None:
     lost, spare, label = nodes
     core = client.CoreV1Api(k8s)
@@ -119,12 +121,16 @@ def test_pods_of_a_lost_node_are_replaced_once_and_only_once_they_are_gone(
         node_lost = [e for e in scene.events() if e.reason == "NodeLost"]
         assert Counter(e.involved_object.name for e in node_lost) == dict.fromkeys(SESSIONS, 1)
 
-        # Fenced: the pod garbage collector removes the pods; each session moves once.
-        fence(core, lost)
+        # Fenced: the pod garbage collector removes the pods. Or the kubelet is back and
+        # confirms their deletion. Either way, each session moves once.
+        if recovery == "fenced":
+            fence(core, lost)
+        else:
+            come_back(core, lost)
         moved = {n: scene.wait_running(n, attempt=2, timeout=120) for n in SESSIONS}
         wait_for(
-            "the new pods Running on the spare node",
-            lambda: len([p for p in pods_on(core, namespace, spare)
+            "the new pods Running",
+            lambda: len([p for node in (lost, spare) for p in pods_on(core, namespace, node)
                          if p.status.phase == "Running"]) == len(SESSIONS),
             timeout=60,
         )  # fmt: skip

@@ -184,6 +184,14 @@ def test_metrics_move_with_walls_auth_failures_swaps_and_waiting(
         "reconcile errors",
         lambda m: (value(m, "headroom_reconcile_errors_total", kind="AgentSession") or 0) >= 1,
     )
+    refused = eventually(
+        operator,
+        "the refused pod counted",
+        lambda m: bool(
+            value(m, "headroom_writes_refused_total", resource="pods", reason="Forbidden")
+        ),
+    )
+    assert value(refused, "headroom_writes_refused_total", resource="pods", reason="Forbidden")
     assert scene.condition("agentsessions", still_waiting, "Scheduled")["reason"] in (
         "PodCreateFailed",
         "NoHeadroom",  # between retries the refused slot may show as taken
@@ -191,7 +199,8 @@ def test_metrics_move_with_walls_auth_failures_swaps_and_waiting(
 
     # Label cardinality: session names never appear; every label is from the bounded set.
     names = {"s1", "s2", "s3", "s4"}
-    bounded = {"namespace", "account", "window", "phase", "reason", "outcome", "kind", "le"}
+    bounded = {"namespace", "account", "window", "phase", "reason", "outcome", "kind", "le",
+               "resource"}  # fmt: skip
     for (metric, labels), _ in m.items():
         assert {k for k, _ in labels} <= bounded, metric
         assert not names & {v for _, v in labels}, (metric, labels)

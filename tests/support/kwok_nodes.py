@@ -86,5 +86,11 @@ def fence(core: client.CoreV1Api, name: str) -> None:
     core.patch_node(name, {"spec": {"taints": [*taints, OUT_OF_SERVICE]}})
 
 
+def come_back(core: client.CoreV1Api, name: str) -> None:
+    """The node's kubelet is back: kwok manages the node again (Ready, and it completes the
+    deletions of its pods as a kubelet confirms them)."""
+    core.patch_node(name, {"metadata": {"labels": KWOK}})
+
+
 def pods_on(core: client.CoreV1Api, namespace: str, node: str) -> list[Any]:
     return list(core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node}").items)

@@ -1,7 +1,7 @@
 """Prometheus metrics. Labels are bounded: namespace, account, window, phase, reason, outcome,
-kind. Never a session name: sessions are unbounded, accounts are a handful. Window names come
-from untrusted termination messages, so they pass through `window_label`, which caps how many
-distinct names ever become labels.
+kind, resource. Never a session name: sessions are unbounded, accounts are a handful. Window
+names come from untrusted termination messages, so they pass through `window_label`, which
+caps how many distinct names ever become labels.
 
 Names here are a contract with manifests/ (PrometheusRule) and docs: add, never rename.
 """

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds kubeconform (the manifest tests validate rendered objects with `kubeconform -strict`
+# against schemas generated locally; tests/manifests) from its Go module, pinned in go.mod
+# beside this script, cached outside the repository like promtool (hack/lib/gotool.sh).
+# Output: prints the kubeconform path on stdout (last line).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../lib/gotool.sh
+source "$here/../lib/gotool.sh"
+version="$(sed -n 's#^require github.com/yannh/kubeconform \(v[^ ]*\)$#\1#p' "$here/go.mod")"
+[ -n "$version" ] || { echo "cannot read the version from $here/go.mod" >&2; exit 1; }
+gotool_build kubeconform "$version" "$here" github.com/yannh/kubeconform/cmd/kubeconform

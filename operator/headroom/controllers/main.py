@@ -32,7 +32,8 @@ from headroom.reconcilers.runtime import Runtime, Settings
 log = logging.getLogger("headroom")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of `headroom operator` (the Helm chart's values schema offers their choices)."""
     p = argparse.ArgumentParser(prog="headroom operator", description=__doc__)
     scope = p.add_mutually_exclusive_group()
     scope.add_argument(
@@ -128,7 +129,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--log-format", choices=["plain", "json"], default="plain")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _priority(text: str) -> int:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client
 
 from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
@@ -303,3 +304,21 @@ def _terminated(pod: client.V1Pod) -> bool:
 
 def in_seconds(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_kubeconfig(kubectl: Any, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig for the ServiceAccount: a TokenRequest token, the admin's server and CA."""
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
+    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path

@@ -207,6 +207,14 @@ def helm_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def helm(helm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """helm for rendering and linting (tests.support.tools.Helm): no cluster."""
+    from tests.support.tools import Helm
+
+    return Helm(helm_path, tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture(scope="session")
 def kubeconform_path() -> Path:
     """kubeconform, built from its Go module by hack/kubeconform/build.sh."""
     from tests.support.tools import built

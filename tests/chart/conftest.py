@@ -1,5 +1,5 @@
-"""Fixtures for the Helm chart (charts/headroom): the built helm, with and without the test
-cluster, and the kustomize tree the chart must agree with."""
+"""Fixtures for the Helm chart (charts/headroom): the built helm against the test cluster (the
+root conftest has it without one), and the kustomize tree the chart must agree with."""
 
 from __future__ import annotations
 
@@ -8,12 +8,6 @@ from pathlib import Path
 import pytest
 from tests.support.manifests import MANIFESTS, Rendered, kustomize_dir
 from tests.support.tools import Helm
-
-
-@pytest.fixture(scope="session")
-def helm(helm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """helm for rendering and linting: no cluster."""
-    return Helm(helm_path, tmp_path_factory.mktemp("helm"))
 
 
 @pytest.fixture(scope="session")

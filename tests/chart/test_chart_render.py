@@ -56,23 +56,23 @@ def test_a_new_crd_and_a_new_rule_fail_the_check_until_make_chart(
     manifests/base/rbac.yaml. Both fail the check, both reach the chart through the sync."""
     root = copy_of_the_repository(tmp_path)
     source = yaml.safe_load((root / "crds" / "claudeaccounts.headroom.dev.yaml").read_text())
-    source["metadata"]["name"] = "clusterclaudeaccounts.headroom.dev"
+    source["metadata"]["name"] = "clusterexamples.headroom.dev"
     source["spec"]["scope"] = "Cluster"
-    source["spec"]["names"] = {"kind": "ClusterClaudeAccount", "plural": "clusterclaudeaccounts",
-                               "singular": "clusterclaudeaccount"}  # fmt: skip
-    new_crd = root / "crds" / "clusterclaudeaccounts.headroom.dev.yaml"
+    source["spec"]["names"] = {"kind": "ClusterExample", "plural": "clusterexamples",
+                               "singular": "clusterexample"}  # fmt: skip
+    new_crd = root / "crds" / "clusterexamples.headroom.dev.yaml"
     new_crd.write_text(yaml.safe_dump(source))
     rbac = root / "manifests" / "base" / "rbac.yaml"
     rbac.write_text(rbac.read_text().replace(
         "  resources: [namespaces]\n  verbs: [list, watch]\n",
         "  resources: [namespaces]\n  verbs: [list, watch]\n"
-        "- apiGroups: [headroom.dev]\n  resources: [clusterclaudeaccounts]\n"
+        "- apiGroups: [headroom.dev]\n  resources: [clusterexamples]\n"
         "  verbs: [get, list, watch]\n",
     ))  # fmt: skip
 
     done = sync("--check", "--root", str(root))
     assert done.returncode == 1
-    assert "charts/headroom/crds/clusterclaudeaccounts.headroom.dev.yaml: missing" in done.stdout
+    assert "charts/headroom/crds/clusterexamples.headroom.dev.yaml: missing" in done.stdout
     assert "charts/headroom/files/rbac.yaml: differs" in done.stdout
 
     assert sync("--root", str(root)).returncode == 0
@@ -80,12 +80,12 @@ def test_a_new_crd_and_a_new_rule_fail_the_check_until_make_chart(
     chart = root / "charts" / "headroom"
     assert (chart / "crds" / new_crd.name).read_bytes() == new_crd.read_bytes()
     role = find(helm.template(chart=chart), "ClusterRole", "headroom-operator")
-    assert {"apiGroups": ["headroom.dev"], "resources": ["clusterclaudeaccounts"],
+    assert {"apiGroups": ["headroom.dev"], "resources": ["clusterexamples"],
             "verbs": ["get", "list", "watch"]} in role["rules"]  # fmt: skip
 
     new_crd.unlink()  # a CRD removed from crds/ leaves a stale copy behind: also drift
     done = sync("--check", "--root", str(root))
-    assert "clusterclaudeaccounts.headroom.dev.yaml: stale" in done.stdout
+    assert "clusterexamples.headroom.dev.yaml: stale" in done.stdout
 
 
 def test_helm_lint_strict(helm: Helm) -> None:
@@ -143,19 +143,35 @@ def test_rbac_is_the_kustomize_trees_rule_for_rule(helm: Helm, kustomized: Rende
         assert chart[key] == body, key
 
 
-def test_rbac_follows_the_namespaces_and_the_peering_name(helm: Helm) -> None:
+def test_rbac_follows_the_namespaces_and_the_peering_name(helm: Helm, kustomized: Rendered) -> None:
+    """Release hr in ops, serving team-a and team-b with peering object fleet: each role of the
+    kustomize tree appears under the release's name, a role of the watched namespace once per
+    served namespace, a role of the operator's namespace in ops, rules unchanged but for the
+    peering name."""
     docs = helm.template("--set", "watchNamespaces={team-a,team-b}", "--set",
                          "peering.name=fleet", release="hr", namespace="ops")  # fmt: skip
-    roles = {(d["kind"], d["metadata"].get("namespace")) for d in docs if "Role" in d["kind"]}
-    assert roles == {("ClusterRole", None), ("ClusterRoleBinding", None),
-                     ("Role", "team-a"), ("RoleBinding", "team-a"),
-                     ("Role", "team-b"), ("RoleBinding", "team-b")}  # fmt: skip
-    for doc in docs:
-        for subject in doc.get("subjects", []):
+    moved = {"": [""], "agents": ["team-a", "team-b"], "headroom-system": ["ops"]}
+    expected = {}
+    for (kind, ns, name), body in rbac_objects(kustomized).items():
+        if kind == "ServiceAccount":
+            continue
+        for where in moved[ns]:
+            expected[(kind, where, name.replace("headroom-operator", "hr-operator"))] = body
+    got = rbac_objects(docs)
+    got.pop(("ServiceAccount", "ops", "hr-operator"))
+    assert sorted(got) == sorted(expected)
+    assert {ns for _, ns, _ in got} == {"", "team-a", "team-b", "ops"}
+    for key, body in got.items():
+        for subject in body.get("subjects", []):
             assert subject == {"kind": "ServiceAccount", "name": "hr-operator", "namespace": "ops"}
-        for rule in doc.get("rules", []):
-            if rule.get("resourceNames"):
-                assert rule["resourceNames"] == ["fleet"]
+        if "roleRef" in body:
+            assert body["roleRef"]["name"] == key[2]
+        source = expected[key].get("rules", [])
+        for rule, original in zip(body.get("rules", []), source, strict=True):
+            if original.get("resourceNames"):
+                assert rule == {**original, "resourceNames": ["fleet"]}
+            else:
+                assert rule == original
     container = operator_container(docs, "hr-operator")
     args = parse_args(container["args"])
     assert args.namespace == ["team-a", "team-b"] and args.peering == "fleet"
@@ -265,5 +281,5 @@ def test_the_crds_helm_installs_are_crds_and_kopfs_peering(helm: Helm) -> None:
     expected += [d for d in yaml.safe_load_all((MANIFESTS / "kopf" / "peering-crds.yaml")
                                                .read_text()) if d]  # fmt: skip
     key = lambda d: d["metadata"]["name"]  # noqa: E731
-    assert len(shown) == 4
+    assert len(shown) == len(expected) >= 4
     assert sorted(shown, key=key) == sorted(expected, key=key)

@@ -17,10 +17,17 @@ from tests.support.manifests import MANIFESTS, REPO, kustomize_dir
 
 DOC = REPO / "docs" / "argocd.md"
 LUA = MANIFESTS / "argocd"
-KEYS = {
-    "resource.customizations.health.headroom.dev_AgentSession": LUA / "health-agentsession.lua",
-    "resource.customizations.health.headroom.dev_ClaudeAccount": LUA / "health-claudeaccount.lua",
-}
+
+
+def _keys() -> dict[str, Path]:
+    """The argocd-cm keys the component sets and the Lua file of each, from its generator."""
+    component = yaml.safe_load((LUA / "kustomization.yaml").read_text())
+    (generator,) = component["configMapGenerator"]
+    pairs = (entry.split("=", 1) for entry in generator["files"])
+    return {key: LUA / path for key, path in pairs}
+
+
+KEYS = _keys()
 # What Argo CD's install.yaml holds for argocd-cm: no namespace (its kustomization sets one),
 # Argo CD's labels, and settings of its own that the recipes must keep.
 ARGOCD_CM: dict[str, Any] = {

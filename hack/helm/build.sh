@@ -2,6 +2,7 @@
 # Builds helm (the chart tests run `helm lint`, `template`, `install`, `upgrade`, `uninstall`
 # with it) from its Go module, pinned in go.mod beside this script, and caches it outside the
 # repository like promtool (hack/lib/gotool.sh), keyed by version and the hash of go.mod/go.sum.
+# Measured cold (empty module and build caches, 2 shared cores): 4.5 min wall, 4.8 min CPU.
 #
 # The version and the Kubernetes minor that `helm template` reports as .Capabilities are
 # stamped the way helm's own Makefile does; without them `helm version` says "v3.x-unreleased"

@@ -4,6 +4,7 @@
 # beside this script, cached outside the repository like promtool (hack/lib/gotool.sh), and
 # fetches into the Go module cache the two modules the schemas are generated from
 # (schema-sources.env), so that the tests never download.
+# Measured cold (empty module and build caches, 2 shared cores): 57 s wall, 57 s CPU.
 # Output: prints the kubeconform path on stdout (last line).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

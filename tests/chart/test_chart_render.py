@@ -283,3 +283,14 @@ def test_the_crds_helm_installs_are_crds_and_kopfs_peering(helm: Helm) -> None:
     key = lambda d: d["metadata"]["name"]  # noqa: E731
     assert len(shown) == len(expected) >= 4
     assert sorted(shown, key=key) == sorted(expected, key=key)
+
+
+def test_the_packaged_chart_renders_as_the_directory(helm: Helm, tmp_path: Path) -> None:
+    """What a chart repository would publish (`helm package`) holds the copies themselves,
+    not links to files outside the chart: it renders exactly as the directory does."""
+    done = helm("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("headroom-*.tgz")
+    assert str(archive) in done.stdout
+    packaged = helm.template("--include-crds", *ALL_ON, chart=archive)
+    assert packaged == helm.template("--include-crds", *ALL_ON)
+    assert len(packaged) > 15

@@ -37,6 +37,7 @@ class Helm:
             "HELM_CONFIG_HOME": str(home / "config"),
             "HELM_CACHE_HOME": str(home / "cache"),
             "HELM_DATA_HOME": str(home / "data"),
+            "KUBECACHEDIR": str(home / "kube-cache"),  # its discovery cache, not ~/.kube's
         }
         if kubeconfig is not None:
             self.env["KUBECONFIG"] = str(kubeconfig)

@@ -316,7 +316,11 @@ def token_kubeconfig(kubectl: Any, namespace: str, account: str, path: Path) -> 
         "kind": "Config",
         "clusters": [{"name": "c", "cluster": cluster}],
         "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account}}],
+        # In a pod the ServiceAccount's namespace is the default one (where kopf posts the
+        # Events of cluster-scoped objects); so it is here.
+        "contexts": [
+            {"name": "sa", "context": {"cluster": "c", "user": account, "namespace": namespace}}
+        ],
         "current-context": "sa",
     }
     path.write_text(yaml.safe_dump(config))

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Copies into the Helm chart (charts/headroom) the files it shares with the kustomize tree,
-which stay their one source: the CRDs, kopf's peering CRDs, the RBAC rules, the alerts and
-the Grafana dashboard. Helm reads nothing outside a chart's directory, so the chart carries
-copies; `make chart` writes them and the chart tests run `--check`, which fails on a copy
-that is missing, differs or has no source any more (a CRD added to crds/ is missing until
-`make chart` runs).
+which stay their one source: the CRDs, kopf's peering CRDs, the RBAC files
+(manifests/base/rbac*.yaml), the alerts and the Grafana dashboard. Helm reads nothing outside
+a chart's directory, so the chart carries copies; `make chart` writes them and the chart
+tests run `--check`, which fails on a copy that is missing, differs or has no source any more
+(a CRD added to crds/ or an RBAC file added to manifests/base/ is missing until `make chart`
+runs).
 
     hack/chart/sync.py [--check] [--root DIR]
 """
@@ -27,7 +28,9 @@ def pairs(root: Path) -> dict[Path, Path]:
         CHART / "crds" / p.name: p.relative_to(root) for p in sorted((root / "crds").glob("*.yaml"))
     }
     out[CHART / "crds" / "kopf.dev-peerings.yaml"] = Path("manifests/kopf/peering-crds.yaml")
-    out[CHART / "files" / "rbac.yaml"] = Path("manifests/base/rbac.yaml")
+    # The operator's roles and bindings, and the users' aggregated roles: every RBAC file.
+    for path in sorted((root / "manifests" / "base").glob("rbac*.yaml")):
+        out[CHART / "files" / path.name] = path.relative_to(root)
     rule = Path("manifests/components/prometheus-rule/prometheusrule.yaml")
     out[CHART / "files" / "prometheusrule.yaml"] = rule
     dashboard = Path("manifests/components/grafana-dashboard/headroom.json")

@@ -52,8 +52,8 @@ def copy_of_the_repository(tmp_path: Path) -> Path:
 def test_a_new_crd_and_a_new_rule_fail_the_check_until_make_chart(
     tmp_path: Path, helm: Helm
 ) -> None:
-    """What a cluster-scoped kind added on another branch does: a file in crds/ and a rule in
-    manifests/base/rbac.yaml. Both fail the check, both reach the chart through the sync."""
+    """What a new kind brings: a file in crds/, a rule in manifests/base/rbac.yaml, a new RBAC
+    file of roles for people. Each fails the check, each reaches the chart through the sync."""
     root = copy_of_the_repository(tmp_path)
     source = yaml.safe_load((root / "crds" / "claudeaccounts.headroom.dev.yaml").read_text())
     source["metadata"]["name"] = "clusterexamples.headroom.dev"
@@ -70,18 +70,33 @@ def test_a_new_crd_and_a_new_rule_fail_the_check_until_make_chart(
         "  verbs: [get, list, watch]\n",
     ))  # fmt: skip
 
+    # A new file of roles for people (as the aggregated user roles are).
+    (root / "manifests" / "base" / "rbac-examples.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "headroom-examples-view",
+                     "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+        "rules": [{"apiGroups": ["headroom.dev"], "resources": ["clusterexamples"],
+                   "verbs": ["get", "list", "watch"]}],
+    }))  # fmt: skip
+
     done = sync("--check", "--root", str(root))
     assert done.returncode == 1
     assert "charts/headroom/crds/clusterexamples.headroom.dev.yaml: missing" in done.stdout
     assert "charts/headroom/files/rbac.yaml: differs" in done.stdout
+    assert "charts/headroom/files/rbac-examples.yaml: missing" in done.stdout
 
     assert sync("--root", str(root)).returncode == 0
     assert sync("--check", "--root", str(root)).returncode == 0
     chart = root / "charts" / "headroom"
     assert (chart / "crds" / new_crd.name).read_bytes() == new_crd.read_bytes()
-    role = find(helm.template(chart=chart), "ClusterRole", "headroom-operator")
+    rendered = helm.template(chart=chart)
+    role = find(rendered, "ClusterRole", "headroom-operator")
     assert {"apiGroups": ["headroom.dev"], "resources": ["clusterexamples"],
             "verbs": ["get", "list", "watch"]} in role["rules"]  # fmt: skip
+    people = find(rendered, "ClusterRole", "headroom-examples-view")
+    assert people["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    bound = {d["roleRef"]["name"] for d in rendered if "roleRef" in d}
+    assert "headroom-examples-view" not in bound  # bound by aggregation, not to the operator
 
     new_crd.unlink()  # a CRD removed from crds/ leaves a stale copy behind: also drift
     done = sync("--check", "--root", str(root))
@@ -127,7 +142,12 @@ def rbac_objects(docs: Rendered) -> dict[tuple[str, str, str], dict[str, Any]]:
     for doc in docs:
         if doc["kind"] in RBAC_KINDS:
             meta = doc["metadata"]
-            body = {k: doc[k] for k in ("rules", "roleRef", "subjects") if k in doc}
+            body = {k: doc[k] for k in ("rules", "roleRef", "subjects", "aggregationRule")
+                    if k in doc}  # fmt: skip
+            # Aggregation labels fold a role into the built-in admin, edit and view roles.
+            labels = meta.get("labels") or {}
+            body["aggregation"] = {k: v for k, v in labels.items()
+                                   if k.startswith("rbac.authorization.k8s.io/")}  # fmt: skip
             out[(doc["kind"], meta.get("namespace", ""), meta["name"])] = body
     return out
 
@@ -156,7 +176,7 @@ def test_rbac_follows_the_namespaces_and_the_peering_name(helm: Helm, kustomized
         if kind == "ServiceAccount":
             continue
         for where in moved[ns]:
-            expected[(kind, where, name.replace("headroom-operator", "hr-operator"))] = body
+            expected[(kind, where, name.replace("headroom-", "hr-", 1))] = body
     got = rbac_objects(docs)
     got.pop(("ServiceAccount", "ops", "hr-operator"))
     assert sorted(got) == sorted(expected)
@@ -166,6 +186,7 @@ def test_rbac_follows_the_namespaces_and_the_peering_name(helm: Helm, kustomized
             assert subject == {"kind": "ServiceAccount", "name": "hr-operator", "namespace": "ops"}
         if "roleRef" in body:
             assert body["roleRef"]["name"] == key[2]
+            assert expected[key]["roleRef"]["name"].replace("headroom-", "hr-", 1) == key[2]
         source = expected[key].get("rules", [])
         for rule, original in zip(body.get("rules", []), source, strict=True):
             if original.get("resourceNames"):

@@ -19,28 +19,47 @@ app.kubernetes.io/name: headroom-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* The RBAC objects of manifests/base/rbac.yaml (copied to files/rbac.yaml by
-     `make chart`), parsed: a list of ClusterRoles and Roles with their rules. The chart
-     keeps no rules of its own, so a rule added there reaches the chart with the copy. */}}
-{{- define "headroom.rbacRoles" -}}
-{{- $roles := list -}}
-{{- range regexSplit "(?m)^---\\s*$" (.Files.Get "files/rbac.yaml") -1 -}}
+{{/* The RBAC objects of manifests/base/rbac*.yaml (copied to files/ by `make chart`),
+     parsed: every ClusterRole, Role and binding, in file order. The chart keeps no rules or
+     bindings of its own, so one added there reaches the chart with the copy. */}}
+{{- define "headroom.rbacObjects" -}}
+{{- $objects := list -}}
+{{- range $path, $_ := .Files.Glob "files/rbac*.yaml" -}}
+{{- range regexSplit "(?m)^---\\s*$" ($.Files.Get $path) -1 -}}
 {{- $doc := fromYaml . -}}
-{{- if and $doc (has $doc.kind (list "ClusterRole" "Role")) -}}
-{{- $roles = append $roles $doc -}}
+{{- if and $doc (has $doc.kind (list "ClusterRole" "Role" "ClusterRoleBinding" "RoleBinding")) -}}
+{{- $objects = append $objects $doc -}}
 {{- end -}}
 {{- end -}}
-{{- toYaml (dict "roles" $roles) -}}
+{{- end -}}
+{{- toYaml (dict "objects" $objects) -}}
 {{- end -}}
 
-{{/* A role's name in this release: the source's "headroom-operator" prefix becomes the
-     release's fullname. */}}
-{{- define "headroom.roleName" -}}
-{{- $full := include "headroom.fullname" .root -}}
-{{- if hasPrefix "headroom-operator" .name -}}
-{{- printf "%s%s" $full (trimPrefix "headroom-operator" .name) | trunc 63 | trimSuffix "-" -}}
+{{/* A source object's name in this release: "headroom-operator..." becomes the fullname,
+     any other "headroom-..." the release name (so release "headroom" keeps every name). */}}
+{{- define "headroom.rbacName" -}}
+{{- $name := .name -}}
+{{- if hasPrefix "headroom-operator" $name -}}
+{{- $name = printf "%s%s" (include "headroom.fullname" .root) (trimPrefix "headroom-operator" $name) -}}
 {{- else -}}
-{{- printf "%s-%s" $full .name | trunc 63 | trimSuffix "-" -}}
+{{- $name = printf "%s-%s" .root.Release.Name (trimPrefix "headroom-" $name) -}}
+{{- end -}}
+{{- $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Where a source object goes: the operator's namespace ("headroom-system" there) is the
+     release namespace, the watched one ("agents") every watchNamespaces entry, none stays
+     cluster-scoped. A YAML list under "namespaces". */}}
+{{- define "headroom.rbacNamespaces" -}}
+{{- $ns := .namespace | default "" -}}
+{{- if eq $ns "" -}}
+{{- toYaml (dict "namespaces" (list "")) -}}
+{{- else if eq $ns "headroom-system" -}}
+{{- toYaml (dict "namespaces" (list .root.Release.Namespace)) -}}
+{{- else if eq $ns "agents" -}}
+{{- toYaml (dict "namespaces" .root.Values.watchNamespaces) -}}
+{{- else -}}
+{{- fail (printf "manifests/base/rbac*.yaml: no place in the chart for namespace %q" $ns) -}}
 {{- end -}}
 {{- end -}}
 

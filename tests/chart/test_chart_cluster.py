@@ -73,12 +73,29 @@ def monitoring_kinds(kubectl: Any) -> None:
 
 
 def test_helm_template_dry_runs_on_the_server(
-    helm: Helm, kubectl: Any, release: Release, monitoring_kinds: None
+    helm: Helm, kubectl: Any, release: Release, monitoring_kinds: None, tmp_path: Path
 ) -> None:
     """Every object the chart can render, CRDs included, as the server would take it:
     schemas, Pod Security of the release namespace, RBAC objects."""
+    # The values that take Kubernetes objects, filled in, so that the server checks them too.
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "networkPolicy": {
+            "operator": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}],
+                         "apiServer": {"ports": [6443], "cidrs": ["10.0.0.1/32"]}},
+            "agents": {"extraEgress": [{"to": [{"ipBlock": {"cidr": "140.82.112.0/20"}}],
+                                        "ports": [{"protocol": "TCP", "port": 22}]}]},
+        },
+        "tolerations": [{"key": "ops", "operator": "Exists", "effect": "NoSchedule"}],
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "imagePullSecrets": [{"name": "registry"}],
+    }))  # fmt: skip
     docs = helm.template("--include-crds", "--set", f"watchNamespaces={{{release.watched}}}",
-                         *OPTIONAL_ON, release=release.name, namespace=release.system)  # fmt: skip
+                         "-f", str(values), *OPTIONAL_ON, release=release.name,
+                         namespace=release.system)  # fmt: skip
+    policy = next(d for d in docs if d["kind"] == "NetworkPolicy"
+                  and d["metadata"]["namespace"] == release.watched)  # fmt: skip
+    assert policy["spec"]["egress"][-1]["ports"] == [{"protocol": "TCP", "port": 22}]
     kinds = {d["kind"] for d in docs}
     assert kinds >= {"CustomResourceDefinition", "Deployment", "ClusterRole", "Role",
                      "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount",

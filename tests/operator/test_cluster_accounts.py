@@ -298,3 +298,22 @@ def test_a_team_cannot_reach_a_cluster_accounts_credential(
     assert teams.outsider.live_pods() == []
     secrets = teams.core.list_namespaced_secret(teams.outsider.ns).items
     assert not [s for s in secrets if s.metadata.name.startswith("headroom-credential-")]
+
+
+def test_kubectl_shows_cluster_accounts_with_the_namespaced_kinds(
+    teams: Teams, operator: OperatorProcess, kubectl: Any
+) -> None:
+    shared = teams.cluster_account("shared", max_sessions=3)
+    teams.wait_phase(shared, "Available")
+    listed = kubectl("get", "headroom", "-n", teams.a.ns, "-o", "name").stdout.split()
+    assert f"clusterclaudeaccount.headroom.dev/{shared}" in listed
+    table = kubectl("get", "cca", shared, "-o", "wide").stdout.splitlines()
+    header, row = table[0].split(), table[1].split()
+    assert header[:6] == ["NAME", "PHASE", "ACTIVE", "MAX", "RESETS", "AGE"]
+    assert row[:4] == [shared, "Available", "0", "3"]
+    assert "NAMESPACES" in header and f'["{teams.a.ns}"]' in table[1]
+    events = kubectl(
+        "get", "events", "-n", teams.system, "--field-selector",
+        f"involvedObject.kind=ClusterClaudeAccount,involvedObject.name={shared}", "-o", "name",
+    ).stdout  # fmt: skip
+    assert events.strip(), "no Event about the cluster account in the operator's namespace"

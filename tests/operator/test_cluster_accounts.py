@@ -143,6 +143,9 @@ def test_one_cluster_account_is_one_ledger_for_two_namespaces(
         assert len(teams.live_pods()) == 3
         assert settled()
     wait_for("activeSessions 3", lambda: teams.status(shared).get("activeSessions") == 3)
+    # Its metrics carry namespace="": one series for the account, whatever namespace uses it.
+    series = f'headroom_account_active_sessions{{account="{shared}",namespace=""}} 3.0'
+    wait_for("the cluster account's gauge", lambda: series in operator.metrics())
     for scene, names in ((teams.a, a_names), (teams.b, b_names)):
         for name in names:
             status = scene.status("agentsessions", name)

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from headroom import GROUP, VERSION
+from headroom.contract.drill import DRILL_ANNOTATION
 from headroom.controllers.memo import OperatorMemo
 from headroom.core.accounts import Account
 from headroom.reconcilers import account, metrics
@@ -53,9 +54,7 @@ def _own_write(rt: Runtime, ns: str, name: str, meta: kopf.Meta) -> bool:
         return False
     _, generation, drill = own
     annotations = meta.get("annotations") or {}
-    return generation == meta.get("generation") and drill == annotations.get(
-        account.DRILL_ANNOTATION
-    )
+    return generation == meta.get("generation") and drill == annotations.get(DRILL_ANNOTATION)
 
 
 def _referenced(namespace: str | None, name: str, memo: OperatorMemo, **_: Any) -> bool:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from headroom.contract.crd import DRILL_VALUE_CHARS
+from headroom.contract.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.contract.scrub import snippet
 from headroom.core.accounts import (
     DEFAULT_KEY,
@@ -30,7 +31,6 @@ from headroom.reconcilers.runtime import Drill, Runtime, retry_delay
 
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
-DRILL_ANNOTATION = "headroom.dev/drill"
 
 
 def credentials_of(
@@ -206,7 +206,8 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     """Start a drill when the annotation's value is new; report its progress."""
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
-    annotated = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
+    annotations = meta.get("annotations") or {}
+    annotated = annotations.get(DRILL_ANNOTATION)
     # The annotation is free text of any length; status.drill.value holds at most 253 bytes.
     # Recording it whole made the API server refuse every status write of the account (and a
     # DrillStarted Event was posted on each retry): keep a short one-line scrubbed excerpt,
@@ -214,7 +215,10 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     wanted = snippet(annotated, limit=DRILL_VALUE_CHARS) if annotated else None
     drill: JSON = dict(status.get("drill") or {})
     if wanted and wanted != drill.get("value"):
-        until = now + rt.settings.drill_duration
+        duration, problem = drill_duration(
+            annotations.get(DRILL_DURATION_ANNOTATION), rt.settings.drill_duration
+        )
+        until = now + duration
         to_move = rt.ledger.sessions_on(key)
         rt.drills[key] = Drill(started=now, sessions=len(to_move))
         rt.roster.note(*key, drill_until=until)
@@ -224,7 +228,7 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
             body,
             "DrillStarted",
             f"drill {wanted!r}: treating the account as walled until {format_time(until)}; "
-            f"moving {len(to_move)} session(s)",
+            f"moving {len(to_move)} session(s)" + (f" ({problem})" if problem else ""),
             warning=True,
         )
         return {

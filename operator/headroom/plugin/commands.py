@@ -1,0 +1,120 @@
+"""What each subcommand reads, writes and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from headroom.contract.drill import DRILL_ANNOTATION
+from headroom.plugin.actions import drill_patch, pause_patch
+from headroom.plugin.cluster import Cluster, PluginError
+from headroom.plugin.kinds import ACCOUNT_KINDS, AGENT_SESSION, CLAUDE_ACCOUNT
+from headroom.plugin.status_view import render_status
+from headroom.plugin.text import until
+from headroom.plugin.why_view import render_why
+
+JSON = dict[str, Any]
+AGENT_CONTAINER = "agent"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def terminal_width() -> int:
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+async def status(cluster: Cluster, namespace: str) -> str:
+    accounts = [(kind, await cluster.items(kind, namespace)) for kind in ACCOUNT_KINDS]
+    sessions = await cluster.items(AGENT_SESSION, namespace)
+    return render_status(namespace, accounts, sessions, now(), terminal_width())
+
+
+async def why(cluster: Cluster, namespace: str, name: str) -> str:
+    session = await cluster.get(AGENT_SESSION, namespace, name)
+    events = await cluster.session_events(namespace, name)
+    return render_why(session, events, now(), terminal_width())
+
+
+async def drill(
+    cluster: Cluster, namespace: str, name: str, duration: str | None, wait: float
+) -> str:
+    patch = drill_patch(now(), duration)
+    value = patch["metadata"]["annotations"][DRILL_ANNOTATION]
+    await cluster.merge_patch(CLAUDE_ACCOUNT, namespace, name, patch)
+    asked = f"drill {value!r} asked on {CLAUDE_ACCOUNT.name} {name}"
+    if wait <= 0:
+        return asked + "\n"
+    recorded = await wait_for_drill(cluster, namespace, name, wait)
+    if recorded is None:
+        return (
+            f"{asked}; the operator has not started it within {wait:g}s: "
+            "is it running and watching this namespace?\n"
+        )
+    return (
+        f"{asked}: walled until {until(recorded.get('until'), now())}, "
+        f"{recorded.get('sessionsToMove', 0)} session(s) to move\n"
+        f"follow it with: kubectl headroom status -n {namespace}\n"
+    )
+
+
+async def wait_for_drill(cluster: Cluster, namespace: str, name: str, wait: float) -> JSON | None:
+    """status.drill once the operator has recorded a drill started after this call."""
+    deadline = time.monotonic() + wait
+    asked = now().replace(microsecond=0)
+    while time.monotonic() < deadline:
+        account = await cluster.get(CLAUDE_ACCOUNT, namespace, name)
+        recorded = (account.get("status") or {}).get("drill") or {}
+        started = str(recorded.get("startedAt") or "")
+        if started and started >= asked.strftime("%Y-%m-%dT%H:%M:%SZ"):
+            return dict(recorded)
+        await asyncio.sleep(0.5)
+    return None
+
+
+async def pause(cluster: Cluster, namespace: str, name: str, paused: bool) -> str:
+    account = await cluster.get(CLAUDE_ACCOUNT, namespace, name)
+    if bool((account.get("spec") or {}).get("paused")) == paused:
+        return f"{CLAUDE_ACCOUNT.name} {name} is already {'paused' if paused else 'not paused'}\n"
+    await cluster.merge_patch(CLAUDE_ACCOUNT, namespace, name, pause_patch(paused))
+    if paused:
+        said = "paused: no new sessions are placed on it; running sessions stay"
+    else:
+        said = "resumed: it takes new sessions again"
+    return (
+        f"{CLAUDE_ACCOUNT.name} {name} {said}\n"
+        "(kept in Git? change spec.paused there too, or the next sync undoes this)\n"
+    )
+
+
+async def logs(
+    cluster: Cluster, namespace: str, name: str, container: str, follow: bool, tail: int | None
+) -> None:
+    session = await cluster.get(AGENT_SESSION, namespace, name)
+    pod = current_pod(session)
+    options = [("container", container)]
+    if follow:
+        options.append(("follow", "true"))
+    if tail is not None:
+        options.append(("tailLines", str(tail)))
+    out = sys.stdout.buffer
+    async for chunk in cluster.pod_log(namespace, pod, options):
+        out.write(chunk)
+        out.flush()
+
+
+def current_pod(session: JSON) -> str:
+    status = session.get("status") or {}
+    pod = status.get("podName")
+    if not pod:
+        phase = status.get("phase") or "not seen by the operator yet"
+        raise PluginError(
+            f"{AGENT_SESSION.name} {session['metadata']['name']} has no pod ({phase}); "
+            f"see: kubectl headroom why {session['metadata']['name']}"
+        )
+    return str(pod)

@@ -1,0 +1,23 @@
+"""The kinds the plugin reads. Accounts are a list of kinds, each rendered as its own section
+of `status`, so that another kind of account (say, one scoped to the cluster) is one more
+entry here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from headroom import API_VERSION
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # as `kubectl get` spells it
+    plural: str
+    namespaced: bool = True
+    api_version: str = API_VERSION
+
+
+CLAUDE_ACCOUNT = Kind("ClaudeAccount", "claudeaccounts")
+AGENT_SESSION = Kind("AgentSession", "agentsessions")
+
+ACCOUNT_KINDS: tuple[Kind, ...] = (CLAUDE_ACCOUNT,)

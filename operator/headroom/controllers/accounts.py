@@ -8,9 +8,9 @@ from typing import Any
 import kopf
 
 from headroom import GROUP, VERSION
-from headroom.contract.drill import DRILL_ANNOTATION
 from headroom.controllers.memo import OperatorMemo
 from headroom.core.accounts import Account
+from headroom.core.drill import DRILL_ANNOTATION
 from headroom.reconcilers import account, metrics
 from headroom.reconcilers.roster import account_from_body
 from headroom.reconcilers.runtime import Runtime

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from headroom.contract.drill import (
+from headroom.core.drill import (
     DRILL_ANNOTATION,
     DRILL_DURATION_ANNOTATION,
     LONGEST_DRILL,

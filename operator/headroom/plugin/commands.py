@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from headroom.contract.drill import DRILL_ANNOTATION
+from headroom.core.drill import DRILL_ANNOTATION
 from headroom.plugin.actions import drill_patch, pause_patch
 from headroom.plugin.cluster import Cluster, PluginError
 from headroom.plugin.kinds import ACCOUNT_KINDS, AGENT_SESSION, CLAUDE_ACCOUNT

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from headroom.contract.crd import DRILL_VALUE_CHARS
-from headroom.contract.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.contract.scrub import snippet
 from headroom.core.accounts import (
     DEFAULT_KEY,
@@ -21,6 +20,7 @@ from headroom.core.accounts import (
     account_state,
     unavailable_until,
 )
+from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
 from headroom.kube import manifests
 from headroom.kube.client import KubeError

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.operator import OperatorProcess, Scene
 
 NOW = datetime(2026, 12, 1, 16, 0, 0, tzinfo=UTC)
 NS = "agents"
@@ -222,3 +228,58 @@ def kube(accounts: list[JSON], sessions: list[JSON], moved_session: JSON) -> Fak
         plural = ACCOUNTS if item["kind"] == "ClaudeAccount" else SESSIONS
         objects.setdefault(f"{plural}/{item['metadata']['name']}", item)
     return FakeKube(objects)
+
+
+# --- the plugin through the real kubectl, against the test cluster -----------------------
+
+
+@pytest.fixture
+def scene(k8s: Any, namespace: str) -> Scene:
+    return Scene(k8s, namespace)
+
+
+@pytest.fixture
+def operator(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(kubeconfig, namespace, tmp_path / "operator").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def plugin_path(kubectl_path: str) -> str:
+    """PATH with the installed kubectl-headroom script and the built kubectl, and nothing
+    else that could hold a kubectl plugin."""
+    script = Path(sys.executable).parent / "kubectl-headroom"
+    if not script.is_file():
+        pytest.fail(f"{script} is missing: run `make venv` (it installs the console script)")
+    return os.pathsep.join([str(script.parent), str(Path(kubectl_path).parent), "/usr/bin", "/bin"])
+
+
+class Plugin:
+    """`kubectl headroom ...` as a person types it, in an 80-column terminal."""
+
+    def __init__(self, kubectl: str, path: str, kubeconfig: Path, namespace: str) -> None:
+        self.kubectl = kubectl
+        self.env = {"PATH": path, "KUBECONFIG": str(kubeconfig), "COLUMNS": "80",
+                    "HOME": os.environ.get("HOME", "/tmp")}  # fmt: skip
+        self.namespace = namespace
+
+    def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.kubectl_itself("headroom", *args, ok=ok)
+
+    def kubectl_itself(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [self.kubectl, *args]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+        if ok and done.returncode != 0:
+            raise AssertionError(f"{cmd} exited {done.returncode}:\n{done.stderr}{done.stdout}")
+        return done
+
+    def as_user(self, kubeconfig: Path) -> Plugin:
+        return Plugin(self.kubectl, self.env["PATH"], kubeconfig, self.namespace)
+
+
+@pytest.fixture
+def plugin(kubectl_path: str, plugin_path: str, kubeconfig: Path, namespace: str) -> Plugin:
+    return Plugin(kubectl_path, plugin_path, kubeconfig, namespace)

@@ -23,7 +23,7 @@ def writes(kube: FakeKube) -> list[tuple[str, Any, list[tuple[str, str]]]]:
 
 async def test_status_reads_accounts_and_sessions_and_never_a_secret(kube: FakeKube) -> None:
     text = await commands.status(Cluster(kube), "agents")
-    assert "ClaudeAccounts in namespace agents: 5, 1 available" in text
+    assert text.startswith("Namespace agents, at ") and "\nClaudeAccounts: 5, 1 available\n" in text
     assert [c[1] for c in kube.calls] == [
         ACCOUNTS,
         "/apis/headroom.dev/v1alpha1/namespaces/agents/agentsessions",
@@ -90,7 +90,7 @@ async def test_a_drill_of_a_missing_account_writes_nothing(kube: FakeKube) -> No
     assert writes(kube) == []
 
 
-async def test_pause_sets_spec_paused_and_resume_removes_it(kube: FakeKube) -> None:
+async def test_pause_and_resume_set_spec_paused(kube: FakeKube) -> None:
     cluster = Cluster(kube)
     said = await commands.pause(cluster, "agents", "alice", paused=True)
     assert "alice paused: no new sessions are placed on it" in said
@@ -102,7 +102,7 @@ async def test_pause_sets_spec_paused_and_resume_removes_it(kube: FakeKube) -> N
     assert "already paused" in await commands.pause(cluster, "agents", "alice", paused=True)
     assert writes(kube) == []
     await commands.pause(cluster, "agents", "alice", paused=False)
-    assert writes(kube)[0][1] == {"spec": {"paused": None}}
+    assert writes(kube)[0][1] == {"spec": {"paused": False}}
 
 
 async def test_logs_reads_the_current_attempts_pod(
@@ -119,3 +119,17 @@ async def test_logs_reads_the_current_attempts_pod(
 async def test_logs_of_a_session_without_a_pod_points_to_why(kube: FakeKube) -> None:
     with pytest.raises(PluginError, match=r"has no pod \(Waiting\); see: kubectl headroom why"):
         await commands.logs(Cluster(kube), "agents", "refactor-io", "agent", False, None)
+
+
+async def test_logs_with_nothing_to_show_say_what_the_pod_is_doing(
+    kube: FakeKube, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kube.objects["/api/v1/namespaces/agents/pods/fix-flaky-test-2"] = {
+        "spec": {},
+        "status": {"phase": "Pending"},
+    }
+    await commands.logs(Cluster(kube), "agents", "fix-flaky-test", "agent", False, None)
+    assert capsys.readouterr().err == (
+        "(no log from container agent of pod fix-flaky-test-2: the pod is Pending, not on a "
+        "node yet; see: kubectl headroom why fix-flaky-test)\n"
+    )

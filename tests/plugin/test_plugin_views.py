@@ -15,7 +15,8 @@ from headroom.plugin.why_view import render_why
 JSON = dict[str, Any]
 
 STATUS = """\
-ClaudeAccounts in namespace agents: 5, 1 available
+Namespace agents, at 16:00Z
+ClaudeAccounts: 5, 1 available
 NAME                   PHASE       ACTIVE  WINDOW     USED  RESETS IN
 alice                  Available      1/2  five_hour   42%  3h12m (19:12Z)
                                            seven_day   10%  4d2h (Dec 05 18:00Z)
@@ -31,7 +32,7 @@ dave-with-a-rather-l…  AuthFailed     0/2
 team-api               Paused         1/4
     Paused: spec.paused is true: no new sessions
 
-AgentSessions in namespace agents: 7
+AgentSessions: 7
     2 Running, 2 Pending, 1 Waiting, 1 Succeeded, 1 Failed
 
 Not running yet:
@@ -70,9 +71,7 @@ def test_a_narrow_terminal_still_gets_lines_that_fit(
 
 def test_an_empty_namespace_says_so() -> None:
     text = render_status(NS, [(CLAUDE_ACCOUNT, [])], [], NOW)
-    assert text == (
-        "ClaudeAccounts in namespace agents: none\n\nAgentSessions in namespace agents: 0\n"
-    )
+    assert text == "Namespace agents, at 16:00Z\nClaudeAccounts: none\n\nAgentSessions: 0\n"
 
 
 def test_an_account_the_operator_has_not_seen_says_what_to_check() -> None:
@@ -87,8 +86,8 @@ def test_every_account_kind_gets_its_own_section(accounts: list[JSON]) -> None:
     cluster_kind = Kind("ClusterClaudeAccount", "clusterclaudeaccounts", namespaced=False)
     shared = account("shared-pool", phase="Available", activeSessions=0)
     text = render_status(NS, [(CLAUDE_ACCOUNT, accounts[:1]), (cluster_kind, [shared])], [], NOW)
-    assert "ClaudeAccounts in namespace agents: 1, 0 available" in text
-    assert "ClusterClaudeAccounts in the cluster: 1, 1 available" in text
+    assert "\nClaudeAccounts: 1, 0 available\n" in text
+    assert "\nClusterClaudeAccounts (cluster-wide): 1, 1 available\n" in text
     assert text.index("bob") < text.index("shared-pool")
 
 

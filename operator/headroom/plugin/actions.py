@@ -44,5 +44,4 @@ def check_duration(text: str) -> timedelta:
 
 
 def pause_patch(paused: bool) -> JSON:
-    """Pausing sets `spec.paused`; resuming removes it, which is the schema's default (false)."""
-    return {"spec": {"paused": True if paused else None}}
+    return {"spec": {"paused": paused}}

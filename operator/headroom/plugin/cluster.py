@@ -106,6 +106,9 @@ class Cluster:
         )
         return done or {}
 
+    async def pod(self, namespace: str, name: str) -> JSON | None:
+        return await self.call("GET", api_path(CORE_API, "pods", namespace, name))
+
     async def session_events(self, namespace: str, name: str) -> list[JSON]:
         selector = f"involvedObject.kind={AGENT_SESSION.name},involvedObject.name={name}"
         path = api_path(CORE_API, "events", namespace)

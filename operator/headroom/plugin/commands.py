@@ -103,9 +103,28 @@ async def logs(
     if tail is not None:
         options.append(("tailLines", str(tail)))
     out = sys.stdout.buffer
+    received = 0
     async for chunk in cluster.pod_log(namespace, pod, options):
+        received += len(chunk)
         out.write(chunk)
         out.flush()
+    if not received:
+        # The API server answers a pod that has not started with no content at all, which
+        # reads as if the command had failed silently: say what the pod is doing instead.
+        print(await no_log_yet(cluster, namespace, name, pod, container), file=sys.stderr)
+
+
+async def no_log_yet(
+    cluster: Cluster, namespace: str, session: str, pod: str, container: str
+) -> str:
+    found = await cluster.pod(namespace, pod)
+    phase = ((found or {}).get("status") or {}).get("phase") or "gone"
+    node = ((found or {}).get("spec") or {}).get("nodeName")
+    where = f"on node {node}" if node else "not on a node yet"
+    return (
+        f"(no log from container {container} of pod {pod}: the pod is {phase}, {where}; "
+        f"see: kubectl headroom why {session})"
+    )
 
 
 def current_pod(session: JSON) -> str:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from headroom.plugin.kinds import Kind
-from headroom.plugin.text import Column, ago, table, until, wrap
+from headroom.plugin.text import Column, ago, clock, table, until, wrap
 
 JSON = dict[str, Any]
 # The order a person reads the lifecycle in; phases not listed come after, by name.
@@ -47,22 +47,20 @@ def render_status(
     now: datetime,
     width: int = 80,
 ) -> str:
-    lines: list[str] = []
+    lines = wrap(f"Namespace {namespace}, at {clock(now, now)}", width, "")
     for kind, items in accounts:
-        lines += account_section(kind, namespace, items, now, width)
+        lines += account_section(kind, items, now, width)
         lines.append("")
-    lines += session_section(namespace, sessions, now, width)
+    lines += session_section(sessions, now, width)
     return "\n".join(lines) + "\n"
 
 
-def account_section(
-    kind: Kind, namespace: str, accounts: Sequence[JSON], now: datetime, width: int
-) -> list[str]:
-    where = f"in namespace {namespace}" if kind.namespaced else "in the cluster"
+def account_section(kind: Kind, accounts: Sequence[JSON], now: datetime, width: int) -> list[str]:
+    title = kind.name + "s" + ("" if kind.namespaced else " (cluster-wide)")
     if not accounts:
-        return [f"{kind.name}s {where}: none"]
+        return [f"{title}: none"]
     available = sum(1 for a in accounts if phase_of(a) == "Available")
-    lines = [f"{kind.name}s {where}: {len(accounts)}, {available} available"]
+    lines = [f"{title}: {len(accounts)}, {available} available"]
     rows: list[list[str]] = []
     details: dict[int, str] = {}
     for account in sorted(accounts, key=lambda a: str(a["metadata"]["name"])):
@@ -115,13 +113,11 @@ def unavailable_because(account: JSON) -> str:
     return f"{reason}: {message}" if reason and message else str(reason or message)
 
 
-def session_section(
-    namespace: str, sessions: Sequence[JSON], now: datetime, width: int
-) -> list[str]:
+def session_section(sessions: Sequence[JSON], now: datetime, width: int) -> list[str]:
     counts = Counter(phase_of(s) if s.get("status") else "Pending" for s in sessions)
     order = [p for p in SESSION_PHASES if counts[p]] + sorted(set(counts) - set(SESSION_PHASES))
     summary = ", ".join(f"{counts[p]} {p}" for p in order)
-    lines = [f"AgentSessions in namespace {namespace}: {len(sessions)}"]
+    lines = [f"AgentSessions: {len(sessions)}"]
     lines += wrap(summary, width, DETAIL_INDENT)
     queue = [s for s in sessions if not_placed(s)]
     if not queue:

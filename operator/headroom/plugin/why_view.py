@@ -35,7 +35,7 @@ EVENT_COLUMNS = (
 
 def render_why(session: JSON, events: Sequence[JSON], now: datetime, width: int = 80) -> str:
     meta = session["metadata"]
-    lines = [f"AgentSession {meta['name']} in namespace {meta.get('namespace', '')}"]
+    lines = wrap(f"AgentSession {meta['name']} in namespace {meta.get('namespace', '')}", width, "")
     lines += summary(session, now, width)
     for title, section in (
         ("Conditions", conditions(session, now, width)),

@@ -200,7 +200,7 @@ class FakeKube:
         self.calls.append((method, path, body, list(query or [])))
         if method == "PATCH":
             if self.after_patch is not None:
-                self.after_patch(self.objects[path])
+                self.after_patch(self.objects[path], body)
             return self.objects[path]
         return self.objects.get(path)
 

@@ -42,10 +42,10 @@ async def test_why_reads_the_session_and_its_events(kube: FakeKube) -> None:
 
 
 async def test_a_drill_writes_a_new_drill_annotation_and_its_duration(kube: FakeKube) -> None:
-    def operator_starts_it(account: JSON) -> None:
+    def operator_starts_it(account: JSON, patch: JSON) -> None:
         account["status"]["drill"] = {
-            "value": "v",
-            "startedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "value": patch["metadata"]["annotations"]["headroom.dev/drill"],
+            "startedAt": "2026-12-01T16:00:00Z",
             "until": "2099-01-01T00:00:00Z",
             "sessionsToMove": 1,
         }

@@ -34,7 +34,7 @@ def context_namespace(target: Target) -> str:
     """The namespace kubectl would use: the flag, else the context's, else `default`."""
     if target.namespace:
         return target.namespace
-    path = target.kubeconfig or first_kubeconfig()
+    path = target.kubeconfig or default_kubeconfig()
     try:
         contexts, current = k8s_config.list_kube_config_contexts(path)
     except (k8s_config.ConfigException, OSError) as exc:
@@ -48,16 +48,16 @@ def context_namespace(target: Target) -> str:
     return str(namespace or "default")
 
 
-def first_kubeconfig() -> str:
-    listed = os.environ.get("KUBECONFIG", "").split(os.pathsep)
-    return os.path.expanduser(next((p for p in listed if p), "~/.kube/config"))
+def default_kubeconfig() -> str:
+    """KUBECONFIG as kubectl reads it (a list of files, merged), else ~/.kube/config."""
+    return os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
 
 
 async def connect(target: Target) -> Cluster:
     configuration = k8s_client.Configuration()
     try:
         await k8s_config.load_kube_config(
-            config_file=target.kubeconfig or first_kubeconfig(),
+            config_file=target.kubeconfig or default_kubeconfig(),
             context=target.context,
             client_configuration=configuration,
             persist_config=False,

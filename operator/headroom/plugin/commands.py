@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from headroom.contract.crd import DRILL_VALUE_CHARS
+from headroom.contract.scrub import snippet
 from headroom.core.drill import DRILL_ANNOTATION
 from headroom.plugin.actions import drill_patch, pause_patch
 from headroom.plugin.cluster import Cluster, PluginError
@@ -50,7 +52,9 @@ async def drill(
     asked = f"drill {value!r} asked on {CLAUDE_ACCOUNT.name} {name}"
     if wait <= 0:
         return asked + "\n"
-    recorded = await wait_for_drill(cluster, namespace, name, wait)
+    recorded = await wait_for_drill(
+        cluster, namespace, name, snippet(value, limit=DRILL_VALUE_CHARS), wait
+    )
     if recorded is None:
         return (
             f"{asked}; the operator has not started it within {wait:g}s: "
@@ -63,15 +67,16 @@ async def drill(
     )
 
 
-async def wait_for_drill(cluster: Cluster, namespace: str, name: str, wait: float) -> JSON | None:
-    """status.drill once the operator has recorded a drill started after this call."""
+async def wait_for_drill(
+    cluster: Cluster, namespace: str, name: str, recorded_as: str, wait: float
+) -> JSON | None:
+    """status.drill once the operator has started this drill: it records the annotation's
+    value as `recorded_as` (a one-line excerpt), so no clock needs to agree with it."""
     deadline = time.monotonic() + wait
-    asked = now().replace(microsecond=0)
     while time.monotonic() < deadline:
         account = await cluster.get(CLAUDE_ACCOUNT, namespace, name)
         recorded = (account.get("status") or {}).get("drill") or {}
-        started = str(recorded.get("startedAt") or "")
-        if started and started >= asked.strftime("%Y-%m-%dT%H:%M:%SZ"):
+        if recorded.get("value") == recorded_as:
             return dict(recorded)
         await asyncio.sleep(0.5)
     return None

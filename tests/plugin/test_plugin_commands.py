@@ -57,12 +57,15 @@ async def test_a_drill_writes_a_new_drill_annotation_and_its_duration(kube: Fake
     annotations = body["metadata"]["annotations"]
     assert set(body) == {"metadata"} and annotations["headroom.dev/drill-duration"] == "5m"
     assert annotations["headroom.dev/drill"].startswith(str(datetime.now(UTC).year))
-    assert ": walled until " in text and "1 session(s) to move" in text
+    said = " ".join(text.split())
+    assert said.startswith("drill started on ClaudeAccount alice: treated as walled for ")
+    assert "; 1 session(s) to move. Follow it with: kubectl headroom status -n agents" in said
 
 
 async def test_a_drill_nobody_starts_says_so(kube: FakeKube) -> None:
     text = await commands.drill(Cluster(kube), "agents", "alice", None, wait=0.6)
-    assert "the operator has not started it within 0.6s" in text
+    said = " ".join(text.split())
+    assert "the operator has not started it within 0.6s: is it running and watching" in said
     [(_, body, _)] = writes(kube)
     # Without --for an earlier duration must not linger: the operator's default applies.
     assert body["metadata"]["annotations"]["headroom.dev/drill-duration"] is None

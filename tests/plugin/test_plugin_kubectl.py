@@ -108,7 +108,10 @@ def test_a_person_follows_a_wall_a_drill_and_a_pause(
     assert max(len(line) for line in why.splitlines()) <= 80, why
 
     drilled = user("drill", "bob", "--for", "45s").stdout
-    assert "walled until" in drilled and "1 session(s) to move" in drilled, drilled
+    assert max(len(line) for line in drilled.splitlines()) <= 80, drilled
+    said = " ".join(drilled.split())
+    assert said.startswith("drill started on ClaudeAccount bob: treated as walled for 4"), said
+    assert "1 session(s) to move" in said, said
     drill = scene.status("claudeaccounts", "bob")["drill"]
     length = parse_time(drill["until"]) - parse_time(drill["startedAt"])  # type: ignore[operator]
     assert length.total_seconds() == 45

@@ -183,3 +183,19 @@ def test_a_table_cuts_what_does_not_fit_and_says_so() -> None:
     lines = table(columns, [["a" * 30, "b" * 40]], width=40)
     assert all(len(line) <= 40 for line in lines)
     assert lines[1].endswith("…")
+
+
+def test_events_of_one_second_keep_the_order_they_were_written_in(moved_session: JSON) -> None:
+    def event(reason: str, version: str) -> JSON:
+        return {"type": "Normal", "reason": reason, "message": reason.lower(),
+                "lastTimestamp": at(-2), "metadata": {"resourceVersion": version}}  # fmt: skip
+
+    shuffled = [event("Swapped", "1203"), event("Placed", "987"), event("Walled", "1100")]
+    text = render_why(moved_session, shuffled, NOW)
+    assert text.index("placed") < text.index("walled") < text.index("swapped")
+
+
+def test_conditions_read_ready_scheduled_completed(moved_session: JSON) -> None:
+    moved_session["status"]["conditions"].reverse()
+    text = render_why(moved_session, [], NOW)
+    assert text.index("  Ready ") < text.index("  Scheduled ") < text.index("  Completed ")

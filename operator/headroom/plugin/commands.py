@@ -16,7 +16,7 @@ from headroom.plugin.actions import drill_patch, pause_patch
 from headroom.plugin.cluster import Cluster, PluginError
 from headroom.plugin.kinds import ACCOUNT_KINDS, AGENT_SESSION, CLAUDE_ACCOUNT
 from headroom.plugin.status_view import render_status
-from headroom.plugin.text import until
+from headroom.plugin.text import until, wrap
 from headroom.plugin.why_view import render_why
 
 JSON = dict[str, Any]
@@ -49,22 +49,23 @@ async def drill(
     patch = drill_patch(now(), duration)
     value = patch["metadata"]["annotations"][DRILL_ANNOTATION]
     await cluster.merge_patch(CLAUDE_ACCOUNT, namespace, name, patch)
-    asked = f"drill {value!r} asked on {CLAUDE_ACCOUNT.name} {name}"
     if wait <= 0:
-        return asked + "\n"
+        return f"drill asked on {CLAUDE_ACCOUNT.name} {name} ({DRILL_ANNOTATION}={value})\n"
     recorded = await wait_for_drill(
         cluster, namespace, name, snippet(value, limit=DRILL_VALUE_CHARS), wait
     )
     if recorded is None:
-        return (
-            f"{asked}; the operator has not started it within {wait:g}s: "
-            "is it running and watching this namespace?\n"
+        said = (
+            f"drill asked on {CLAUDE_ACCOUNT.name} {name}, but the operator has not started it "
+            f"within {wait:g}s: is it running and watching namespace {namespace}?"
         )
-    return (
-        f"{asked}: walled until {until(recorded.get('until'), now())}, "
-        f"{recorded.get('sessionsToMove', 0)} session(s) to move\n"
-        f"follow it with: kubectl headroom status -n {namespace}\n"
-    )
+    else:
+        said = (
+            f"drill started on {CLAUDE_ACCOUNT.name} {name}: treated as walled for "
+            f"{until(recorded.get('until'), now())}; {recorded.get('sessionsToMove', 0)} "
+            f"session(s) to move. Follow it with: kubectl headroom status -n {namespace}"
+        )
+    return "\n".join(wrap(said, terminal_width(), "")) + "\n"
 
 
 async def wait_for_drill(

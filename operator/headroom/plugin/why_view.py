@@ -101,8 +101,13 @@ def result_line(result: JSON) -> str:
     return ", ".join(p for p in parts if p)
 
 
+CONDITION_ORDER = ("Ready", "Scheduled", "Completed")
+
+
 def conditions(session: JSON, now: datetime, width: int) -> list[str]:
-    found = (session.get("status") or {}).get("conditions") or []
+    """The conditions in the order a person asks: is it working, is it placed, is it done."""
+    listed = (session.get("status") or {}).get("conditions") or []
+    found = sorted(listed, key=lambda c: condition_rank(str(c.get("type", ""))))
     if not found:
         return [INDENT + "none yet"]
     rows = [
@@ -120,6 +125,11 @@ def conditions(session: JSON, now: datetime, width: int) -> list[str]:
         lines.append(INDENT + line)
         lines += wrap(str(entry.get("message") or ""), width, MESSAGE_INDENT)
     return lines
+
+
+def condition_rank(kind: str) -> tuple[int, str]:
+    known = kind in CONDITION_ORDER
+    return (CONDITION_ORDER.index(kind) if known else len(CONDITION_ORDER), kind)
 
 
 def last_outcome(session: JSON, now: datetime, width: int) -> list[str]:
@@ -171,7 +181,7 @@ def stamp(value: str | None, now: datetime) -> str:
 def event_lines(events: Sequence[JSON], now: datetime, width: int) -> list[str]:
     if not events:
         return [INDENT + "none (Events expire after an hour by default)"]
-    ordered = sorted(events, key=event_time)
+    ordered = sorted(events, key=event_order)
     rows = [
         [ago(event_time(e), now), str(e.get("type", "")), str(e.get("reason", "")) + times(e)]
         for e in ordered
@@ -182,6 +192,13 @@ def event_lines(events: Sequence[JSON], now: datetime, width: int) -> list[str]:
         lines.append(INDENT + line)
         lines += wrap(str(event.get("message") or ""), width, MESSAGE_INDENT)
     return lines
+
+
+def event_order(event: JSON) -> tuple[str, int]:
+    """By time, which Events record to the second; within a second by resourceVersion, which
+    the API server (etcd) raises with every write: several decisions share one second."""
+    version = str(event.get("metadata", {}).get("resourceVersion") or "")
+    return (event_time(event), int(version) if version.isdigit() else 0)
 
 
 def event_time(event: JSON) -> str:

@@ -136,3 +136,9 @@ async def test_logs_with_nothing_to_show_say_what_the_pod_is_doing(
         "(no log from container agent of pod fix-flaky-test-2: the pod is Pending, not on a "
         "node yet; see: kubectl headroom why fix-flaky-test)\n"
     )
+
+
+async def test_status_on_a_cluster_without_the_crds_says_so(kube: FakeKube) -> None:
+    del kube.objects[ACCOUNTS]
+    with pytest.raises(PluginError, match=r"does not know claudeaccounts.headroom.dev: are"):
+        await commands.status(Cluster(kube), "agents")

@@ -78,12 +78,17 @@ class Cluster:
         try:
             return await self.kube.request(method, path, **kwargs)
         except KubeError as exc:
-            raise PluginError(f"the API server refused {method} {path}: {exc}") from exc
+            raise PluginError(f"{method} {path} failed: {exc}") from exc
 
     async def items(self, kind: Kind, namespace: str) -> list[JSON]:
         where = namespace if kind.namespaced else None
         found = await self.call("GET", api_path(kind.api_version, kind.plural, where))
-        return list((found or {}).get("items") or [])
+        if found is None:  # a collection is 404 only when its kind is not served at all
+            raise PluginError(
+                f"the cluster does not know {kind.plural}.{kind.api_version.split('/')[0]}: "
+                "are Headroom's CRDs installed?"
+            )
+        return list(found.get("items") or [])
 
     async def get(self, kind: Kind, namespace: str, name: str) -> JSON:
         where = namespace if kind.namespaced else None

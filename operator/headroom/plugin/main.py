@@ -62,8 +62,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def action(args: argparse.Namespace, namespace: str) -> Callable[[Cluster], Awaitable[str]]:
-    ns = namespace
+def action(args: argparse.Namespace, ns: str) -> Callable[[Cluster], Awaitable[str]]:
     if args.command == "status":
         return lambda c: commands.status(c, ns)
     if args.command == "why":
@@ -91,7 +90,7 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
     try:
         sys.stdout.write(asyncio.run(run(args)))
     except PluginError as exc:

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "provision the local cluster's claims as hostPath volumes",
     ),
     "simulate": ("headroom_dev.sim.__main__", "compare placement policies on seeded traces"),
+    "crdgen": ("headroom_dev.crdgen.main", "derive the ClusterClaudeAccount CRD from the other"),
 }
 
 

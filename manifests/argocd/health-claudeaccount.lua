@@ -1,9 +1,11 @@
--- Argo CD health check for headroom.dev/ClaudeAccount (see docs/argocd.md).
+-- Argo CD health check for headroom.dev/ClaudeAccount and ClusterClaudeAccount (one status
+-- shape for both kinds; see docs/argocd.md).
 --   Progressing  no status yet, or the operator has not seen the latest spec
 --   Healthy      Available
 --   Suspended    Walled (usage window exhausted or a drill; it resets by itself) or Paused
---   Degraded     AuthFailed (the API refused the credentials) or Unknown (the Secret or its
---                key is missing or unreadable): both need a person to fix the Secret
+--   Degraded     AuthFailed (the API refused the credentials), Unknown (the Secret or its
+--                key is missing or unreadable) or Duplicate (an older account object holds
+--                the same credential): each needs a person to fix the Secret or the objects
 local hs = {}
 
 local function condition(status, kind)
@@ -60,6 +62,9 @@ elseif phase == "Paused" then
 elseif phase == "AuthFailed" then
   hs.status = "Degraded"
   hs.message = described(condition(status, "CredentialsValid"), "The API rejected the credentials")
+elseif phase == "Duplicate" then
+  hs.status = "Degraded"
+  hs.message = described(condition(status, "DuplicateCredential"), "Another account holds the same credential")
 elseif phase == "Unknown" then
   hs.status = "Degraded"
   hs.message = described(condition(status, "CredentialsValid"), "The credentials could not be read")

@@ -7,19 +7,26 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from headroom.core.accounts import Account
 from headroom.core.ledger import Ledger
 
 A = ("agents", "alice")
 B = ("agents", "bob")
 OTHER_NS_A = ("other", "alice")
+SHARED = ("", "shared")  # a ClusterClaudeAccount
 S1, S2, S3 = ("agents", "s1"), ("agents", "s2"), ("agents", "s3")
+NAMES = ("alice", "bob", "cat")
+
+
+def accounts(namespace: str) -> list[Account]:
+    return [Account(namespace, name) for name in NAMES]
 
 
 def test_empty_ledger() -> None:
     ledger = Ledger()
     assert ledger.active(A) == 0
     assert ledger.holder(S1) is None
-    assert ledger.load("agents") == {}
+    assert ledger.load(accounts("agents")) == {"alice": 0, "bob": 0, "cat": 0}
     assert ledger.sessions_on(A) == []
 
 
@@ -56,14 +63,15 @@ def test_release_frees_the_slot_and_forgets_the_account() -> None:
     ledger.assign(S1, None)
     assert ledger.active(A) == 0
     assert ledger.holder(S1) is None
-    assert ledger.load("agents") == {}  # no zero entries left behind
+    assert ledger.active(A) == 0
+    assert ledger.sessions_on(A) == []
 
 
 def test_releasing_a_session_that_holds_nothing_is_harmless() -> None:
     ledger = Ledger()
     ledger.assign(S1, A)
     ledger.assign(S3, None)
-    assert ledger.load("agents") == {"alice": 1}
+    assert ledger.load([Account(*A)]) == {"alice": 1}
 
 
 def test_load_is_per_namespace() -> None:
@@ -72,9 +80,22 @@ def test_load_is_per_namespace() -> None:
     ledger.assign(S2, B)
     ledger.assign(("other", "s1"), OTHER_NS_A)
     ledger.assign(("other", "s2"), OTHER_NS_A)
-    assert ledger.load("agents") == {"alice": 1, "bob": 1}
-    assert ledger.load("other") == {"alice": 2}
-    assert ledger.load("nowhere") == {}
+    assert ledger.load(accounts("agents")) == {"alice": 1, "bob": 1, "cat": 0}
+    assert ledger.load(accounts("other")) == {"alice": 2, "bob": 0, "cat": 0}
+    assert ledger.load(accounts("nowhere")) == {"alice": 0, "bob": 0, "cat": 0}
+
+
+def test_a_cluster_account_has_one_count_across_namespaces() -> None:
+    ledger = Ledger()
+    ledger.assign(S1, SHARED)
+    ledger.assign(("other", "s1"), SHARED)
+    ledger.assign(("other", "s2"), ("other", "shared"))  # a ClaudeAccount of the same name
+    assert ledger.active(SHARED) == 2
+    assert ledger.load([Account(*SHARED), Account("other", "shared")]) == {
+        "ClusterClaudeAccount/shared": 2,
+        "shared": 1,
+    }
+    assert ledger.sessions_on(SHARED) == [("agents", "s1"), ("other", "s1")]
 
 
 def test_sessions_on_is_sorted() -> None:
@@ -89,7 +110,7 @@ SESSIONS = st.tuples(
 )
 ACCOUNTS = st.one_of(
     st.none(),
-    st.tuples(st.sampled_from(["agents", "other"]), st.sampled_from(["alice", "bob", "cat"])),
+    st.tuples(st.sampled_from(["agents", "other", ""]), st.sampled_from(list(NAMES))),
 )
 
 
@@ -110,9 +131,9 @@ def test_counts_always_equal_the_number_of_holders(
         for key in {a for _, a in ops if a is not None}:
             assert ledger.active(key) == expected[key]
             assert ledger.sessions_on(key) == sorted(s for s, a in model.items() if a == key)
-        for namespace in ("agents", "other"):
-            assert ledger.load(namespace) == {
-                name: n for (ns, name), n in expected.items() if ns == namespace
+        for namespace in ("agents", "other", ""):
+            assert ledger.load(accounts(namespace)) == {
+                Account(namespace, name).ref: expected[(namespace, name)] for name in NAMES
             }
         for session in {s for s, _ in ops}:
             assert ledger.holder(session) == model.get(session)

@@ -231,7 +231,7 @@ def undescribed(node: dict[str, Any], path: str) -> list[str]:
     return missing
 
 
-@pytest.mark.parametrize("name", ["claudeaccounts", "agentsessions"])
+@pytest.mark.parametrize("name", ["claudeaccounts", "clusterclaudeaccounts", "agentsessions"])
 def test_every_field_has_a_description(name: str) -> None:
     assert undescribed(schema_of(name), "") == []
 
@@ -284,12 +284,14 @@ def test_contract_field_names_exist(name: str) -> None:
     ("name", "short", "columns"),
     [
         ("claudeaccounts", "ca", ["Phase", "Active", "Max", "Resets", "Age"]),
+        ("clusterclaudeaccounts", "cca", ["Phase", "Active", "Max", "Resets", "Age"]),
         ("agentsessions", "ags", ["Phase", "Account", "Swaps", "Age"]),
     ],
 )
 def test_names_and_default_columns(name: str, short: str, columns: list[str]) -> None:
     spec = crd(name)["spec"]
-    assert spec["scope"] == "Namespaced" and spec["group"] == "headroom.dev"
+    scope = "Cluster" if name.startswith("cluster") else "Namespaced"
+    assert spec["scope"] == scope and spec["group"] == "headroom.dev"
     assert spec["names"]["shortNames"] == [short]
     assert spec["names"]["categories"] == ["headroom"]
     (version,) = spec["versions"]
@@ -311,12 +313,13 @@ def field_paths(node: dict[str, Any], path: str = "") -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name", ["claudeaccounts", "agentsessions"])
+@pytest.mark.parametrize("name", ["claudeaccounts", "clusterclaudeaccounts", "agentsessions"])
 def test_docs_describe_every_field_and_column(name: str) -> None:
     docs = (REPO / "docs" / "api.md").read_text()
-    # The fallback selector is the same schema as accountSelector (test above), documented once.
-    paths = [p for p in field_paths(schema_of(name))
-             if not p.startswith("spec.fallback.accountSelector.")]  # fmt: skip
+    # The fallback and namespace selectors are the same schema as accountSelector (tests above
+    # and in test_cluster_account_crd.py), documented once.
+    same = ("spec.fallback.accountSelector.", "spec.allowedNamespaces.selector.")
+    paths = [p for p in field_paths(schema_of(name)) if not p.startswith(same)]
     assert [p for p in paths if f"`{p}`" not in docs] == []
     for column in crd(name)["spec"]["versions"][0]["additionalPrinterColumns"]:
         assert f"**{column['name'].upper()}**" in docs

@@ -121,6 +121,11 @@ ACCOUNT_CASES = [
      1, "Degraded", "SecretNotFound: Secret 'alice-claude' was not found"),
     ("unknown, no conditions", {"phase": "Unknown", "observedGeneration": 1},
      1, "Degraded", "The credentials could not be read"),
+    ("duplicate credential",
+     {"phase": "Duplicate", "observedGeneration": 1,
+      "conditions": [cond("DuplicateCredential", "True", "DuplicateCredential",
+                          "holds the same credential as ClaudeAccount team-a/max-1")]},
+     1, "Degraded", "DuplicateCredential: holds the same credential as ClaudeAccount team-a/max-1"),
 ]  # fmt: skip
 
 
@@ -142,10 +147,11 @@ def test_agentsession_health(
     [c[1:] for c in ACCOUNT_CASES],
     ids=[c[0] for c in ACCOUNT_CASES],
 )
+@pytest.mark.parametrize("kind", ["ClaudeAccount", "ClusterClaudeAccount"])
 def test_claudeaccount_health(
-    status: dict[str, Any] | None, generation: int, expected: str, message: str
+    status: dict[str, Any] | None, generation: int, expected: str, message: str, kind: str
 ) -> None:
-    got, text = health("claudeaccount", obj("ClaudeAccount", status, generation))
+    got, text = health("claudeaccount", obj(kind, status, generation))
     assert got == expected
     assert message in text
 
@@ -158,7 +164,8 @@ def test_every_phase_of_the_crds_is_covered() -> None:
 
     crds = MANIFESTS.parent / "crds"
     for plural, cases, known in (("agentsessions", SESSION_CASES, SESSION_PHASES),
-                                 ("claudeaccounts", ACCOUNT_CASES, PHASES)):  # fmt: skip
+                                 ("claudeaccounts", ACCOUNT_CASES, PHASES),
+                                 ("clusterclaudeaccounts", ACCOUNT_CASES, PHASES)):  # fmt: skip
         crd = yaml.safe_load((crds / f"{plural}.headroom.dev.yaml").read_text())
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         enum = set(schema["properties"]["status"]["properties"]["phase"]["enum"])

@@ -43,12 +43,14 @@ def test_the_tree_holds_what_an_install_needs(rendered: Rendered) -> None:
     assert kinds == sorted([
         "CustomResourceDefinition/agentsessions.headroom.dev",
         "CustomResourceDefinition/claudeaccounts.headroom.dev",
+        "CustomResourceDefinition/clusterclaudeaccounts.headroom.dev",
         "CustomResourceDefinition/kopfpeerings.kopf.dev",
         "CustomResourceDefinition/clusterkopfpeerings.kopf.dev",
         "Namespace/headroom-system", "Namespace/agents",
         "ServiceAccount/headroom-operator", "ClusterRole/headroom-operator",
         "ClusterRoleBinding/headroom-operator", "Role/headroom-operator",
         "RoleBinding/headroom-operator", "Deployment/headroom-operator",
+        "Role/headroom-operator-cluster-accounts", "RoleBinding/headroom-operator-cluster-accounts",
         "Service/headroom-operator-metrics", "PodDisruptionBudget/headroom-operator",
         "NetworkPolicy/headroom-agents",
     ])  # fmt: skip
@@ -121,13 +123,24 @@ def test_rbac_is_least_privilege_in_shape(rendered: Rendered) -> None:
     for rule in everything:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
-    # Cluster-wide: only kopf's reads of cluster-scoped kinds. Nothing namespaced, no writes.
+    # Cluster-wide: reads of cluster-scoped kinds, and the cluster accounts' status. Nothing
+    # namespaced, and no other write.
+    cluster_wide = {
+        ("customresourcedefinitions", "list"), ("customresourcedefinitions", "watch"),
+        ("namespaces", "list"), ("namespaces", "watch"),
+        ("clusterclaudeaccounts", "get"), ("clusterclaudeaccounts", "list"),
+        ("clusterclaudeaccounts", "watch"), ("clusterclaudeaccounts/status", "patch"),
+    }  # fmt: skip
     for rule in rules(rendered, "ClusterRole"):
-        assert set(rule["verbs"]) <= {"list", "watch"}
-        assert set(rule["resources"]) <= {"customresourcedefinitions", "namespaces"}
+        assert {(r, v) for r in rule["resources"] for v in rule["verbs"]} <= cluster_wide, rule
+    # In the operator's namespace: the cluster accounts' Secrets are read, never written.
+    system = find(rendered, "Role", "headroom-operator-cluster-accounts")
+    for rule in system["rules"]:
+        if "secrets" in rule["resources"]:
+            assert set(rule["verbs"]) == {"get", "list", "watch"}
     granted = {
         (group, resource, verb)
-        for rule in rules(rendered, "Role")
+        for rule in find(rendered, "Role", "headroom-operator")["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
@@ -138,7 +151,9 @@ def test_rbac_is_least_privilege_in_shape(rendered: Rendered) -> None:
         for verb in ("create", "update", "patch", "delete", "deletecollection"):
             if (resource, verb) != ("agentsessions", "delete"):
                 assert ("headroom.dev", resource, verb) not in granted
-    for verb in ("update", "delete", "deletecollection"):
+    # Secrets are patched and deleted by name (the operator's own); never updated wholesale
+    # or deleted as a collection.
+    for verb in ("update", "deletecollection"):
         assert ("", "secrets", verb) not in granted
     assert not any(r.startswith("pods/") for _, r, _ in granted)  # no exec, logs, eviction
 
@@ -249,6 +264,8 @@ def test_argocd_component_merges_the_lua_files_into_argocd_cm(
         "resource.customizations.health.headroom.dev_AgentSession":
             (lua / "health-agentsession.lua").read_text(),
         "resource.customizations.health.headroom.dev_ClaudeAccount":
+            (lua / "health-claudeaccount.lua").read_text(),
+        "resource.customizations.health.headroom.dev_ClusterClaudeAccount":
             (lua / "health-claudeaccount.lua").read_text(),
     }  # fmt: skip
 

@@ -43,10 +43,11 @@ def test_every_runbook_link_lands_on_a_heading() -> None:
 
 
 def test_every_rbac_rule_is_in_the_table(rendered: Rendered) -> None:
-    rows = [line for line in GUIDE.splitlines() if line.startswith("| cluster |")
-            or line.startswith("| `agents` |")]  # fmt: skip
-    for kind in ("ClusterRole", "Role"):
-        for rule in find(rendered, kind, "headroom-operator")["rules"]:
+    scopes = ("| cluster |", "| `agents` |", "| `headroom-system` |")
+    rows = [line for line in GUIDE.splitlines() if line.startswith(scopes)]
+    for kind, name in (("ClusterRole", "headroom-operator"), ("Role", "headroom-operator"),
+                       ("Role", "headroom-operator-cluster-accounts")):  # fmt: skip
+        for rule in find(rendered, kind, name)["rules"]:
             resources = ", ".join(rule["resources"])
             verbs = ", ".join(rule["verbs"])
             assert any(resources in row and f"| {verbs} |" in row for row in rows), rule

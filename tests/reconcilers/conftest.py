@@ -15,7 +15,7 @@ import pytest
 from headroom.contract.termination import Outcome, TerminationMessage, encode
 from headroom.kube.client import Kube, KubeError, KubeNotFound
 from headroom.reconcilers.roster import account_from_body
-from headroom.reconcilers.runtime import LivePod, Runtime, Settings
+from headroom.reconcilers.runtime import Indexes, LivePod, Runtime, Settings
 
 JSON = dict[str, Any]
 NS = "team"
@@ -305,5 +305,6 @@ def world() -> World:
     )
     accounts: dict[str, list[Any]] = {}
     pods: dict[tuple[str, str], list[LivePod]] = {}
-    rt.attach(accounts, pods)
+    namespaces: dict[str, list[dict[str, str]]] = {}
+    rt.attach(Indexes(accounts, accounts, namespaces, pods))
     return World(kube, clock, rt, events, accounts, pods)

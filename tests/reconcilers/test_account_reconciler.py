@@ -56,11 +56,12 @@ async def test_a_valid_secret_makes_the_account_available(world: World) -> None:
     assert status["observedGeneration"] == 1
     assert conditions(world, "alice") == {
         "CredentialsValid": ("True", "Valid"),
+        "DuplicateCredential": ("False", "Unique"),
         "Ready": ("True", "Available"),
         "Walled": ("False", "NotWalled"),
     }
     assert world.events == [("Normal", "Available", "credentials verified; ready for sessions")]
-    assert world.rt.secret_refs[(NS, "alice")] == {"alice"}  # a Secret change re-checks it
+    assert world.rt.secret_refs[(NS, "alice")] == {(NS, "alice")}  # a Secret change re-checks it
 
 
 async def test_a_pass_with_nothing_new_writes_nothing(world: World) -> None:
@@ -338,9 +339,9 @@ async def test_a_same_named_account_of_another_namespace_keeps_its_secret_reacti
 ) -> None:
     """Each namespace's `alice` reads its own Secret: a pass of this one must not make the
     other one blind to its Secret's rotation (or the reverse)."""
-    world.rt.secret_refs[("other-team", "alice")].add("alice")
-    world.rt.secret_refs[(NS, "old-secret")].add("alice")  # this alice's earlier Secret
+    world.rt.secret_refs[("other-team", "alice")].add(("other-team", "alice"))
+    world.rt.secret_refs[(NS, "old-secret")].add((NS, "alice"))  # this alice's earlier Secret
     await available(world, "alice")
-    assert world.rt.secret_refs[("other-team", "alice")] == {"alice"}
-    assert world.rt.secret_refs[(NS, "alice")] == {"alice"}
+    assert world.rt.secret_refs[("other-team", "alice")] == {("other-team", "alice")}
+    assert world.rt.secret_refs[(NS, "alice")] == {(NS, "alice")}
     assert world.rt.secret_refs[(NS, "old-secret")] == set()

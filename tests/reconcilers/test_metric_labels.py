@@ -25,6 +25,7 @@ def test_the_values_are_the_strings_status_and_dashboards_use() -> None:
         "Walled",
         "AuthFailed",
         "Paused",
+        "Duplicate",
         "Unknown",
     ]
     assert [p.value for p in SessionPhase] == [

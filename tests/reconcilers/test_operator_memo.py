@@ -58,20 +58,27 @@ def test_the_secret_filter_reads_the_runtime_from_the_memo(world: World) -> None
     assert not accounts._referenced(namespace=NS, name="alice", memo=unstarted)
     started = OperatorMemo(Settings(), "id", runtime=world.rt)
     assert not accounts._referenced(namespace=NS, name="alice", memo=started)
-    world.rt.secret_refs[(NS, "alice")].add("alice")
+    world.rt.secret_refs[(NS, "alice")].add((NS, "alice"))
     assert accounts._referenced(namespace=NS, name="alice", memo=started)
 
 
 def test_indexes_are_found_under_their_functions_names() -> None:
     account_index: dict[str, Any] = {}
+    cluster_index: dict[str, Any] = {}
+    namespace_index: dict[str, Any] = {}
     pod_index: dict[str, Any] = {}
     kwargs = {
         accounts.claudeaccounts_index.__name__: account_index,
+        accounts.clusterclaudeaccounts_index.__name__: cluster_index,
+        accounts.namespace_labels_index.__name__: namespace_index,
         sessions.agent_pods_index.__name__: pod_index,
         "memo": None,
     }
     found = kopf_indexes(kwargs)
-    assert found[0] is account_index and found[1] is pod_index
+    assert found.accounts is account_index
+    assert found.cluster_accounts is cluster_index
+    assert found.namespaces is namespace_index
+    assert found.pods is pod_index
 
 
 @pytest.mark.parametrize("module", [main, sessions, accounts, peering, memo])

@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from headroom.contract.termination import Outcome
+from headroom.core.accounts import Account
 from headroom.core.ledger import Ledger
 from headroom.core.outcome import AttemptEnd
 from headroom_dev.sim.model import NAMESPACE, AccountSpec, Scenario, SessionSpec, WindowSpec, clock
@@ -133,7 +134,11 @@ class Sim:
         heapq.heappush(self._timers, (max(when, self.now), next(self._seq), action))
 
     def load(self) -> dict[str, int]:
-        return self.ledger.load(NAMESPACE)
+        return {
+            name: n
+            for name, n in self.ledger.load(Account(NAMESPACE, a) for a in self.accounts).items()
+            if n
+        }
 
     def free_slots(self, account: str) -> int:
         spec = self.accounts[account].spec

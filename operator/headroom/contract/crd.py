@@ -18,6 +18,7 @@ FAILOVER_COOLDOWN: Final = timedelta(minutes=5)  # spec.failover.cooldown: "5m"
 FAILOVER_CONFIRMATIONS: Final = 2  # spec.failover.confirmations
 FAILOVER_MAX_SWAPS: Final = 20  # spec.failover.maxSwaps
 WORKSPACE_SIZE: Final = "1Gi"  # spec.workspace.size
+ACCOUNT_SCOPE: Final = "Namespaced"  # spec.accountScope and spec.fallback.accountScope
 
 # -- ClaudeAccount spec defaults --------------------------------------------------------------
 ACCOUNT_MAX_SESSIONS: Final = 1

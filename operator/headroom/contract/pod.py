@@ -107,6 +107,7 @@ OPERATOR_VOLUME_PREFIX: Final = "headroom-"
 LABEL_MANAGED: Final = "app.kubernetes.io/managed-by"
 LABEL_SESSION_UID: Final = "headroom.dev/session-uid"
 LABEL_ACCOUNT: Final = "headroom.dev/account"
+LABEL_CLUSTER_ACCOUNT: Final = "headroom.dev/cluster-account"  # a ClusterClaudeAccount's name
 LABEL_ATTEMPT: Final = "headroom.dev/attempt"
 ANN_ACCOUNT: Final = "headroom.dev/account"
 ANN_SESSION: Final = "headroom.dev/session"

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from headroom.kube import diffbase
 from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
 from headroom.reconcilers import account as account_reconciler
-from headroom.reconcilers import metrics
+from headroom.reconcilers import cluster_secrets, metrics
 from headroom.reconcilers import session as session_reconciler
 from headroom.reconcilers.runtime import Runtime, Settings
 
@@ -70,6 +71,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=60,
         help="seconds a replica's keep-alive counts; a standby takes over this long after the "
         "active replica's last keep-alive",
+    )
+    p.add_argument(
+        "--cluster-account-namespace",
+        default=os.environ.get("POD_NAMESPACE") or Settings.cluster_account_namespace,
+        help="namespace of the ClusterClaudeAccounts' credential Secrets (default: the "
+        "operator's own, from POD_NAMESPACE, else headroom-system); the operator must watch it",
     )
     p.add_argument("--agent-image", default=PodSettings.default_image, help="default agent image")
     p.add_argument(
@@ -168,6 +175,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             memory_limit=args.agent_memory_limit,
         ),
         drill_duration=parse_duration(args.drill_duration),
+        cluster_account_namespace=args.cluster_account_namespace,
     )
 
 
@@ -190,7 +198,7 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
     configure_kopf(settings, memo)
     rt = Runtime(await Kube.connect(), memo.settings)
     # kopf's index objects are live: empty now, filled by its watches before any handler runs.
-    rt.attach(*kopf_indexes(kwargs))
+    rt.attach(kopf_indexes(kwargs))
     if memo.peering is not None:
         rt.active.clear()  # stand by until the peering record says this replica leads
         memo.tasks.add(asyncio.create_task(_watch_leadership(rt, memo.identity, memo.peering)))
@@ -198,7 +206,12 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
         metrics.operator_active.set(1)
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
-    rt.background_jobs = [_run_wakeups, _flush_accounts, _export_session_phases]
+    rt.background_jobs = [
+        _run_wakeups,
+        _flush_accounts,
+        _export_session_phases,
+        cluster_secrets.watch,
+    ]
     metrics.window_resets.clock = rt.clock
     memo.runtime = rt
     log.info("headroom operator started; it needs no Claude account of its own")

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Self, cast
 
-from headroom.reconcilers.runtime import AccountsIndex, PodsIndex, Runtime, Settings
+from headroom.reconcilers.runtime import (
+    AccountsIndex,
+    Indexes,
+    NamespacesIndex,
+    PodsIndex,
+    Runtime,
+    Settings,
+)
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,13 @@ class OperatorMemo:
         return self.runtime
 
 
-def kopf_indexes(kwargs: Mapping[str, object]) -> tuple[AccountsIndex, PodsIndex]:
-    """The live indexes of accounts and agent pods from a handler's keyword arguments. kopf
-    passes each index under its function's name, which its handler protocols cannot spell
-    out: hence the casts, to the shapes the indexes in controllers/ return."""
-    return (
-        cast(AccountsIndex, kwargs["claudeaccounts_index"]),
-        cast(PodsIndex, kwargs["agent_pods_index"]),
+def kopf_indexes(kwargs: Mapping[str, object]) -> Indexes:
+    """The live indexes of accounts, namespaces and agent pods from a handler's keyword
+    arguments. kopf passes each index under its function's name, which its handler protocols
+    cannot spell out: hence the casts, to the shapes the indexes in controllers/ return."""
+    return Indexes(
+        accounts=cast(AccountsIndex, kwargs["claudeaccounts_index"]),
+        cluster_accounts=cast(AccountsIndex, kwargs["clusterclaudeaccounts_index"]),
+        namespaces=cast(NamespacesIndex, kwargs["namespace_labels_index"]),
+        pods=cast(PodsIndex, kwargs["agent_pods_index"]),
     )

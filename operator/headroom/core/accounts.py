@@ -3,13 +3,23 @@
 The phase is derived, never stored as a source of truth: it follows from `paused`, the
 credentials' health, walls and drills at a given `now`. That is what lets a wall expire by
 itself and an AuthFailed account heal the moment its Secret changes.
+
+Two kinds share this shape: a ClaudeAccount serves sessions of its own namespace, a
+ClusterClaudeAccount (namespace "") serves the namespaces it admits. A session names the
+account it runs on by its *ref*: the bare name for a ClaudeAccount of its namespace,
+`ClusterClaudeAccount/<name>` for a cluster account ("/" never occurs in an object name, so
+the two cannot collide, and kubectl accepts the ref as it is).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
+
+from headroom.core.selectors import matches
 
 
 class AccountPhase(StrEnum):
@@ -17,7 +27,32 @@ class AccountPhase(StrEnum):
     WALLED = "Walled"
     AUTH_FAILED = "AuthFailed"
     PAUSED = "Paused"
+    DUPLICATE = "Duplicate"
     UNKNOWN = "Unknown"
+
+
+CLUSTER_KIND = "ClusterClaudeAccount"
+NAMESPACED_KIND = "ClaudeAccount"
+CLUSTER_REF_PREFIX = CLUSTER_KIND + "/"
+AccountKey = tuple[str, str]  # (namespace, name); namespace "" for a ClusterClaudeAccount
+
+
+def account_ref(namespace: str, name: str) -> str:
+    """How a session's status, its pods and messages name an account (see the module doc)."""
+    return CLUSTER_REF_PREFIX + name if not namespace else name
+
+
+def ref_key(session_namespace: str, ref: str) -> AccountKey:
+    """The account a session's ref names, seen from the session's namespace."""
+    if ref.startswith(CLUSTER_REF_PREFIX):
+        return ("", ref[len(CLUSTER_REF_PREFIX) :])
+    return (session_namespace, ref)
+
+
+def describe(key: AccountKey) -> str:
+    """An account as a sentence names it: `ClaudeAccount team-a/max-1`."""
+    namespace, name = key
+    return f"{CLUSTER_KIND} {name}" if not namespace else f"{NAMESPACED_KIND} {namespace}/{name}"
 
 
 class CredentialType(StrEnum):
@@ -66,6 +101,46 @@ class Account:
     wall_window: str | None = None
     drill_until: datetime | None = None
     windows: tuple[Window, ...] = ()
+    # Another account object holding the same credential, older than this one: using both
+    # would count one subscription twice (maxSessions, walls), so this one is not used.
+    duplicate_of: str | None = None
+    # Cluster accounts only: the namespaces whose sessions may use it.
+    admits: NamespaceAdmission | None = field(default=None, hash=False)
+    created: datetime | None = None  # metadata.creationTimestamp: who came first
+
+    @property
+    def cluster(self) -> bool:
+        return not self.namespace
+
+    @property
+    def key(self) -> AccountKey:
+        return (self.namespace, self.name)
+
+    @property
+    def ref(self) -> str:
+        return account_ref(self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class NamespaceAdmission:
+    """spec.allowedNamespaces of a ClusterClaudeAccount: listed names, or namespaces whose
+    labels match the selector (either admits)."""
+
+    names: frozenset[str] = frozenset()
+    selector: Mapping[str, Any] | None = field(default=None, hash=False)
+
+    def admits(self, namespace: str, labels: Mapping[str, str]) -> bool:
+        if namespace in self.names:
+            return True
+        return self.selector is not None and matches(self.selector, labels)
+
+
+def admitted(account: Account, namespace: str, labels: Mapping[str, str]) -> bool:
+    """Whether a session of `namespace` may run on the account. A ClaudeAccount serves only
+    its own namespace; a ClusterClaudeAccount without allowedNamespaces serves none."""
+    if not account.cluster:
+        return account.namespace == namespace
+    return account.admits is not None and account.admits.admits(namespace, labels)
 
 
 @dataclass(frozen=True)
@@ -73,6 +148,21 @@ class AccountState:
     phase: AccountPhase
     reason: str  # CamelCase, for the Ready condition
     message: str  # a sentence for the person on call
+
+
+def first_holder(account: Account, others: Iterable[Account]) -> Account | None:
+    """The account object that holds `account`'s credential first, when that is another one:
+    the oldest by creation, then the cluster kind, then namespace and name (a total order,
+    so every pass, on any replica, picks the same one). None while the hash is unknown."""
+    if account.credentials_hash is None:
+        return None
+    same = [o for o in others if o.credentials_hash == account.credentials_hash]
+    first = min([account, *same], key=_seniority)
+    return None if first.key == account.key else first
+
+
+def _seniority(account: Account) -> tuple[datetime, str, str]:
+    return (account.created or datetime.max.replace(tzinfo=UTC), account.namespace, account.name)
 
 
 def account_state(account: Account, now: datetime) -> AccountState:
@@ -85,6 +175,13 @@ def account_state(account: Account, now: datetime) -> AccountState:
             AccountPhase.UNKNOWN,
             "CredentialsInvalid",
             account.credentials_problem or "the credentials Secret could not be read",
+        )
+    if account.duplicate_of is not None:
+        return AccountState(
+            AccountPhase.DUPLICATE,
+            "DuplicateCredential",
+            f"holds the same credential as {account.duplicate_of}, which is older: not used, so"
+            " one subscription is never counted as two",
         )
     if account.auth_failed_hash == account.credentials_hash:
         return AccountState(

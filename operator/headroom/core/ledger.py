@@ -7,8 +7,10 @@ critical section as placement, so a burst of sessions cannot overshoot `maxSessi
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
-AccountKey = tuple[str, str]  # (namespace, account name)
+from headroom.core.accounts import Account, AccountKey
+
 SessionKey = tuple[str, str]  # (namespace, session name)
 
 
@@ -34,9 +36,10 @@ class Ledger:
     def active(self, account: AccountKey) -> int:
         return self._count.get(account, 0)
 
-    def load(self, namespace: str) -> dict[str, int]:
-        """Active sessions per account name in one namespace."""
-        return {name: n for (ns, name), n in self._count.items() if ns == namespace}
+    def load(self, accounts: Iterable[Account]) -> dict[str, int]:
+        """Active sessions per account ref, for the accounts one session may use. A cluster
+        account's count spans every namespace that uses it: one account, one count."""
+        return {a.ref: self._count.get(a.key, 0) for a in accounts}
 
     def sessions_on(self, account: AccountKey) -> list[SessionKey]:
         return sorted(s for s, a in self._holder.items() if a == account)

@@ -14,12 +14,19 @@ for this one (docs/simulation.md).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from headroom.core.accounts import Account, AccountPhase, account_state, headroom, unavailable_until
+from headroom.core.accounts import (
+    Account,
+    AccountPhase,
+    account_state,
+    admitted,
+    headroom,
+    unavailable_until,
+)
 from headroom.core.durations import format_time
 from headroom.core.selectors import matches
 
@@ -29,9 +36,23 @@ class AuthPath(StrEnum):
     FALLBACK = "fallback"
 
 
+class AccountScope(StrEnum):
+    """Which kinds of account a selector ranges over (spec.accountScope)."""
+
+    NAMESPACED = "Namespaced"  # the ClaudeAccounts of the session's namespace
+    CLUSTER = "Cluster"  # the ClusterClaudeAccounts that admit the session's namespace
+    ALL = "All"  # both, ranked together
+
+
+def in_scope(account: Account, scope: AccountScope) -> bool:
+    if scope is AccountScope.ALL:
+        return True
+    return account.cluster == (scope is AccountScope.CLUSTER)
+
+
 @dataclass(frozen=True)
 class Placed:
-    account: str
+    account: str  # the account's ref (core.accounts.account_ref)
     auth_path: AuthPath
 
 
@@ -51,42 +72,60 @@ class Request:
     # account of the same pool first, this one only when nothing else in the pool can take it.
     avoid: str | None = None
     prefer: str | None = None  # stay here if it can still take the session (retry in place)
+    scope: AccountScope = AccountScope.NAMESPACED
+    fallback_scope: AccountScope = AccountScope.NAMESPACED
+    # Where the session lives, for the cluster accounts' allowedNamespaces.
+    namespace: str = ""
+    namespace_labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def may_use_cluster_accounts(self) -> bool:
+        fallback = [self.fallback_scope] if self.fallback_selector is not None else []
+        return {self.scope, *fallback} != {AccountScope.NAMESPACED}
+
+    def admits(self, account: Account) -> bool:
+        return not account.cluster or admitted(account, self.namespace, self.namespace_labels)
 
 
 def schedulable(account: Account, load: Mapping[str, int], now: datetime) -> bool:
+    """`load` counts active sessions by account ref."""
     return (
         account_state(account, now).phase is AccountPhase.AVAILABLE
-        and load.get(account.name, 0) < account.max_sessions
+        and load.get(account.ref, 0) < account.max_sessions
     )
 
 
 def _rank(account: Account, load: Mapping[str, int], now: datetime) -> tuple[Any, ...]:
-    sessions = load.get(account.name, 0)
+    sessions = load.get(account.ref, 0)
     share = headroom(account, now) / (sessions + 1)
-    return (-account.priority, -share, sessions, account.name)
+    return (-account.priority, -share, sessions, account.ref)
 
 
 def place(
     accounts: Sequence[Account], load: Mapping[str, int], request: Request, now: datetime
 ) -> Placed | NoHeadroom:
-    """Choose an account for one session. `load` must not count the session itself."""
-    primary = [a for a in accounts if matches(request.selector, a.labels)]
-    primary_names = {a.name for a in primary}
-    fallback = [
-        a
-        for a in accounts
+    """Choose an account for one session. `accounts` are the session namespace's
+    ClaudeAccounts and the ClusterClaudeAccounts; `load` (by ref) must not count the session
+    itself."""
+    primary = _pool(accounts, request.selector, request.scope)
+    primary_refs = {a.ref for a in primary}
+    fallback = (
+        [
+            a
+            for a in _pool(accounts, request.fallback_selector, request.fallback_scope)
+            if a.ref not in primary_refs
+        ]
         if request.fallback_selector is not None
-        and a.name not in primary_names
-        and matches(request.fallback_selector, a.labels)
-    ]
+        else []
+    )
 
     def usable(pool: list[Account]) -> list[Account]:
-        open_ = [a for a in pool if schedulable(a, load, now)]
+        open_ = [a for a in pool if request.admits(a) and schedulable(a, load, now)]
         # Leaving means "elsewhere first", not "never again": a session whose selector matches
         # only the account it left goes back there once that account's wall has reset, instead
         # of waiting for a reset that already happened (found by the simulator and tests/faults).
         # It also keeps a session off the paid fallback while its own pool has room.
-        return [a for a in open_ if a.name != request.avoid] or open_
+        return [a for a in open_ if a.ref != request.avoid] or open_
 
     # Fallback only when no primary account can take the session, and that
     # holds for `prefer` too: a session retrying in place on a fallback account returns to a
@@ -94,26 +133,35 @@ def place(
     for path, pool in ((AuthPath.PRIMARY, primary), (AuthPath.FALLBACK, fallback)):
         candidates = usable(pool)
         if not candidates:
-            if any(_being_checked(a) for a in pool):
+            if any(_being_checked(a) and request.admits(a) for a in pool):
                 # An account of this pool is seconds from usable (created together with the
                 # session): wait for it instead of spending the fallback or a worse pool.
                 break
             continue
-        if request.prefer is not None and any(a.name == request.prefer for a in candidates):
+        if request.prefer is not None and any(a.ref == request.prefer for a in candidates):
             return Placed(request.prefer, path)
         best = min(candidates, key=lambda a: _rank(a, load, now))
-        return Placed(best.name, path)
-    return _no_headroom(primary + fallback, load, now)
+        return Placed(best.ref, path)
+    return _no_headroom(primary + fallback, load, request, now)
 
 
-def _no_headroom(matched: list[Account], load: Mapping[str, int], now: datetime) -> NoHeadroom:
+def _pool(
+    accounts: Sequence[Account], selector: Mapping[str, Any] | None, scope: AccountScope
+) -> list[Account]:
+    return [a for a in accounts if in_scope(a, scope) and matches(selector, a.labels)]
+
+
+def _no_headroom(
+    matched: list[Account], load: Mapping[str, int], request: Request, now: datetime
+) -> NoHeadroom:
     if not matched:
-        return NoHeadroom(None, "no ClaudeAccount matches the session's accountSelector")
-    resets = [t for a in matched if (t := unavailable_until(a, now)) is not None]
+        return NoHeadroom(None, f"no {_kinds(request)} matches the session's accountSelector")
+    admitted_ = [a for a in matched if request.admits(a)]
+    resets = [t for a in admitted_ if (t := unavailable_until(a, now)) is not None]
     earliest = min(resets) if resets else None
-    reasons = [_why_not(a, load, now) for a in sorted(matched, key=lambda a: a.name)]
+    reasons = [_why_not(a, load, request, now) for a in sorted(matched, key=lambda a: a.ref)]
     shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
-    if any(_being_checked(a) for a in matched):
+    if any(_being_checked(a) for a in admitted_):
         head = "waiting for the operator to check an account's credentials"
     elif earliest is not None:
         head = f"no account has headroom until {format_time(earliest)}"
@@ -126,8 +174,22 @@ def _being_checked(account: Account) -> bool:
     return not account.credentials_checked and not account.paused
 
 
-def _why_not(account: Account, load: Mapping[str, int], now: datetime) -> str:
+def _kinds(request: Request) -> str:
+    scopes = {request.scope, request.fallback_scope if request.fallback_selector else request.scope}
+    if scopes == {AccountScope.NAMESPACED}:
+        return "ClaudeAccount"
+    if scopes == {AccountScope.CLUSTER}:
+        return "ClusterClaudeAccount"
+    return "ClaudeAccount or ClusterClaudeAccount"
+
+
+def _why_not(account: Account, load: Mapping[str, int], request: Request, now: datetime) -> str:
+    if not request.admits(account):
+        return (
+            f"{account.ref} does not admit namespace {request.namespace} "
+            "(its spec.allowedNamespaces)"
+        )
     state = account_state(account, now)
     if state.phase is not AccountPhase.AVAILABLE:
-        return f"{account.name} is {state.phase.value} ({state.message})"
-    return f"{account.name} is full ({load.get(account.name, 0)}/{account.max_sessions})"
+        return f"{account.ref} is {state.phase.value} ({state.message})"
+    return f"{account.ref} is full ({load.get(account.ref, 0)}/{account.max_sessions})"

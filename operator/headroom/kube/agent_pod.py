@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headroom.contract import pod as c
-from headroom.core.accounts import CredentialType
+from headroom.core.accounts import CredentialType, ref_key
 from headroom.core.task import Repo, repos_of
 from headroom.kube.manifests import (
     label_value,
@@ -54,7 +54,7 @@ class Attempt:
     """Everything that varies from one agent pod to the next."""
 
     number: int
-    account: str
+    account: str  # the account's ref: a ClaudeAccount's name or ClusterClaudeAccount/<name>
     credential_type: CredentialType
     credential_key: str
     claude_session_id: str
@@ -64,6 +64,9 @@ class Attempt:
     clone_repos: bool = True  # False once an earlier attempt cloned them
     budget_left_usd: float | None = None
     deadline_seconds: int | None = None  # what is left of spec.timeout, as a backstop
+    # The Secret in the session's namespace that holds the credential; "" means the
+    # ClaudeAccount's own runtime Secret.
+    credential_secret: str = ""
 
 
 def agent_pod(session: JSON, attempt: Attempt, settings: PodSettings) -> JSON:
@@ -201,7 +204,7 @@ def _credential_parts(attempt: Attempt, env: list[JSON]) -> tuple[list[JSON], li
     which the runner unlinks and hands to Claude Code on a pipe: no variable of the agent
     container holds it. Every credential variable is set empty, so that an envFrom source
     that happens to hold one cannot make Claude Code log in as someone else."""
-    secret = runtime_secret_name(attempt.account)
+    secret = attempt.credential_secret or runtime_secret_name(attempt.account)
     volumes: list[JSON] = []
     mounts: list[JSON] = []
     if attempt.credential_type is CredentialType.CREDENTIALS_FILE:
@@ -431,9 +434,10 @@ def _pod_metadata(session: JSON, attempt: Attempt, template_meta: JSON) -> JSON:
         c.LABEL_SESSION_UID: meta["uid"],
         c.LABEL_ATTEMPT: str(attempt.number),
     }
-    account_label = label_value(attempt.account)
+    namespace, account = ref_key(meta["namespace"], attempt.account)
+    account_label = label_value(account)
     if account_label:
-        labels[c.LABEL_ACCOUNT] = account_label
+        labels[c.LABEL_ACCOUNT if namespace else c.LABEL_CLUSTER_ACCOUNT] = account_label
     return {
         "name": pod_name(meta["name"], attempt.number),
         "namespace": meta["namespace"],

@@ -107,7 +107,18 @@ def api_path(
     return "/".join(parts)
 
 
+def account_path(namespace: str, name: str, subresource: str | None = None) -> str:
+    """Accounts are keyed (namespace, name) with namespace "" for the cluster-scoped kind."""
+    if not namespace:
+        return api_path(API_VERSION, "clusterclaudeaccounts", None, name, subresource)
+    return api_path(API_VERSION, "claudeaccounts", namespace, name, subresource)
+
+
+Items = list[JSON]  # spelled once here: inside Kube, `list` names its method
 KOPF_API = "kopf.dev/v1"  # kopf's peering objects
+# Objects as metadata only (the API server's PartialObjectMetadata): no Secret data.
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 class Kube:
@@ -160,11 +171,12 @@ class Kube:
         *,
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
+        accept: str = "application/json",
     ) -> JSON | None:
         """One API call. Returns the decoded body, None for 404 on GET/DELETE. Raises
         KubeNotFound (404 of any other verb), KubeConflict (409), KubeUnreachable (no answer)
         or KubeError (any other status)."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         try:
             response = await self._api.call_api(
                 path,
@@ -204,11 +216,11 @@ class Kube:
         await self.request("DELETE", api_path(API_VERSION, "agentsessions", namespace, name))
 
     async def get_account(self, namespace: str, name: str) -> JSON | None:
-        return await self.request("GET", api_path(API_VERSION, "claudeaccounts", namespace, name))
+        """A ClaudeAccount, or with namespace "" a ClusterClaudeAccount."""
+        return await self.request("GET", account_path(namespace, name))
 
     async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
-        path = api_path(API_VERSION, "claudeaccounts", namespace, name, "status")
-        return await self._patch_status(path, patch)
+        return await self._patch_status(account_path(namespace, name, "status"), patch)
 
     async def _patch_status(self, path: str, patch: JSON) -> JSON | None:
         try:
@@ -240,6 +252,50 @@ class Kube:
         path = api_path(CORE_API, plural, namespace)
         found = await self.request("GET", path, query=[("labelSelector", label_selector)])
         return list((found or {}).get("items", []))
+
+    async def list_metadata(self, namespace: str, plural: str) -> tuple[str, Items]:
+        """(resourceVersion, items) of one core kind in one namespace, metadata only: a
+        Secret's data never reaches the operator this way."""
+        found = await self.request(
+            "GET", api_path(CORE_API, plural, namespace), accept=PARTIAL_METADATA_LIST
+        )
+        found = found or {}
+        return (found.get("metadata") or {}).get("resourceVersion", ""), found.get("items", [])
+
+    async def watch_metadata(
+        self, namespace: str, plural: str, version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[JSON]:
+        """Watch events ({"type", "object"}) after `version`, metadata only, until the server
+        ends the watch (after `timeout_seconds`). An ERROR event (410 Gone: the version is too
+        old) is yielded like any other: the caller lists again."""
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", version),
+            ("timeoutSeconds", str(timeout_seconds)),
+            ("allowWatchBookmarks", "true"),
+        ]
+        try:
+            response = await self._api.call_api(
+                api_path(CORE_API, plural, namespace),
+                "GET",
+                query_params=query,
+                header_params={"Accept": PARTIAL_METADATA},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise KubeUnreachable(f"the API server could not be reached: {exc!r}"[:300]) from exc
+        try:
+            if response.status != 200:
+                raise error_of(response.status, await response.read())
+            async for line in response.content:
+                if line.strip():
+                    event: JSON = json.loads(line)
+                    yield event
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise KubeUnreachable(f"the watch broke off: {exc!r}"[:300]) from exc
+        finally:
+            response.release()
 
     async def create(self, namespace: str, plural: str, manifest: JSON) -> bool:
         """Create; False if it already exists (creation is idempotent by name)."""

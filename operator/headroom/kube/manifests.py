@@ -22,6 +22,11 @@ def runtime_secret_name(account: str) -> str:
     return bounded_name("headroom-account-" + account, 253)
 
 
+def session_credential_name(session: str) -> str:
+    """The Secret holding a cluster account's credential for one session's pods."""
+    return bounded_name("headroom-credential-" + session, 253)
+
+
 def workspace_claim_name(session: str) -> str:
     return bounded_name(session + "-workspace", 253)
 
@@ -72,6 +77,25 @@ def runtime_secret(account: JSON, key: str, value: bytes | str) -> JSON:
             "ownerReferences": [owner_reference(account)],
         },
         "data": {key: value if isinstance(value, str) else value.decode()},
+    }
+
+
+def session_credential(session: JSON, account_ref: str, key: str, value_b64: str) -> JSON:
+    """A cluster account's credential copied into the session's namespace (a pod mounts
+    Secrets of its own namespace only): one key, owned by the session, so it goes with it."""
+    meta = session["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": session_credential_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": {LABEL_MANAGED: MANAGER, LABEL_SESSION_UID: meta["uid"]},
+            "annotations": {ANN_ACCOUNT: account_ref},
+            "ownerReferences": [owner_reference(session)],
+        },
+        "data": {key: value_b64},
     }
 
 

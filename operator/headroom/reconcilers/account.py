@@ -1,5 +1,9 @@
-"""ClaudeAccount reconciliation: credentials, the runtime Secret, derived phase, conditions,
-drills and wall expiry."""
+"""ClaudeAccount and ClusterClaudeAccount reconciliation: credentials, the runtime Secret,
+duplicate credentials, derived phase, conditions, drills and wall expiry.
+
+A cluster account (namespace "") reads its Secret from the operator's own namespace and has
+no runtime Secret of its own: each session placed on it gets one in its namespace
+(reconcilers/credentials.py), since a pod can only mount Secrets of its own namespace."""
 
 from __future__ import annotations
 
@@ -15,9 +19,13 @@ from headroom.contract.crd import DRILL_VALUE_CHARS
 from headroom.contract.scrub import snippet
 from headroom.core.accounts import (
     DEFAULT_KEY,
+    Account,
+    AccountKey,
     AccountPhase,
     CredentialType,
     account_state,
+    describe,
+    first_holder,
     unavailable_until,
 )
 from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
@@ -27,7 +35,7 @@ from headroom.kube.client import KubeError
 from headroom.reconcilers import metrics
 from headroom.reconcilers.conditions import same_conditions, set_conditions
 from headroom.reconcilers.roster import account_from_body, merge
-from headroom.reconcilers.runtime import Drill, Runtime, retry_delay
+from headroom.reconcilers.runtime import ClusterCredential, Drill, Runtime, retry_delay
 
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
@@ -92,33 +100,20 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     now = rt.clock()
     meta, spec = body["metadata"], body.get("spec") or {}
     status: JSON = dict(body.get("status") or {})
-    ns, name = meta["namespace"], meta["name"]
+    ns, name = meta.get("namespace") or "", meta["name"]
     key = (ns, name)
     rt.account_uids[key] = meta.get("uid", "")
+    secret_ns = ns or rt.settings.cluster_account_namespace
     secret_name = ((spec.get("credentials") or {}).get("secretRef") or {}).get("name", "")
-    # The account may have moved to another Secret; only its own namespace's entries can
-    # name it (a same-named account of another namespace keeps its own).
-    for (ref_ns, _), refs in rt.secret_refs.items():
-        if ref_ns == ns:
-            refs.discard(name)
-    rt.secret_refs[(ns, secret_name)].add(name)
+    # The account may have moved to another Secret; forget it under the old one (accounts
+    # of the same name in other namespaces, or of the other kind, keep their own entries).
+    for refs in rt.secret_refs.values():
+        refs.discard(key)
+    rt.secret_refs[(secret_ns, secret_name)].add(key)
 
-    secret = await rt.kube.get(ns, "secrets", secret_name) if secret_name else None
-    value, data_key, creds_reason, creds_message = credentials_of(spec, secret, ns)
-    patch: JSON = {}
-    runtime_name = manifests.runtime_secret_name(name)
-    if value is not None:
-        digest = credentials_hash(value)
-        if (
-            status.get("credentialsHash") != digest
-            or status.get("runtimeSecretName") != runtime_name
-        ):
-            await rt.kube.replace_or_create(
-                ns, "secrets", manifests.runtime_secret(body, data_key, value)
-            )
-            patch.update(credentialsHash=digest, runtimeSecretName=runtime_name)
-    elif status.get("credentialsHash") is not None:
-        patch["credentialsHash"] = None
+    secret = await rt.kube.get(secret_ns, "secrets", secret_name) if secret_name else None
+    value, data_key, creds_reason, creds_message = credentials_of(spec, secret, secret_ns)
+    patch = await _credential_patch(rt, body, status, value, data_key)
 
     patch.update(_drill(rt, body, status, now))
     signals = rt.roster.signals(ns, name)
@@ -135,6 +130,8 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     account = merge(account_from_body({**body, "status": merged_status}), signals)
     if value is None:
         account = replace(account, credentials_hash=None, credentials_problem=creds_message)
+    patch.update(_duplicate_patch(rt, account, status))
+    account = replace(account, duplicate_of=patch.get("duplicateOf", account.duplicate_of))
     state = account_state(account, now)
     active = rt.ledger.active(key)
     auth_failed = state.phase is AccountPhase.AUTH_FAILED
@@ -148,6 +145,14 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
                 value is not None and not auth_failed,
                 "AuthenticationFailed" if auth_failed else creds_reason,
                 state.message if auth_failed else creds_message,
+            ),
+            (
+                "DuplicateCredential",
+                account.duplicate_of is not None,
+                "DuplicateCredential" if account.duplicate_of else "Unique",
+                state.message
+                if account.duplicate_of
+                else "no older account object holds the same credential",
             ),
             (
                 "Walled",
@@ -192,13 +197,63 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
 
 
+async def _credential_patch(
+    rt: Runtime, body: JSON, status: JSON, value: str | None, data_key: str
+) -> JSON:
+    """Record the credential's hash; a ClaudeAccount also gets its runtime Secret, a cluster
+    account keeps the value for the per-session Secrets its sessions need."""
+    ns, name = body["metadata"].get("namespace") or "", body["metadata"]["name"]
+    if value is None:
+        if not ns:
+            rt.cluster_credentials.pop(name, None)
+        return {"credentialsHash": None} if status.get("credentialsHash") is not None else {}
+    digest = credentials_hash(value)
+    if not ns:
+        rt.cluster_credentials[name] = ClusterCredential(digest, data_key, value)
+        return {"credentialsHash": digest} if status.get("credentialsHash") != digest else {}
+    runtime_name = manifests.runtime_secret_name(name)
+    if status.get("credentialsHash") == digest and status.get("runtimeSecretName") == runtime_name:
+        return {}
+    await rt.kube.replace_or_create(ns, "secrets", manifests.runtime_secret(body, data_key, value))
+    return {"credentialsHash": digest, "runtimeSecretName": runtime_name}
+
+
+def _duplicate_patch(rt: Runtime, account: Account, status: JSON) -> JSON:
+    """duplicateOf names the older account object that holds the same credential."""
+    first = first_holder(account, (a for a in rt.roster.every() if a.key != account.key))
+    wanted = describe(first.key) if first is not None else None
+    return {"duplicateOf": wanted} if status.get("duplicateOf") != wanted else {}
+
+
+def stale_duplicates(rt: Runtime, changed: AccountKey) -> list[AccountKey]:
+    """After a watch event of account `changed` (its credential may be new, gone or moved):
+    the accounts sharing its credential, or named as its duplicates, whose duplicateOf the
+    roster as it stands now contradicts. Those need a pass; the rest are right already."""
+    everyone = rt.roster.every()
+    subject = next((a for a in everyone if a.key == changed), None)
+    digest = subject.credentials_hash if subject is not None else None
+    named = describe(changed)
+    group = [
+        a
+        for a in everyone
+        if a.key != changed
+        and ((digest is not None and a.credentials_hash == digest) or a.duplicate_of == named)
+    ]
+    stale = []
+    for account in group:
+        first = first_holder(account, (a for a in everyone if a.key != account.key))
+        if account.duplicate_of != (describe(first.key) if first is not None else None):
+            stale.append(account.key)
+    return stale
+
+
 def _announce(
     rt: Runtime, body: JSON, previous: str | None, phase: AccountPhase, message: str
 ) -> None:
     if previous is None and phase is AccountPhase.AVAILABLE:
         rt.event(body, phase, "credentials verified; ready for sessions")
         return
-    warning = phase in {AccountPhase.AUTH_FAILED, AccountPhase.UNKNOWN}
+    warning = phase in {AccountPhase.AUTH_FAILED, AccountPhase.UNKNOWN, AccountPhase.DUPLICATE}
     rt.event(body, phase, f"{previous or 'new'} -> {phase}: {message}", warning=warning)
 
 

@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from headroom.contract.scrub import snippet
-from headroom.core.accounts import Account
+from headroom.core.accounts import (
+    CLUSTER_KIND,
+    NAMESPACED_KIND,
+    Account,
+    AccountKey,
+    describe,
+)
 from headroom.core.durations import format_time
 from headroom.core.outcome import AttemptEnd
 from headroom.core.session import AccountEffect, BlockAccount, NoteSuspicion, WallAccount
@@ -25,11 +31,14 @@ JSON = dict[str, Any]
 
 
 def account_ref(account: Account, uid: str | None = None) -> JSON:
-    """Enough of a ClaudeAccount body for kopf to post an Event about it."""
+    """Enough of an account's body for kopf to post an Event about it."""
+    meta: JSON = {"name": account.name, "uid": uid or ""}
+    if not account.cluster:
+        meta["namespace"] = account.namespace
     return {
         "apiVersion": "headroom.dev/v1alpha1",
-        "kind": "ClaudeAccount",
-        "metadata": {"namespace": account.namespace, "name": account.name, "uid": uid or ""},
+        "kind": CLUSTER_KIND if account.cluster else NAMESPACED_KIND,
+        "metadata": meta,
     }
 
 
@@ -89,10 +98,9 @@ async def apply(
         )
     patch["lastSignal"] = signal
     log.info(
-        "signal %s on %s/%s from session %s window=%s evidence=%r",
+        "signal %s on %s from session %s window=%s evidence=%r",
         signal.get("type"),
-        account.namespace,
-        account.name,
+        describe(account.key),
         session,
         signal.get("window"),
         signal["evidence"],
@@ -107,10 +115,10 @@ async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: da
     )
 
 
-def drill_progress(rt: Runtime, namespace: str, account: str, now: datetime) -> None:
+def drill_progress(rt: Runtime, account: AccountKey, now: datetime) -> None:
     """A session left a drilled account: count it; the account reconciler records the rest."""
-    drill = rt.drills.get((namespace, account))
+    drill = rt.drills.get(account)
     if drill is not None:
         drill.moved += 1
         drill.last_move = now
-        rt.mark_account_dirty(namespace, account)
+        rt.mark_account_dirty(*account)

@@ -1,5 +1,6 @@
-"""The roster: every ClaudeAccount, read through one index, so that placement, the reconcilers
-and the metrics never disagree about which accounts exist or what they say.
+"""The roster: every ClaudeAccount and ClusterClaudeAccount, read through kopf's indexes (one
+per kind), so that placement, the reconcilers and the metrics never disagree about which
+accounts exist or what they say. Cluster accounts sit under namespace "".
 
 kopf keeps the index current from its watch. Signals this operator has just acted on (a wall,
 a 401, a drill) are kept in an overlay until the account's status catches up, so placement
@@ -14,7 +15,13 @@ from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
 from headroom.contract import crd
-from headroom.core.accounts import DEFAULT_KEY, Account, CredentialType
+from headroom.core.accounts import (
+    DEFAULT_KEY,
+    Account,
+    CredentialType,
+    NamespaceAdmission,
+    ref_key,
+)
 from headroom.core.durations import parse_time
 from headroom.core.windows import window_from_status
 
@@ -37,14 +44,15 @@ class SignalChanges(TypedDict, total=False):
 
 
 def account_from_body(body: Mapping[str, Any]) -> Account:
-    """An Account from a ClaudeAccount object (spec and the status the operator wrote)."""
+    """An Account from a ClaudeAccount or ClusterClaudeAccount object (spec and the status the
+    operator wrote)."""
     meta, spec = body["metadata"], body.get("spec") or {}
     status = body.get("status") or {}
     creds = spec.get("credentials") or {}
     drill = status.get("drill") or {}
     kind = CredentialType(creds.get("type", "OAuthToken"))
     return Account(
-        namespace=meta["namespace"],
+        namespace=meta.get("namespace") or "",
         name=meta["name"],
         labels=dict(meta.get("labels") or {}),
         credential_type=kind,
@@ -61,6 +69,18 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         wall_window=(status.get("lastSignal") or {}).get("window"),
         drill_until=parse_time(drill.get("until")),
         windows=tuple(window_from_status(w) for w in status.get("windows") or [] if "name" in w),
+        duplicate_of=status.get("duplicateOf") or None,
+        admits=_admission(spec) if not meta.get("namespace") else None,
+        created=parse_time(meta.get("creationTimestamp")),
+    )
+
+
+def _admission(spec: Mapping[str, Any]) -> NamespaceAdmission:
+    allowed = spec.get("allowedNamespaces") or {}
+    selector = allowed.get("selector")
+    return NamespaceAdmission(
+        names=frozenset(allowed.get("names") or ()),
+        selector=dict(selector) if selector is not None else None,
     )
 
 
@@ -104,26 +124,47 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
 class Roster:
     def __init__(self) -> None:
         self._index: Mapping[str, Iterable[Account]] | None = None
+        self._cluster: Mapping[str, Iterable[Account]] = {}
         self._signals: dict[tuple[str, str], Signals] = {}
 
-    def attach(self, index: Mapping[str, Iterable[Account]]) -> None:
-        """Called with kopf's live index (namespace -> accounts) the first time a handler runs."""
+    def attach(
+        self,
+        index: Mapping[str, Iterable[Account]],
+        cluster: Mapping[str, Iterable[Account]] | None = None,
+    ) -> None:
+        """Called with kopf's live indexes (namespace -> accounts; "" -> cluster accounts) the
+        first time a handler runs."""
         self._index = index
+        self._cluster = cluster if cluster is not None else {}
 
     @property
     def attached(self) -> bool:
         return self._index is not None
 
     def accounts(self, namespace: str) -> list[Account]:
-        if self._index is None or namespace not in self._index:
+        """The ClaudeAccounts of one namespace, or with "" the ClusterClaudeAccounts."""
+        index = self._cluster if not namespace else self._index
+        if index is None or namespace not in index:
             return []
-        return [merge(a, self._signals.get((namespace, a.name))) for a in self._index[namespace]]
+        return [merge(a, self._signals.get((namespace, a.name))) for a in index[namespace]]
+
+    def for_sessions_of(self, namespace: str) -> list[Account]:
+        """Every account a session of `namespace` could be placed on, before its selector,
+        scope and the cluster accounts' allowedNamespaces are applied."""
+        return self.accounts(namespace) + self.accounts("")
+
+    def every(self) -> list[Account]:
+        namespaces = [ns for ns in self._index or {} if ns]
+        return [a for ns in namespaces for a in self.accounts(ns)] + self.accounts("")
 
     def get(self, namespace: str, name: str) -> Account | None:
         for account in self.accounts(namespace):
             if account.name == name:
                 return account
         return None
+
+    def by_ref(self, session_namespace: str, ref: str) -> Account | None:
+        return self.get(*ref_key(session_namespace, ref))
 
     def note(self, namespace: str, name: str, **changes: Unpack[SignalChanges]) -> None:
         current = self._signals.get((namespace, name), Signals())

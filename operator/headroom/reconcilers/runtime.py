@@ -13,7 +13,7 @@ from typing import Any, cast
 import kopf
 
 from headroom.contract.scrub import scrub
-from headroom.core.accounts import Account
+from headroom.core.accounts import Account, AccountKey, ref_key
 from headroom.core.ledger import Ledger
 from headroom.core.session import RetryPolicy
 from headroom.kube.agent_pod import PodSettings
@@ -46,6 +46,18 @@ class Settings:
     drill_duration: timedelta = timedelta(minutes=2)
     # Debounce for account status writes that only move counters (activeSessions).
     account_status_delay: float = 1.0
+    # Where the credential Secrets of ClusterClaudeAccounts live (the operator's namespace).
+    cluster_account_namespace: str = "headroom-system"
+
+
+@dataclass(frozen=True)
+class ClusterCredential:
+    """A cluster account's credential as last read from its Secret: what the per-session
+    runtime Secrets in the sessions' namespaces are written from. Never logged."""
+
+    digest: str
+    key: str
+    value_b64: str = field(repr=False)
 
 
 @dataclass
@@ -71,6 +83,17 @@ class LivePod:
 # kopf's live indexes (kopf.Index is a Mapping of key -> kopf.Store, a Collection).
 AccountsIndex = Mapping[str, Iterable[Account]]
 PodsIndex = Mapping[tuple[str, str], Iterable[LivePod]]
+NamespacesIndex = Mapping[str, Iterable[Mapping[str, str]]]
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """kopf's live indexes, as the runtime reads them."""
+
+    accounts: AccountsIndex
+    cluster_accounts: AccountsIndex
+    namespaces: NamespacesIndex
+    pods: PodsIndex
 
 
 class Runtime:
@@ -90,6 +113,7 @@ class Runtime:
         self.ledger = Ledger()
         self.wakeups = Wakeups(self._wake, clock)
         self._pods_index: PodsIndex | None = None
+        self._namespaces_index: NamespacesIndex | None = None
         self._ledger_seeded = False
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self.placement_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -99,8 +123,11 @@ class Runtime:
         self.reconcile_account: Reconcile | None = None
         self.dirty_accounts: set[tuple[str, str]] = set()
         # (namespace, secret name) -> accounts that read it, to react to Secret changes
-        self.secret_refs: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self.secret_refs: defaultdict[tuple[str, str], set[AccountKey]] = defaultdict(set)
         self.account_uids: dict[tuple[str, str], str] = {}
+        self.cluster_credentials: dict[str, ClusterCredential] = {}
+        # (namespace, session) -> (account ref, credential digest) of its staged copy
+        self.staged_credentials: dict[tuple[str, str], tuple[str, str]] = {}
         # drills under way, by (namespace, account)
         self.drills: dict[tuple[str, str], Drill] = {}
         self.session_phases: dict[tuple[str, str], str] = {}
@@ -135,11 +162,18 @@ class Runtime:
 
     # --- indexes handed over by kopf ---------------------------------------------------
 
-    def attach(self, accounts: AccountsIndex, pods: PodsIndex) -> None:
+    def attach(self, indexes: Indexes) -> None:
         if not self.roster.attached:
-            self.roster.attach(accounts)
+            self.roster.attach(indexes.accounts, indexes.cluster_accounts)
         if self._pods_index is None:
-            self._pods_index = pods
+            self._pods_index = indexes.pods
+        if self._namespaces_index is None:
+            self._namespaces_index = indexes.namespaces
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        """A namespace's labels as the watch last delivered them (empty if not seen)."""
+        found = (self._namespaces_index or {}).get(namespace) or ()
+        return next(iter(found), {})
 
     def seed_ledger(self) -> None:
         """Rebuild who holds which account from live pods: after a restart the ledger is
@@ -149,7 +183,7 @@ class Runtime:
         for (namespace, session), pods in self._pods_index.items():
             newest = max(pods, key=lambda p: p.attempt, default=None)
             if newest is not None:
-                self.ledger.assign((namespace, session), (namespace, newest.account))
+                self.ledger.assign((namespace, session), ref_key(namespace, newest.account))
         self._ledger_seeded = True
 
     def live_pods(self, namespace: str, session: str) -> list[LivePod]:
@@ -176,20 +210,33 @@ class Runtime:
             await self.reconcile_account(self, namespace, name)
 
     def wake_waiting(self, namespace: str, slots: int | None = None) -> None:
-        """Capacity appeared in `namespace`: wake the longest-waiting sessions, as many as
-        there are free slots (not the whole queue: no thundering herd)."""
-        queue = self.waiting.get(namespace)
+        """Capacity appeared in `namespace` ("": on a cluster account, for any namespace):
+        wake the longest-waiting sessions, as many as there are free slots (not the whole
+        queue: no thundering herd)."""
+        queue = [
+            (since, ns, name)
+            for ns, waiting in self.waiting.items()
+            if ns == namespace or not namespace
+            for name, since in waiting.items()
+        ]
         if not queue:
             return
         if slots is None:
-            load = self.ledger.load(namespace)
-            slots = sum(
-                max(0, a.max_sessions - load.get(a.name, 0))
-                for a in self.roster.accounts(namespace)
-            )
+            accounts = self.roster.for_sessions_of(namespace) if namespace else []
+            accounts = accounts or self.roster.accounts("")
+            load = self.ledger.load(accounts)
+            slots = sum(max(0, a.max_sessions - load[a.ref]) for a in accounts)
         now = self.clock()
-        for name, _since in sorted(queue.items(), key=lambda kv: kv[1])[: max(slots, 0)]:
-            self.wakeups.at(("session", namespace, name), now)
+        for _since, ns, name in sorted(queue)[: max(slots, 0)]:
+            self.wakeups.at(("session", ns, name), now)
+
+    def placement_lock(self, namespace: str, cluster: bool) -> PlacementLock:
+        """The critical section of one placement. A namespace's lock covers its ClaudeAccounts;
+        a session that may use cluster accounts also takes the one cluster-wide lock (always
+        after its namespace's, so two placements never wait on each other in a circle)."""
+        return PlacementLock(
+            [self.placement_locks[namespace], *([self.placement_locks[""]] if cluster else [])]
+        )
 
     def mark_account_dirty(self, namespace: str, name: str) -> None:
         self.dirty_accounts.add((namespace, name))
@@ -211,6 +258,28 @@ class Runtime:
             text,
             extra={"reason": reason, "object": meta.get("name"), "kind": body.get("kind")},
         )
+
+
+class PlacementLock:
+    """Several asyncio locks taken in the given order and released in reverse."""
+
+    def __init__(self, locks: list[asyncio.Lock]) -> None:
+        self._locks = locks
+
+    async def __aenter__(self) -> None:
+        taken: list[asyncio.Lock] = []
+        try:
+            for lock in self._locks:
+                await lock.acquire()
+                taken.append(lock)
+        except BaseException:  # cancelled while waiting: give back what was taken
+            for lock in reversed(taken):
+                lock.release()
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        for lock in reversed(self._locks):
+            lock.release()
 
 
 def retry_delay(rt: Runtime, exc: KubeError) -> timedelta:

@@ -19,7 +19,7 @@ from headroom.contract import pod as contract
 from headroom.contract.scrub import scrub, snippet
 from headroom.core import running, task
 from headroom.core import session as machine
-from headroom.core.accounts import Account
+from headroom.core.accounts import Account, ref_key
 from headroom.core.durations import format_time, parse_time
 from headroom.core.outcome import (
     AttemptEnd,
@@ -28,12 +28,12 @@ from headroom.core.outcome import (
     classify_clone,
     classify_staging,
 )
-from headroom.core.placement import NoHeadroom, Placed, place
+from headroom.core.placement import AccountScope, NoHeadroom, Placed, Request, place
 from headroom.core.reasons import EvictionReason, FinishReason
 from headroom.core.session import SessionPhase
 from headroom.kube import agent_pod, manifests
 from headroom.kube.client import KubeError
-from headroom.reconcilers import effects, metrics, pod_state, session_status
+from headroom.reconcilers import credentials, effects, metrics, pod_state, session_status
 from headroom.reconcilers.conditions import set_conditions
 from headroom.reconcilers.runtime import Runtime, retry_delay
 
@@ -271,7 +271,7 @@ class Pass:
             return None
         pod = max(newer, key=lambda p: p.attempt)
         log.info("adopting pod %s/%s created before a restart", self.ns, pod.name)
-        self.rt.ledger.assign(self.key, (self.ns, pod.account))
+        self.rt.ledger.assign(self.key, ref_key(self.ns, pod.account))
         self._record_start(
             pod.account, pod.name, pod.attempt, self.status.get("authPath", "primary")
         )
@@ -279,7 +279,7 @@ class Pass:
 
     async def _while_running(self, pod: JSON) -> bool:
         account_name = self.status.get("account") or ""
-        self.rt.ledger.assign(self.key, (self.ns, account_name))
+        self.rt.ledger.assign(self.key, ref_key(self.ns, account_name))
         if self._phase() is not SessionPhase.RUNNING:
             self.set(phase=SessionPhase.RUNNING, waitingUntil=None, retryAt=None)
         problem = pod_state.start_problem(pod)
@@ -291,7 +291,7 @@ class Pass:
             self.limits,
             session_status.totals_of(self.status),
             pod_state.started_at(pod) or parse_time((pod.get("status") or {}).get("startTime")),
-            self.rt.roster.get(self.ns, account_name),
+            self.rt.roster.by_ref(self.ns, account_name),
             stopping=bool((pod.get("metadata") or {}).get("deletionTimestamp")),
             now=self.now,
         )
@@ -335,14 +335,16 @@ class Pass:
             task.over_limits(self.limits, totals),
             self.now,
         )
-        account = self.rt.roster.get(self.ns, progress.account or "")
+        account = self.rt.roster.by_ref(self.ns, progress.account or "")
         if decision.effect is not None and account is not None:
-            await effects.apply(self.rt, account, decision.effect, self.name, end, self.now)
+            # A cluster account's signal may come from any namespace: say which.
+            who = f"{self.ns}/{self.name}" if account.cluster else self.name
+            await effects.apply(self.rt, account, decision.effect, who, end, self.now)
         elif account is not None and end.utilization:
             await effects.record_windows(self.rt, account, end, self.now)
         # The attempt is over: its slot is free until the next placement.
         self.rt.ledger.assign(self.key, None)
-        self.rt.mark_account_dirty(self.ns, progress.account or "")
+        self.rt.mark_account_dirty(*ref_key(self.ns, progress.account or ""))
         p = decision.progress
         self.set(
             lastOutcome=session_status.last_outcome(end, eviction, pod_name, self.now),
@@ -385,10 +387,12 @@ class Pass:
             self.set(result=session_status.failed_result(reason, message, totals))
         self.condition("Completed", True, reason, message)
         self.condition("Ready", ok, reason, message)
+        held = self.rt.ledger.holder(self.key)
         self.rt.ledger.assign(self.key, None)
         self.rt.waiting[self.ns].pop(self.name, None)
         self.rt.event(self.body, reason, message, warning=not ok)
-        self.rt.wake_waiting(self.ns)
+        self.rt.wake_waiting(held[0] if held is not None else self.ns)
+        await credentials.remove(self.rt, self.body, self.status)
         if self.limits.ttl is not None:
             self.rt.wakeups.at(("session", self.ns, self.name), self.now + self.limits.ttl)
 
@@ -406,6 +410,21 @@ class Pass:
                 "Scheduled", False, "BackingOff", f"next attempt at {format_time(retry_at)}"
             )
             return
+        request = self._request()
+        async with self.rt.placement_lock(self.ns, request.may_use_cluster_accounts):
+            self.rt.seed_ledger()
+            self.rt.ledger.assign(self.key, None)
+            accounts = self.rt.roster.for_sessions_of(self.ns)
+            choice = place(accounts, self.rt.ledger.load(accounts), request, self.now)
+            if isinstance(choice, Placed):
+                self.rt.ledger.assign(self.key, ref_key(self.ns, choice.account))
+        if isinstance(choice, NoHeadroom):
+            await self._wait(choice)
+            return
+        account = next(a for a in accounts if a.ref == choice.account)
+        await self._create_pod(account, choice)
+
+    def _request(self) -> Request:
         fallback = self.spec.get("fallback")
         request = machine.next_request(
             self.spec.get("accountSelector"),
@@ -413,18 +432,13 @@ class Pass:
             self.status.get("account"),
             machine.PendingMove.from_status(self.status.get("pendingMove")),
         )
-        async with self.rt.placement_locks[self.ns]:
-            self.rt.seed_ledger()
-            self.rt.ledger.assign(self.key, None)
-            accounts = self.rt.roster.accounts(self.ns)
-            choice = place(accounts, self.rt.ledger.load(self.ns), request, self.now)
-            if isinstance(choice, Placed):
-                self.rt.ledger.assign(self.key, (self.ns, choice.account))
-        if isinstance(choice, NoHeadroom):
-            await self._wait(choice)
-            return
-        account = next(a for a in accounts if a.name == choice.account)
-        await self._create_pod(account, choice)
+        return replace(
+            request,
+            scope=AccountScope(self.spec.get("accountScope", crd.ACCOUNT_SCOPE)),
+            fallback_scope=AccountScope((fallback or {}).get("accountScope", crd.ACCOUNT_SCOPE)),
+            namespace=self.ns,
+            namespace_labels=self.rt.namespace_labels(self.ns),
+        )
 
     async def _wait(self, choice: NoHeadroom) -> None:
         was_waiting = self._phase() is SessionPhase.WAITING
@@ -464,7 +478,8 @@ class Pass:
         claim = self.status.get("workspaceClaim") or manifests.workspace_claim_name(self.name)
         plan = agent_pod.Attempt(
             number=attempt,
-            account=account.name,
+            account=account.ref,
+            credential_secret=credentials.secret_for(self.name, account),
             credential_type=account.credential_type,
             credential_key=account.credential_key,
             claude_session_id=self.status["claudeSessionId"],
@@ -494,6 +509,8 @@ class Pass:
                 workspace.get("storageClassName"),
             )
             await self.rt.kube.create(self.ns, "persistentvolumeclaims", manifest)
+        if account.cluster and not await self._stage_credential(account):
+            return
         pod = agent_pod.agent_pod(self.body, plan, self.rt.settings.pods)
         name = pod["metadata"]["name"]
         try:
@@ -514,13 +531,13 @@ class Pass:
             # the longest backoff when the server refuses the pod as it is (retry_delay).
             await self.flush()
             raise
-        account_name, auth_path = account.name, choice.auth_path.value
+        account_name, auth_path = account.ref, choice.auth_path.value
         if not created:  # made by a pass that crashed before recording it: adopt as is
             existing = await self.rt.kube.get(self.ns, "pods", name) or {}
             ann = (existing.get("metadata") or {}).get("annotations") or {}
             account_name = ann.get(contract.ANN_ACCOUNT, account_name)
             auth_path = ann.get(contract.ANN_AUTH_PATH, auth_path)
-            self.rt.ledger.assign(self.key, (self.ns, account_name))
+            self.rt.ledger.assign(self.key, ref_key(self.ns, account_name))
         self._record_start(account_name, name, attempt, auth_path)
         self.set(workspaceClaim=claim)
         if left is not None:
@@ -528,6 +545,19 @@ class Pass:
             self.rt.wakeups.at(("session", self.ns, self.name), self.now + timedelta(seconds=left))
         # Previous attempts' pods are finished; keep only the current one.
         self.superseded_pod = self.status.get("previousPod")
+
+    async def _stage_credential(self, account: Account) -> bool:
+        try:
+            await credentials.stage(self.rt, self.body, account)
+        except credentials.CredentialUnavailable as exc:
+            self.rt.ledger.assign(self.key, None)
+            self.set(phase=SessionPhase.PENDING)
+            message = f"the credential of {account.ref} cannot be read: {exc}"
+            self.condition("Scheduled", False, "CredentialUnavailable", message)
+            retry = self.now + self.rt.settings.retry.base_backoff
+            self.rt.wakeups.at(("session", self.ns, self.name), retry)
+            return False
+        return True
 
     def _record_start(self, account_name: str, pod_name: str, attempt: int, auth_path: str) -> None:
         progress = session_status.progress_of(self.status)
@@ -568,7 +598,7 @@ class Pass:
                 f"moved from {progress.account} to {account_name} ({reason}); "
                 f"attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
             )
-            effects.drill_progress(self.rt, self.ns, progress.account or "", self.now)
+            effects.drill_progress(self.rt, ref_key(self.ns, progress.account or ""), self.now)
         else:
             verb = "resumes" if progress.transcript else "starts"
             self.rt.event(
@@ -581,7 +611,7 @@ class Pass:
         waited_since = self.rt.waiting[self.ns].pop(self.name, None)
         if waited_since is not None:
             metrics.waiting_ended((self.now - waited_since).total_seconds())
-        self.rt.mark_account_dirty(self.ns, account_name)
+        self.rt.mark_account_dirty(*ref_key(self.ns, account_name))
         self.condition(
             "Scheduled",
             True,
@@ -620,6 +650,7 @@ def forget(rt: Runtime, namespace: str, name: str) -> None:
     rt.waiting[namespace].pop(name, None)
     rt.wakeups.cancel(("session", namespace, name))
     rt.own_session_writes.pop((namespace, name), None)
+    rt.staged_credentials.pop((namespace, name), None)
     rt.forget_lock("session", namespace, name)  # one lock per live session, not per ever-seen
     if holder is not None:
         rt.mark_account_dirty(*holder)

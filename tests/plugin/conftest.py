@@ -223,6 +223,7 @@ def kube(accounts: list[JSON], sessions: list[JSON], moved_session: JSON) -> Fak
         SESSIONS: {"items": sessions},
         f"{SESSIONS}/fix-flaky-test": moved_session,
         "/api/v1/namespaces/agents/events": {"items": []},
+        "/apis/headroom.dev/v1alpha1/clusterclaudeaccounts": {"items": []},
     }
     for item in [*accounts, *sessions]:
         plural = ACCOUNTS if item["kind"] == "ClaudeAccount" else SESSIONS

@@ -22,21 +22,21 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operator-guide.md"
 USER = "plugin-user"
 
 
-def documented_role() -> dict[str, Any]:
-    """The Role of the operator guide's plugin section, as a reader would copy it."""
+def documented(kind: str, name: str) -> dict[str, Any]:
+    """A Role or ClusterRole of the operator guide's plugin section, as a reader copies it."""
     blocks = re.findall(r"```yaml\n(.*?)```", GUIDE.read_text(), re.DOTALL)
-    [role] = [
+    [found] = [
         doc
         for block in blocks
         for doc in yaml.safe_load_all(block)
-        if doc and doc.get("kind") == "Role" and doc["metadata"]["name"] == "headroom-plugin-user"
+        if doc and doc.get("kind") == kind and doc["metadata"]["name"] == name
     ]
-    return dict(role)
+    return dict(found)
 
 
 def user_kubeconfig(kubectl: Any, admin: Path, namespace: str, out: Path) -> Path:
     """A kubeconfig for a ServiceAccount bound to the documented Role, in `namespace`."""
-    role = documented_role()
+    role = documented("Role", "headroom-plugin-user")
     role["metadata"]["namespace"] = namespace
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(role))
     kubectl("create", "serviceaccount", USER, "-n", namespace)
@@ -85,6 +85,12 @@ def test_a_person_follows_a_wall_a_drill_and_a_pause(
 
     # The context's namespace is the default, as with kubectl.
     status = user("status").stdout
+    # The Role alone does not reach cluster-scoped accounts: said, and the rest still shown.
+    said = " ".join(status.split())
+    assert (
+        "ClusterClaudeAccounts (cluster-wide): not shown GET /apis/headroom.dev/v1alpha1/" in said
+    )
+    assert "403" in said and "cannot list resource" in said, status
     assert max(len(line) for line in status.splitlines()) <= 80, status
     lines = status.splitlines()
     assert lines[0].startswith(f"Namespace {ns}, at ")
@@ -155,3 +161,42 @@ def test_errors_are_one_line_a_person_can_act_on(
         refused.stderr
         == "kubectl headroom drill: --for: '3d' is not a duration like 90s, 5m or 1h30m\n"
     )
+
+
+def test_with_the_documented_cluster_role_status_lists_cluster_accounts(
+    plugin: Plugin, scene: Scene, kubectl: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    ns = scene.ns
+    user = plugin.as_user(user_kubeconfig(kubectl, kubeconfig, ns, tmp_path / "user.yaml"))
+    cluster_role = documented("ClusterRole", "headroom-plugin-user-cluster-accounts")
+    shared = f"shared-{ns[-8:]}"  # cluster-scoped: unique to this test, deleted below
+    account = {
+        "apiVersion": "headroom.dev/v1alpha1",
+        "kind": "ClusterClaudeAccount",
+        "metadata": {"name": shared},
+        "spec": {
+            "credentials": {"secretRef": {"name": f"{shared}-claude"}, "type": "APIKey"},
+            "maxSessions": 3,
+            "allowedNamespaces": {"names": [ns]},
+        },
+    }
+    binding = f"plugin-user-{ns}"
+    try:
+        kubectl("apply", "-f", "-", input=yaml.safe_dump(cluster_role))
+        role_name = cluster_role["metadata"]["name"]
+        kubectl("create", "clusterrolebinding", binding, f"--clusterrole={role_name}",
+                f"--serviceaccount={ns}:{USER}")  # fmt: skip
+        kubectl("create", "-f", "-", input=yaml.safe_dump(account))
+
+        def shown() -> str | None:
+            out = user("status").stdout
+            return None if "not shown" in out else out
+
+        status = wait_for("the binding to take effect", shown)
+        lines = status.splitlines()
+        assert "ClusterClaudeAccounts (cluster-wide): 1, 0 available" in lines, status
+        [row] = [line for line in lines if line.startswith(shared + " ")]
+        assert row.split()[2] == "0/3", row
+    finally:
+        kubectl("delete", "clusterclaudeaccount", shared, "--ignore-not-found", "--wait=false")
+        kubectl("delete", "clusterrolebinding", binding, "--ignore-not-found")

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.plugin.conftest import NOW, NS, account, at
 
-from headroom.plugin.kinds import CLAUDE_ACCOUNT, Kind
+from headroom.plugin.kinds import CLAUDE_ACCOUNT, CLUSTER_CLAUDE_ACCOUNT, Listing
 from headroom.plugin.status_view import render_status
 from headroom.plugin.text import Column, span, table
 from headroom.plugin.why_view import render_why
@@ -48,7 +48,7 @@ def widest(text: str) -> int:
 
 
 def test_status_shows_the_pool_at_a_glance(accounts: list[JSON], sessions: list[JSON]) -> None:
-    text = render_status(NS, [(CLAUDE_ACCOUNT, accounts)], sessions, NOW, width=80)
+    text = render_status(NS, [Listing(CLAUDE_ACCOUNT, tuple(accounts))], sessions, NOW, width=80)
     assert text == STATUS
     assert widest(text) <= 80
 
@@ -56,7 +56,7 @@ def test_status_shows_the_pool_at_a_glance(accounts: list[JSON], sessions: list[
 def test_a_wider_terminal_keeps_long_names_whole(
     accounts: list[JSON], sessions: list[JSON]
 ) -> None:
-    text = render_status(NS, [(CLAUDE_ACCOUNT, accounts)], sessions, NOW, width=120)
+    text = render_status(NS, [Listing(CLAUDE_ACCOUNT, tuple(accounts))], sessions, NOW, width=120)
     assert "dave-with-a-rather-long-account-name  AuthFailed" in text
     assert widest(text) <= 120
 
@@ -64,31 +64,46 @@ def test_a_wider_terminal_keeps_long_names_whole(
 def test_a_narrow_terminal_still_gets_lines_that_fit(
     accounts: list[JSON], sessions: list[JSON]
 ) -> None:
-    text = render_status(NS, [(CLAUDE_ACCOUNT, accounts)], sessions, NOW, width=60)
+    text = render_status(NS, [Listing(CLAUDE_ACCOUNT, tuple(accounts))], sessions, NOW, width=60)
     assert widest(text) <= 60
     assert "alice" in text and "refactor-io" in text
 
 
 def test_an_empty_namespace_says_so() -> None:
-    text = render_status(NS, [(CLAUDE_ACCOUNT, [])], [], NOW)
+    text = render_status(NS, [Listing(CLAUDE_ACCOUNT)], [], NOW)
     assert text == "Namespace agents, at 16:00Z\nClaudeAccounts: none\n\nAgentSessions: 0\n"
 
 
 def test_an_account_the_operator_has_not_seen_says_what_to_check() -> None:
     fresh = account("erin")
     fresh.pop("status")
-    text = render_status(NS, [(CLAUDE_ACCOUNT, [fresh])], [], NOW)
+    text = render_status(NS, [Listing(CLAUDE_ACCOUNT, (fresh,))], [], NOW)
     assert "erin" in text and "Unknown" in text
     assert "is the operator running and watching this namespace?" in text
 
 
 def test_every_account_kind_gets_its_own_section(accounts: list[JSON]) -> None:
-    cluster_kind = Kind("ClusterClaudeAccount", "clusterclaudeaccounts", namespaced=False)
     shared = account("shared-pool", phase="Available", activeSessions=0)
-    text = render_status(NS, [(CLAUDE_ACCOUNT, accounts[:1]), (cluster_kind, [shared])], [], NOW)
+    shared["metadata"].pop("namespace")
+    listings = [Listing(CLAUDE_ACCOUNT, (accounts[0],)), Listing(CLUSTER_CLAUDE_ACCOUNT, (shared,))]
+    text = render_status(NS, listings, [], NOW)
     assert "\nClaudeAccounts: 1, 0 available\n" in text
     assert "\nClusterClaudeAccounts (cluster-wide): 1, 1 available\n" in text
     assert text.index("bob") < text.index("shared-pool")
+
+
+def test_a_kind_that_cannot_be_listed_says_why_and_the_rest_still_shows(
+    accounts: list[JSON],
+) -> None:
+    refused = Listing(
+        CLUSTER_CLAUDE_ACCOUNT,
+        problem="GET /apis/headroom.dev/v1alpha1/clusterclaudeaccounts failed: 403 Forbidden: "
+        'clusterclaudeaccounts.headroom.dev is forbidden: User "jo" cannot list resource',
+    )
+    text = render_status(NS, [Listing(CLAUDE_ACCOUNT, tuple(accounts)), refused], [], NOW)
+    assert "\nClaudeAccounts: 5, 1 available\n" in text
+    assert "\nClusterClaudeAccounts (cluster-wide): not shown\n    GET /apis/" in text
+    assert widest(text) <= 80
 
 
 WHY = """\

@@ -14,7 +14,7 @@ from headroom.contract.scrub import snippet
 from headroom.core.drill import DRILL_ANNOTATION
 from headroom.plugin.actions import drill_patch, pause_patch
 from headroom.plugin.cluster import Cluster, PluginError
-from headroom.plugin.kinds import ACCOUNT_KINDS, AGENT_SESSION, CLAUDE_ACCOUNT
+from headroom.plugin.kinds import ACCOUNT_KINDS, AGENT_SESSION, CLAUDE_ACCOUNT, Kind, Listing
 from headroom.plugin.status_view import render_status
 from headroom.plugin.text import until, wrap
 from headroom.plugin.why_view import render_why
@@ -32,9 +32,16 @@ def terminal_width() -> int:
 
 
 async def status(cluster: Cluster, namespace: str) -> str:
-    accounts = [(kind, await cluster.items(kind, namespace)) for kind in ACCOUNT_KINDS]
+    accounts = [await listing(cluster, kind, namespace) for kind in ACCOUNT_KINDS]
     sessions = await cluster.items(AGENT_SESSION, namespace)
     return render_status(namespace, accounts, sessions, now(), terminal_width())
+
+
+async def listing(cluster: Cluster, kind: Kind, namespace: str) -> Listing:
+    try:
+        return Listing(kind, tuple(await cluster.items(kind, namespace)))
+    except PluginError as exc:
+        return Listing(kind, problem=str(exc))
 
 
 async def why(cluster: Cluster, namespace: str, name: str) -> str:

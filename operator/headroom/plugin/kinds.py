@@ -5,6 +5,7 @@ entry here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from headroom import API_VERSION
 
@@ -18,6 +19,17 @@ class Kind:
 
 
 CLAUDE_ACCOUNT = Kind("ClaudeAccount", "claudeaccounts")
+CLUSTER_CLAUDE_ACCOUNT = Kind("ClusterClaudeAccount", "clusterclaudeaccounts", namespaced=False)
 AGENT_SESSION = Kind("AgentSession", "agentsessions")
 
-ACCOUNT_KINDS: tuple[Kind, ...] = (CLAUDE_ACCOUNT,)
+ACCOUNT_KINDS: tuple[Kind, ...] = (CLAUDE_ACCOUNT, CLUSTER_CLAUDE_ACCOUNT)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The objects of one kind, or why they could not be read (not installed, not allowed):
+    one kind that cannot be listed still leaves the others to show."""
+
+    kind: Kind
+    items: tuple[dict[str, Any], ...] = ()
+    problem: str = ""

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from headroom.plugin.kinds import Kind
+from headroom.plugin.kinds import Kind, Listing
 from headroom.plugin.text import Column, ago, clock, table, until, wrap
 
 JSON = dict[str, Any]
@@ -42,21 +42,29 @@ def condition(obj: Mapping[str, Any], kind: str) -> JSON:
 
 def render_status(
     namespace: str,
-    accounts: Sequence[tuple[Kind, Sequence[JSON]]],
+    accounts: Sequence[Listing],
     sessions: Sequence[JSON],
     now: datetime,
     width: int = 80,
 ) -> str:
     lines = wrap(f"Namespace {namespace}, at {clock(now, now)}", width, "")
-    for kind, items in accounts:
-        lines += account_section(kind, items, now, width)
+    for listing in accounts:
+        if listing.problem:
+            lines.append(f"{section_title(listing.kind)}: not shown")
+            lines += wrap(listing.problem, width, DETAIL_INDENT)
+        else:
+            lines += account_section(listing.kind, listing.items, now, width)
         lines.append("")
     lines += session_section(sessions, now, width)
     return "\n".join(lines) + "\n"
 
 
+def section_title(kind: Kind) -> str:
+    return kind.name + "s" + ("" if kind.namespaced else " (cluster-wide)")
+
+
 def account_section(kind: Kind, accounts: Sequence[JSON], now: datetime, width: int) -> list[str]:
-    title = kind.name + "s" + ("" if kind.namespaced else " (cluster-wide)")
+    title = section_title(kind)
     if not accounts:
         return [f"{title}: none"]
     available = sum(1 for a in accounts if phase_of(a) == "Available")

@@ -183,8 +183,8 @@ def test_with_the_documented_cluster_role_status_lists_cluster_accounts(
     binding = f"plugin-user-{ns}"
     try:
         kubectl("apply", "-f", "-", input=yaml.safe_dump(cluster_role))
-        role_name = cluster_role["metadata"]["name"]
-        kubectl("create", "clusterrolebinding", binding, f"--clusterrole={role_name}",
+        kubectl("create", "clusterrolebinding", binding,
+                f"--clusterrole={cluster_role['metadata']['name']}",
                 f"--serviceaccount={ns}:{USER}")  # fmt: skip
         kubectl("create", "-f", "-", input=yaml.safe_dump(account))
 
@@ -200,3 +200,4 @@ def test_with_the_documented_cluster_role_status_lists_cluster_accounts(
     finally:
         kubectl("delete", "clusterclaudeaccount", shared, "--ignore-not-found", "--wait=false")
         kubectl("delete", "clusterrolebinding", binding, "--ignore-not-found")
+        kubectl("delete", "clusterrole", cluster_role["metadata"]["name"], "--ignore-not-found")

@@ -56,9 +56,10 @@ def test_verbose_json_lines_carry_both_the_operators_and_kopfs(
     messages = [str(r.get("message", "")) for r in records]
     assert any(m.startswith(f"Placed {namespace}/x: ") for m in messages)
     placed = next(r for r in records if str(r.get("message", "")).startswith("Placed "))
-    assert (placed["reason"], placed["kind"], placed["severity"]) == (
+    assert (placed["reason"], placed["kind"], placed["object"], placed["severity"]) == (
         "Placed",
         "AgentSession",
+        "x",
         "info",
     )
     assert any(KOPF_HANDLER_LINE in m for m in messages), messages[:20]

@@ -8,14 +8,19 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headroom.core.accounts import (
     DEFAULT_KEY,
     Account,
     AccountPhase,
     CredentialType,
+    NamespaceAdmission,
     Window,
     account_state,
+    admitted,
+    first_holder,
     headroom,
     unavailable_until,
 )
@@ -207,3 +212,116 @@ def test_headroom(windows: tuple[Window, ...], expected: float) -> None:
 @pytest.mark.parametrize("kind", list(CredentialType), ids=[k.value for k in CredentialType])
 def test_every_credential_type_has_a_default_key(kind: CredentialType) -> None:
     assert DEFAULT_KEY[kind]
+
+
+# --- the two kinds: refs, admission, duplicates ---------------------------------------------
+
+
+def test_a_ref_names_each_kind_so_that_they_cannot_collide() -> None:
+    from headroom.core.accounts import account_ref, describe, ref_key
+
+    assert account_ref("team-a", "max-1") == "max-1"
+    assert account_ref("", "max-1") == "ClusterClaudeAccount/max-1"
+    assert ref_key("team-a", "max-1") == ("team-a", "max-1")
+    assert ref_key("team-a", "ClusterClaudeAccount/max-1") == ("", "max-1")
+    assert describe(("team-a", "max-1")) == "ClaudeAccount team-a/max-1"
+    assert describe(("", "max-1")) == "ClusterClaudeAccount max-1"
+    for namespace in ("team-a", ""):
+        account = Account(namespace, "max-1")
+        assert ref_key("team-a", account.ref) == account.key
+        assert account.cluster is (namespace == "")
+
+
+ADMISSION = [
+    ("by name", NamespaceAdmission(names=frozenset({"team-a"})), "team-a", {}, True),
+    ("another name", NamespaceAdmission(names=frozenset({"team-a"})), "team-b", {}, False),
+    ("by label", NamespaceAdmission(selector={"matchLabels": {"pool": "x"}}), "t", {"pool": "x"},
+     True),
+    ("label differs", NamespaceAdmission(selector={"matchLabels": {"pool": "x"}}), "t",
+     {"pool": "y"}, False),
+    ("empty selector admits all", NamespaceAdmission(selector={}), "anyone", {}, True),
+    ("no selector, no names", NamespaceAdmission(), "anyone", {}, False),
+    ("either admits", NamespaceAdmission(frozenset({"a"}), {"matchLabels": {"p": "1"}}), "b",
+     {"p": "1"}, True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("admission", "namespace", "labels", "admits"),
+    [c[1:] for c in ADMISSION],
+    ids=[c[0] for c in ADMISSION],
+)
+def test_allowed_namespaces(
+    admission: NamespaceAdmission, namespace: str, labels: dict[str, str], admits: bool
+) -> None:
+    cluster = Account("", "shared", admits=admission)
+    assert admitted(cluster, namespace, labels) is admits
+
+
+def test_a_claude_account_serves_only_its_own_namespace() -> None:
+    assert admitted(Account("team-a", "x"), "team-a", {})
+    assert not admitted(Account("team-a", "x"), "team-b", {})
+    assert not admitted(Account("", "x"), "team-a", {})  # no allowedNamespaces: nobody
+
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def holder(namespace: str, name: str, digest: str | None, age: int) -> Account:
+    return Account(namespace, name, credentials_hash=digest, created=T0 + timedelta(seconds=age))
+
+
+def test_the_older_object_holds_a_credential_the_later_is_the_duplicate() -> None:
+    older = holder("team-a", "max", "sha256:1", 0)
+    later = holder("", "shared", "sha256:1", 5)
+    other = holder("team-b", "api", "sha256:2", -10)
+    assert first_holder(older, [later, other]) is None
+    assert first_holder(later, [older, other]) == older
+
+
+def test_same_age_breaks_ties_by_kind_then_namespace_then_name() -> None:
+    cluster = holder("", "z", "sha256:1", 0)
+    team = holder("team-a", "a", "sha256:1", 0)
+    assert first_holder(team, [cluster]) == cluster
+    assert first_holder(cluster, [team]) is None
+    b = holder("team-b", "a", "sha256:1", 0)
+    assert first_holder(b, [team]) == team
+
+
+def test_an_unknown_hash_is_never_a_duplicate() -> None:
+    assert first_holder(holder("a", "x", None, 5), [holder("b", "y", None, 0)]) is None
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", "a", "b"]),
+            st.sampled_from(["x", "y"]),
+            st.sampled_from(["sha256:1", "sha256:2", None]),
+            st.integers(0, 3),
+        ),
+        unique_by=lambda t: (t[0], t[1]),
+        max_size=6,
+    )
+)
+def test_each_credential_has_exactly_one_holder(
+    objects: list[tuple[str, str, str | None, int]],
+) -> None:
+    accounts = [holder(*o) for o in objects]
+    for digest in {"sha256:1", "sha256:2"}:
+        same = [a for a in accounts if a.credentials_hash == digest]
+        firsts = [a for a in same if first_holder(a, [o for o in accounts if o != a]) is None]
+        assert len(firsts) == (1 if same else 0)
+        for account in same:
+            first = first_holder(account, [o for o in accounts if o != account])
+            assert first is None or first.credentials_hash == digest
+
+
+def test_a_duplicate_takes_no_sessions_and_says_whose_credential_it_holds() -> None:
+    state = account_state(
+        Account("", "shared", credentials_hash="sha256:1", duplicate_of="ClaudeAccount a/max"), T0
+    )
+    assert state.phase is AccountPhase.DUPLICATE
+    assert state.reason == "DuplicateCredential"
+    assert "ClaudeAccount a/max" in state.message

@@ -16,12 +16,21 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from headroom.core.accounts import Account, AccountPhase, Window, account_state, headroom
+from headroom.core.accounts import (
+    Account,
+    AccountPhase,
+    NamespaceAdmission,
+    Window,
+    account_state,
+    headroom,
+)
 from headroom.core.placement import (
+    AccountScope,
     AuthPath,
     NoHeadroom,
     Placed,
     Request,
+    in_scope,
     place,
     schedulable,
 )
@@ -744,3 +753,125 @@ def test_fallback_only_when_no_primary_can_take_it(
         )
     else:
         assert isinstance(result, NoHeadroom)
+
+
+# --- cluster accounts: scope, admission, one ranking ------------------------------------------
+
+
+def cluster(name: str, admits: frozenset[str] = frozenset({"agents"}), **fields: Any) -> Account:
+    fields.setdefault("credentials_hash", "sha256:c-" + name)
+    fields.setdefault("max_sessions", 2)
+    return Account("", name, admits=NamespaceAdmission(names=admits), **fields)
+
+
+def scoped(scope: AccountScope, **fields: Any) -> Request:
+    return Request(selector={}, scope=scope, namespace="agents", **fields)
+
+
+POOL = [acct("alice"), cluster("shared")]
+
+
+def test_the_default_scope_is_the_namespaces_claude_accounts() -> None:
+    placed = place([cluster("shared", priority=9), acct("alice")], {}, Request({}), NOW)
+    assert placed == Placed("alice", AuthPath.PRIMARY)
+
+
+def test_cluster_scope_uses_only_cluster_accounts_and_names_them_by_ref() -> None:
+    placed = place(POOL, {}, scoped(AccountScope.CLUSTER), NOW)
+    assert placed == Placed("ClusterClaudeAccount/shared", AuthPath.PRIMARY)
+
+
+def test_all_ranks_both_kinds_under_the_same_rules() -> None:
+    pool = [acct("alice", priority=1), cluster("shared", priority=2)]
+    assert place(pool, {}, scoped(AccountScope.ALL), NOW).account == "ClusterClaudeAccount/shared"
+    pool = [acct("alice", windows=used(0.1)), cluster("shared", windows=used(0.6))]
+    assert place(pool, {}, scoped(AccountScope.ALL), NOW).account == "alice"
+
+
+def test_a_claude_account_and_a_cluster_account_of_one_name_are_two_accounts() -> None:
+    pool = [acct("twin", max_sessions=1), cluster("twin", max_sessions=1)]
+    load = {"twin": 1}  # the ClaudeAccount is full; the cluster one is not
+    placed = place(pool, load, scoped(AccountScope.ALL), NOW)
+    assert placed == Placed("ClusterClaudeAccount/twin", AuthPath.PRIMARY)
+
+
+def test_a_cluster_accounts_load_is_its_own_count() -> None:
+    full = {"ClusterClaudeAccount/shared": 2}
+    got = place([cluster("shared")], full, scoped(AccountScope.CLUSTER), NOW)
+    assert isinstance(got, NoHeadroom)
+    assert "ClusterClaudeAccount/shared is full (2/2)" in got.message
+
+
+def test_a_namespace_not_admitted_is_told_which_account_and_why() -> None:
+    got = place(
+        [cluster("shared", admits=frozenset({"other"}))], {}, scoped(AccountScope.CLUSTER), NOW
+    )
+    assert isinstance(got, NoHeadroom)
+    assert got.earliest_reset is None
+    assert "ClusterClaudeAccount/shared does not admit namespace agents" in got.message
+    assert "spec.allowedNamespaces" in got.message
+
+
+def test_a_walled_account_not_admitted_promises_no_reset() -> None:
+    walled = cluster("shared", admits=frozenset({"other"}), walled_until=LATER)
+    got = place([walled], {}, scoped(AccountScope.CLUSTER), NOW)
+    assert isinstance(got, NoHeadroom) and got.earliest_reset is None
+
+
+def test_the_fallback_has_a_scope_of_its_own() -> None:
+    request = Request(
+        selector={},
+        fallback_selector={},
+        fallback_scope=AccountScope.CLUSTER,
+        namespace="agents",
+    )
+    pool = [acct("alice", walled_until=LATER), cluster("shared")]
+    assert place(pool, {}, request, NOW) == Placed("ClusterClaudeAccount/shared", AuthPath.FALLBACK)
+
+
+def test_avoid_and_prefer_take_refs() -> None:
+    pool = [cluster("a"), cluster("b")]
+    request = scoped(AccountScope.CLUSTER, avoid="ClusterClaudeAccount/a")
+    assert place(pool, {}, request, NOW).account == "ClusterClaudeAccount/b"
+    request = scoped(AccountScope.CLUSTER, prefer="ClusterClaudeAccount/b")
+    assert place(pool, {}, request, NOW).account == "ClusterClaudeAccount/b"
+
+
+@pytest.mark.parametrize(
+    ("scope", "fallback_scope", "has_fallback", "uses_cluster"),
+    [
+        (AccountScope.NAMESPACED, AccountScope.NAMESPACED, True, False),
+        (AccountScope.NAMESPACED, AccountScope.CLUSTER, False, False),
+        (AccountScope.NAMESPACED, AccountScope.CLUSTER, True, True),
+        (AccountScope.CLUSTER, AccountScope.NAMESPACED, False, True),
+        (AccountScope.ALL, AccountScope.NAMESPACED, False, True),
+    ],
+)
+def test_who_takes_the_cluster_wide_placement_lock(
+    scope: AccountScope, fallback_scope: AccountScope, has_fallback: bool, uses_cluster: bool
+) -> None:
+    request = Request(
+        selector={},
+        fallback_selector={} if has_fallback else None,
+        scope=scope,
+        fallback_scope=fallback_scope,
+    )
+    assert request.may_use_cluster_accounts is uses_cluster
+
+
+@FAST
+@given(
+    admitted_names=st.sets(st.sampled_from(["agents", "other"])),
+    scope=st.sampled_from(list(AccountScope)),
+    load=st.integers(0, 3),
+)
+def test_placement_never_picks_what_scope_or_admission_excludes(
+    admitted_names: set[str], scope: AccountScope, load: int
+) -> None:
+    pool = [acct("alice"), cluster("shared", admits=frozenset(admitted_names))]
+    got = place(pool, {"alice": load, "ClusterClaudeAccount/shared": load}, scoped(scope), NOW)
+    if isinstance(got, Placed):
+        chosen = next(a for a in pool if a.ref == got.account)
+        assert in_scope(chosen, scope)
+        assert not chosen.cluster or "agents" in admitted_names
+        assert load < chosen.max_sessions

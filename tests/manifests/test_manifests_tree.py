@@ -51,6 +51,7 @@ def test_the_tree_holds_what_an_install_needs(rendered: Rendered) -> None:
         "ClusterRoleBinding/headroom-operator", "Role/headroom-operator",
         "RoleBinding/headroom-operator", "Deployment/headroom-operator",
         "Role/headroom-operator-cluster-accounts", "RoleBinding/headroom-operator-cluster-accounts",
+        "ClusterRole/headroom-edit", "ClusterRole/headroom-view",
         "Service/headroom-operator-metrics", "PodDisruptionBudget/headroom-operator",
         "NetworkPolicy/headroom-agents",
     ])  # fmt: skip
@@ -131,8 +132,12 @@ def test_rbac_is_least_privilege_in_shape(rendered: Rendered) -> None:
         ("clusterclaudeaccounts", "get"), ("clusterclaudeaccounts", "list"),
         ("clusterclaudeaccounts", "watch"), ("clusterclaudeaccounts/status", "patch"),
     }  # fmt: skip
-    for rule in rules(rendered, "ClusterRole"):
+    for rule in find(rendered, "ClusterRole", "headroom-operator")["rules"]:
         assert {(r, v) for r in rule["resources"] for v in rule["verbs"]} <= cluster_wide, rule
+    # The roles for people grant nothing of the operator's: no status, no cluster accounts.
+    for name in ("headroom-edit", "headroom-view"):
+        for rule in find(rendered, "ClusterRole", name)["rules"]:
+            assert set(rule["resources"]) == {"agentsessions", "claudeaccounts"}
     # In the operator's namespace: the cluster accounts' Secrets are read, never written.
     system = find(rendered, "Role", "headroom-operator-cluster-accounts")
     for rule in system["rules"]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 from tests.support.manifests import MANIFESTS, Rendered
 from tests.support.operator import OperatorProcess, Scene, in_seconds, wait_for
 
@@ -50,7 +51,7 @@ def retarget(docs: Rendered, agents: str, system: str, suffix: str) -> Rendered:
         for subject in doc.get("subjects", []):
             subject["namespace"] = moved[subject["namespace"]]
         out.append(doc)
-    assert sorted(d["kind"] for d in out) == sorted(RBAC_KINDS)
+    assert {d["kind"] for d in out} == set(RBAC_KINDS)
     return out
 
 
@@ -64,7 +65,11 @@ def token_kubeconfig(kubectl: Any, namespace: str, account: str, path: Path) -> 
         "kind": "Config",
         "clusters": [{"name": "c", "cluster": cluster}],
         "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account}}],
+        # In a pod the ServiceAccount's namespace is the default one (where kopf posts the
+        # Events of cluster-scoped objects); so it is here.
+        "contexts": [
+            {"name": "sa", "context": {"cluster": "c", "user": account, "namespace": namespace}}
+        ],
         "current-context": "sa",
     }
     path.write_text(yaml.safe_dump(config))
@@ -111,7 +116,14 @@ def operator_as_sa(identity: Identity, tmp_path: Path) -> Iterator[OperatorProce
         identity.kubeconfig,
         identity.agents,
         tmp_path / "operator",
-        extra=["--peering", "headroom", "--priority", "1"],
+        extra=[
+            "--peering",
+            "headroom",
+            "--priority",
+            "1",
+            "--cluster-account-namespace",
+            identity.system,
+        ],
     ).start()
     try:
         yield proc
@@ -172,6 +184,28 @@ def test_operator_scenario_under_its_own_service_account(
     claim = scene.core.read_namespaced_persistent_volume_claim("s1-workspace", scene.ns)
     assert sorted(o.name for o in claim.metadata.owner_references) == ["s1", "s2"]
 
+    # A ClusterClaudeAccount: its Secret in the operator's namespace, read (and watched) under
+    # the operator's Role there; a session's copy written, and deleted when it finishes.
+    shared = f"shared-{identity.system[-12:]}"
+    cluster_account = _cluster_account(scene, identity, shared)
+    try:
+        verified = lambda: _cluster_phase(scene, shared) == "Available"  # noqa: E731
+        wait_for("the cluster account verified", verified, timeout=60)
+        scene.session("s3", accountScope="Cluster", accountSelector={})
+        placed = scene.wait_running("s3", attempt=1, timeout=60)
+        assert placed["account"] == f"ClusterClaudeAccount/{shared}"
+        assert scene.core.read_namespaced_secret("headroom-credential-s3", scene.ns)
+        scene.finish_pod(placed["podName"], Outcome.COMPLETED, turns=1, cost_usd=0.01)
+        scene.wait_phase("agentsessions", "s3", "Succeeded", timeout=60)
+        wait_for(
+            "the session's credential copy deleted",
+            lambda: not _secret_exists(scene, "headroom-credential-s3"),
+        )
+    finally:
+        scene.custom.delete_cluster_custom_object(
+            "headroom.dev", "v1alpha1", "clusterclaudeaccounts", cluster_account
+        )
+
     # Every kind of write the operator makes went through: Events, runtime Secrets, the PVC.
     assert {"Placed", "Walled", "Swapped"} <= {e.reason for e in scene.events()}
     for name in ("alice", "bob"):
@@ -191,6 +225,41 @@ def test_operator_scenario_under_its_own_service_account(
     for account in accounts:  # as created, before the operator wrote anything
         now = scene.get("claudeaccounts", account["metadata"]["name"])
         assert git_owned(now) == git_owned(account)
+
+
+def _cluster_account(scene: Scene, identity: Identity, name: str) -> str:
+    secret = {"metadata": {"name": f"{name}-claude"}, "stringData": {"token": f"fake-{name}"}}
+    scene.core.create_namespaced_secret(identity.system, secret)
+    body = {
+        "apiVersion": "headroom.dev/v1alpha1",
+        "kind": "ClusterClaudeAccount",
+        "metadata": {"name": name},
+        "spec": {
+            "credentials": {"secretRef": {"name": f"{name}-claude"}, "type": "OAuthToken"},
+            "allowedNamespaces": {"names": [identity.agents]},
+        },
+    }
+    scene.custom.create_cluster_custom_object(
+        "headroom.dev", "v1alpha1", "clusterclaudeaccounts", body
+    )
+    return name
+
+
+def _cluster_phase(scene: Scene, name: str) -> str | None:
+    found = scene.custom.get_cluster_custom_object(
+        "headroom.dev", "v1alpha1", "clusterclaudeaccounts", name
+    )
+    return (found.get("status") or {}).get("phase")
+
+
+def _secret_exists(scene: Scene, name: str) -> bool:
+    try:
+        scene.core.read_namespaced_secret(name, scene.ns)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def _active(proc: OperatorProcess) -> bool:
@@ -216,9 +285,13 @@ REFUSED = [
     ("update", "claudeaccounts.headroom.dev", "agents"),
     ("create", "agentsessions.headroom.dev", "agents"),
     ("delete", "claudeaccounts.headroom.dev", "agents"),
-    ("delete", "secrets", "agents"),
     ("update", "secrets", "agents"),
     ("get", "secrets", "other"),  # Secrets only where the operator works
+    ("create", "secrets", "system"),  # cluster accounts' Secrets are read, never written
+    ("patch", "secrets", "system"),
+    ("delete", "secrets", "system"),
+    ("patch", "clusterclaudeaccounts.headroom.dev", "cluster"),
+    ("delete", "clusterclaudeaccounts.headroom.dev", "cluster"),
     ("list", "secrets", "all"),
     ("create", "pods", "system"),
     ("create", "pods --subresource=exec", "agents"),
@@ -236,6 +309,9 @@ GRANTED = [
     # needed to change a PVC's ownerReferences under OwnerReferencesPermissionEnforcement
     ("delete", "persistentvolumeclaims", "agents", ""),
     ("patch", "claudeaccounts.headroom.dev", "agents", "status"),
+    ("patch", "clusterclaudeaccounts.headroom.dev", "cluster", "status"),
+    ("watch", "secrets", "system", ""),
+    ("delete", "secrets", "agents", ""),  # a session's copy of a cluster account's credential
     ("create", "pods", "agents", ""),
     ("patch", "kopfpeerings.kopf.dev/headroom", "agents", ""),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", "cluster", ""),

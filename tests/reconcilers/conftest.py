@@ -34,6 +34,11 @@ def merge(target: JSON, patch: JSON) -> JSON:
     return target
 
 
+def account_plural(namespace: str) -> str:
+    """Accounts are keyed (namespace, name); "" is the cluster-scoped kind."""
+    return "claudeaccounts" if namespace else "clusterclaudeaccounts"
+
+
 @dataclass
 class FakeKube:
     """The calls the reconcilers make, kept in a dict of objects. A write is recorded as
@@ -64,7 +69,7 @@ class FakeKube:
         return copy.deepcopy(self.obj(plural, name))
 
     async def get_account(self, namespace: str, name: str) -> JSON | None:
-        return copy.deepcopy(self.obj("claudeaccounts", name))
+        return copy.deepcopy(self.obj(account_plural(namespace), name))
 
     async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
         self.writes.append(("patch-status", "agentsessions", name, copy.deepcopy(patch)))
@@ -77,12 +82,13 @@ class FakeKube:
         return copy.deepcopy(self.put("agentsessions", body))
 
     async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
-        self.writes.append(("patch-status", "claudeaccounts", name, copy.deepcopy(patch)))
-        body = self.obj("claudeaccounts", name)
+        plural = account_plural(namespace)
+        self.writes.append(("patch-status", plural, name, copy.deepcopy(patch)))
+        body = self.obj(plural, name)
         if body is None:
             return None
         merge(body.setdefault("status", {}), patch)
-        return copy.deepcopy(self.put("claudeaccounts", body))
+        return copy.deepcopy(self.put(plural, body))
 
     async def create(self, namespace: str, plural: str, manifest: JSON) -> bool:
         name = manifest["metadata"]["name"]
@@ -141,6 +147,7 @@ class World:
     events: list[tuple[str, str, str]]
     accounts: dict[str, list[Any]]
     pods: dict[tuple[str, str], list[LivePod]]
+    namespaces: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
     def account(self, name: str, max_sessions: int = 1, priority: int = 0, **status: Any) -> None:
         body = {
@@ -159,6 +166,41 @@ class World:
         self.kube.put("claudeaccounts", body)
         others = [a for a in self.accounts.get(NS, []) if a.name != name]
         self.accounts[NS] = [*others, account_from_body(body)]
+
+    def cluster_account(
+        self,
+        name: str,
+        max_sessions: int = 1,
+        admits: list[str] | None = None,
+        priority: int = 0,
+        **status: Any,
+    ) -> JSON:
+        """A verified ClusterClaudeAccount admitting `admits` (default: this namespace)."""
+        body = {
+            "apiVersion": "headroom.dev/v1alpha1",
+            "kind": "ClusterClaudeAccount",
+            "metadata": {"name": name, "uid": f"uid-{name}", "generation": 1},
+            "spec": {
+                "credentials": {"type": "OAuthToken", "secretRef": {"name": name}},
+                "maxSessions": max_sessions,
+                "priority": priority,
+                "allowedNamespaces": {"names": [NS] if admits is None else admits},
+            },
+            "status": {
+                "credentialsHash": "sha256:1",
+                "conditions": [{"type": "CredentialsValid", "status": "True"}],
+                **status,
+            },
+        }
+        return self.cluster_account_from(body)
+
+    def cluster_account_from(self, body: JSON) -> JSON:
+        """Store a ClusterClaudeAccount body and index it as kopf's watch would."""
+        self.kube.put("clusterclaudeaccounts", body)
+        name = body["metadata"]["name"]
+        others = [a for a in self.accounts.get("", []) if a.name != name]
+        self.accounts[""] = [*others, account_from_body(body)]
+        return body
 
     def secret(self, name: str, **data: str) -> JSON:
         """A Secret; values in clear, stored base64-encoded as the API server keeps them."""
@@ -307,4 +349,4 @@ def world() -> World:
     pods: dict[tuple[str, str], list[LivePod]] = {}
     namespaces: dict[str, list[dict[str, str]]] = {}
     rt.attach(Indexes(accounts, accounts, namespaces, pods))
-    return World(kube, clock, rt, events, accounts, pods)
+    return World(kube, clock, rt, events, accounts, pods, namespaces)

@@ -260,7 +260,7 @@ def _announce(
 def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     """Start a drill when the annotation's value is new; report its progress."""
     meta = body["metadata"]
-    key = (meta["namespace"], meta["name"])
+    key = (meta.get("namespace") or "", meta["name"])
     annotations = meta.get("annotations") or {}
     annotated = annotations.get(DRILL_ANNOTATION)
     # The annotation is free text of any length; status.drill.value holds at most 253 bytes.

@@ -243,12 +243,21 @@ class Runtime:
 
     # --- records -----------------------------------------------------------------------
 
+    def _event_home(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """An Event lives in a namespace; a cluster object's go to the operator's own, where
+        its RBAC allows them, whatever namespace the API client would pick by default."""
+        meta = body.get("metadata") or {}
+        if meta.get("namespace"):
+            return body
+        home = {**meta, "namespace": self.settings.cluster_account_namespace}
+        return {**body, "metadata": home}
+
     def event(
         self, body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
     ) -> None:
         """A Kubernetes Event and a structured log line, with secrets scrubbed from both."""
         text = scrub(message)[:EVENT_MESSAGE_CHARS]
-        self.recorder(body, "Warning" if warning else "Normal", reason, text)
+        self.recorder(self._event_home(body), "Warning" if warning else "Normal", reason, text)
         meta = body.get("metadata", {})
         log.info(
             "%s %s/%s: %s",

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.plugin.conftest import ACCOUNTS, FakeKube
+from tests.plugin.conftest import ACCOUNTS, FakeKube, account
 
 from headroom.plugin import commands
 from headroom.plugin.actions import drill_patch
-from headroom.plugin.cluster import Cluster, PluginError
+from headroom.plugin.cluster import Cluster
+from headroom.plugin.errors import PluginError
+from headroom.plugin.kinds import account_ref
 
 JSON = dict[str, Any]
 ALICE = f"{ACCOUNTS}/alice"
@@ -147,3 +149,40 @@ async def test_status_on_a_cluster_without_the_crds_says_so(kube: FakeKube) -> N
         "ClaudeAccounts: not shown the cluster does not know claudeaccounts.headroom.dev: are"
         in said
     )
+
+
+CLUSTER_ACCOUNTS = "/apis/headroom.dev/v1alpha1/clusterclaudeaccounts"
+
+
+@pytest.mark.parametrize(
+    ("ref", "kind", "name"),
+    [
+        ("alice", "ClaudeAccount", "alice"),
+        ("ca/alice", "ClaudeAccount", "alice"),
+        ("claudeaccounts.headroom.dev/alice", "ClaudeAccount", "alice"),
+        ("cca/shared", "ClusterClaudeAccount", "shared"),
+        ("ClusterClaudeAccount/shared", "ClusterClaudeAccount", "shared"),
+    ],
+)
+def test_accounts_are_named_as_kubectl_names_them(ref: str, kind: str, name: str) -> None:
+    found_kind, found_name = account_ref(ref)
+    assert (found_kind.name, found_name) == (kind, name)
+
+
+@pytest.mark.parametrize("ref", ["pod/alice", "cca/", "ags/x"])
+def test_a_reference_to_no_account_is_refused(ref: str) -> None:
+    with pytest.raises(PluginError, match="names no account: write NAME, ClaudeAccount/NAME or"):
+        account_ref(ref)
+
+
+async def test_drill_and_pause_reach_a_cluster_account_by_its_cluster_path(
+    kube: FakeKube,
+) -> None:
+    shared = account("shared")
+    shared["metadata"].pop("namespace")
+    kube.objects[f"{CLUSTER_ACCOUNTS}/shared"] = shared
+    cluster = Cluster(kube)
+    said = await commands.drill(cluster, "agents", "cca/shared", "2m", wait=0)
+    assert said.startswith("drill asked on ClusterClaudeAccount shared (headroom.dev/drill=")
+    await commands.pause(cluster, "agents", "ClusterClaudeAccount/shared", paused=True)
+    assert [path for path, _, _ in writes(kube)] == [f"{CLUSTER_ACCOUNTS}/shared"] * 2

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from headroom.plugin.cluster import PluginError, Target, context_namespace
+from headroom.plugin.cluster import Target, context_namespace
+from headroom.plugin.errors import PluginError
 
 
 def kubeconfig(path: Path, current: str, contexts: dict[str, str | None]) -> Path:

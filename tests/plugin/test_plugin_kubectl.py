@@ -197,6 +197,19 @@ def test_with_the_documented_cluster_role_status_lists_cluster_accounts(
         assert "ClusterClaudeAccounts (cluster-wide): 1, 0 available" in lines, status
         [row] = [line for line in lines if line.startswith(shared + " ")]
         assert row.split()[2] == "0/3", row
+
+        # Reading them is not changing them: the read-only ClusterRole does not drill.
+        refused = user("drill", f"cca/{shared}", "--wait", "0", ok=False)
+        assert refused.returncode == 1 and "cannot patch resource" in refused.stderr, refused
+        # Someone who may (here the cluster's admin) drills and pauses one by kubectl's name.
+        said = plugin("drill", f"ClusterClaudeAccount/{shared}", "--for", "1m", "--wait", "0")
+        assert said.stdout.startswith(f"drill asked on ClusterClaudeAccount {shared} (")
+        plugin("pause", f"cca/{shared}")
+        stored = scene.custom.get_cluster_custom_object(
+            "headroom.dev", "v1alpha1", "clusterclaudeaccounts", shared
+        )
+        assert stored["spec"]["paused"] is True
+        assert stored["metadata"]["annotations"]["headroom.dev/drill-duration"] == "1m"
     finally:
         kubectl("delete", "clusterclaudeaccount", shared, "--ignore-not-found", "--wait=false")
         kubectl("delete", "clusterrolebinding", binding, "--ignore-not-found")

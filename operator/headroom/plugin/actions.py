@@ -13,7 +13,7 @@ from headroom.core.drill import (
     SHORTEST_DRILL,
 )
 from headroom.core.durations import parse_duration
-from headroom.plugin.cluster import PluginError
+from headroom.plugin.errors import PluginError
 
 JSON = dict[str, Any]
 

@@ -13,14 +13,11 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
 from headroom.kube.client import CORE_API, MERGE_PATCH, Kube, KubeError, api_path
+from headroom.plugin.errors import PluginError
 from headroom.plugin.kinds import AGENT_SESSION, Kind
 
 JSON = dict[str, Any]
 FIELD_MANAGER = "kubectl-headroom"
-
-
-class PluginError(Exception):
-    """Something the person at the terminal must read: printed as it is, exit status 1."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from headroom.contract.crd import DRILL_VALUE_CHARS
 from headroom.contract.scrub import snippet
 from headroom.core.drill import DRILL_ANNOTATION
 from headroom.plugin.actions import drill_patch, pause_patch
-from headroom.plugin.cluster import Cluster, PluginError
-from headroom.plugin.kinds import ACCOUNT_KINDS, AGENT_SESSION, CLAUDE_ACCOUNT, Kind, Listing
+from headroom.plugin.cluster import Cluster
+from headroom.plugin.errors import PluginError
+from headroom.plugin.kinds import ACCOUNT_KINDS, AGENT_SESSION, Kind, Listing, account_ref
 from headroom.plugin.status_view import render_status
 from headroom.plugin.text import until, wrap
 from headroom.plugin.why_view import render_why
@@ -51,24 +52,24 @@ async def why(cluster: Cluster, namespace: str, name: str) -> str:
 
 
 async def drill(
-    cluster: Cluster, namespace: str, name: str, duration: str | None, wait: float
+    cluster: Cluster, namespace: str, ref: str, duration: str | None, wait: float
 ) -> str:
+    kind, name = account_ref(ref)
     patch = drill_patch(now(), duration)
     value = patch["metadata"]["annotations"][DRILL_ANNOTATION]
-    await cluster.merge_patch(CLAUDE_ACCOUNT, namespace, name, patch)
+    await cluster.merge_patch(kind, namespace, name, patch)
     if wait <= 0:
-        return f"drill asked on {CLAUDE_ACCOUNT.name} {name} ({DRILL_ANNOTATION}={value})\n"
-    recorded = await wait_for_drill(
-        cluster, namespace, name, snippet(value, limit=DRILL_VALUE_CHARS), wait
-    )
+        return f"drill asked on {kind.name} {name} ({DRILL_ANNOTATION}={value})\n"
+    recorded_as = snippet(value, limit=DRILL_VALUE_CHARS)
+    recorded = await wait_for_drill(cluster, kind, namespace, name, recorded_as, wait)
     if recorded is None:
         said = (
-            f"drill asked on {CLAUDE_ACCOUNT.name} {name}, but the operator has not started it "
+            f"drill asked on {kind.name} {name}, but the operator has not started it "
             f"within {wait:g}s: is it running and watching namespace {namespace}?"
         )
     else:
         said = (
-            f"drill started on {CLAUDE_ACCOUNT.name} {name}: treated as walled for "
+            f"drill started on {kind.name} {name}: treated as walled for "
             f"{until(recorded.get('until'), now())}; {recorded.get('sessionsToMove', 0)} "
             f"session(s) to move. Follow it with: kubectl headroom status -n {namespace}"
         )
@@ -76,13 +77,13 @@ async def drill(
 
 
 async def wait_for_drill(
-    cluster: Cluster, namespace: str, name: str, recorded_as: str, wait: float
+    cluster: Cluster, kind: Kind, namespace: str, name: str, recorded_as: str, wait: float
 ) -> JSON | None:
     """status.drill once the operator has started this drill: it records the annotation's
     value as `recorded_as` (a one-line excerpt), so no clock needs to agree with it."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        account = await cluster.get(CLAUDE_ACCOUNT, namespace, name)
+        account = await cluster.get(kind, namespace, name)
         recorded = (account.get("status") or {}).get("drill") or {}
         if recorded.get("value") == recorded_as:
             return dict(recorded)
@@ -90,17 +91,18 @@ async def wait_for_drill(
     return None
 
 
-async def pause(cluster: Cluster, namespace: str, name: str, paused: bool) -> str:
-    account = await cluster.get(CLAUDE_ACCOUNT, namespace, name)
+async def pause(cluster: Cluster, namespace: str, ref: str, paused: bool) -> str:
+    kind, name = account_ref(ref)
+    account = await cluster.get(kind, namespace, name)
     if bool((account.get("spec") or {}).get("paused")) == paused:
-        return f"{CLAUDE_ACCOUNT.name} {name} is already {'paused' if paused else 'not paused'}\n"
-    await cluster.merge_patch(CLAUDE_ACCOUNT, namespace, name, pause_patch(paused))
+        return f"{kind.name} {name} is already {'paused' if paused else 'not paused'}\n"
+    await cluster.merge_patch(kind, namespace, name, pause_patch(paused))
     if paused:
         said = "paused: no new sessions are placed on it; running sessions stay"
     else:
         said = "resumed: it takes new sessions again"
     return (
-        f"{CLAUDE_ACCOUNT.name} {name} {said}\n"
+        f"{kind.name} {name} {said}\n"
         "(kept in Git? change spec.paused there too, or the next sync undoes this)\n"
     )
 

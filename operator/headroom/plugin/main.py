@@ -8,7 +8,8 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from headroom.plugin import commands
-from headroom.plugin.cluster import Cluster, PluginError, Target, connect, context_namespace
+from headroom.plugin.cluster import Cluster, Target, connect, context_namespace
+from headroom.plugin.errors import PluginError
 
 DESCRIPTION = (
     "Headroom at a glance: accounts, sessions and why they are where they are. It writes "
@@ -16,6 +17,7 @@ DESCRIPTION = (
 )
 
 
+ACCOUNT_HELP = "NAME (a ClaudeAccount of the namespace) or cca/NAME (a ClusterClaudeAccount)"
 CONNECTION_FLAGS = (
     (("-n", "--namespace"), "namespace (default: the context's)"),
     (("--context",), "kubeconfig context (default: the current one)"),
@@ -36,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     drill = sub.add_parser(
         "drill", help="treat an account as walled for a while: its sessions move"
     )
-    drill.add_argument("account")
+    drill.add_argument("account", help=ACCOUNT_HELP)
     drill.add_argument(
         "--for", dest="duration", help="how long, 1s to 24h (default: the operator's)"
     )
@@ -46,8 +48,9 @@ def parser() -> argparse.ArgumentParser:
         default=15,
         help="seconds to wait for the operator to start it (0: none)",
     )
-    sub.add_parser("pause", help="place no new sessions on an account").add_argument("account")
-    sub.add_parser("resume", help="undo pause").add_argument("account")
+    pause = sub.add_parser("pause", help="place no new sessions on an account")
+    pause.add_argument("account", help=ACCOUNT_HELP)
+    sub.add_parser("resume", help="undo pause").add_argument("account", help=ACCOUNT_HELP)
     why = sub.add_parser("why", help="a session's conditions, last outcome, swaps and Events")
     why.add_argument("session")
     logs = sub.add_parser("logs", help="the log of a session's current attempt")

@@ -15,7 +15,7 @@ from agent_pods import REPO
 from test_dockerfiles import IMAGES, instructions
 
 STAND_INS = ("sandbox", "provisioner", "sim")
-DEV_COMMANDS = ("sandbox-api", "provisioner", "simulate")
+DEV_COMMANDS = ("sandbox-api", "provisioner", "simulate", "crdgen")
 
 
 def test_the_wheel_holds_no_stand_in(tmp_path: Path) -> None:

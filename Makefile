@@ -32,6 +32,11 @@ $(VENV)/.installed: pyproject.toml dev/pyproject.toml
 	  || { echo "Python 3.11+ required ($(PYTHON) is $$($(PYTHON) --version))" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# The root project was called `headroom` before it took a name free on PyPI; a venv made
+	# then still has that distribution (and its editable metadata in operator/), which would
+	# claim the same package.
+	$(BIN)/pip uninstall --quiet --yes headroom 2>/dev/null || true
+	rm -rf operator/headroom.egg-info
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet -e ./dev
 	touch $@

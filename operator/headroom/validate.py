@@ -1,4 +1,4 @@
-"""`headroom validate`: check ClaudeAccount and AgentSession manifests offline.
+"""`headroom validate`: check Headroom manifests (every kind in crds/) offline.
 
 The schemas come from the CRDs in `crds/` (the single source; nothing here repeats them). The
 Kubernetes flavour of OpenAPI is translated to JSON Schema and checked with `jsonschema`, and
@@ -418,7 +418,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headroom validate",
         description=(
-            "Check ClaudeAccount and AgentSession manifests offline against the schemas in "
+            "Check Headroom manifests (ClaudeAccount, ClusterClaudeAccount, AgentSession) "
+            "offline against the schemas in "
             "the CRDs (crds/): types, required fields, enums, bounds, patterns, and unknown "
             "fields as the API server's strict field validation refuses them. Other kinds are "
             "skipped. Prints `file: path: message` per problem; exit status 1 if any. " + CEL_NOTE

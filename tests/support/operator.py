@@ -61,6 +61,7 @@ class OperatorProcess:
     namespace: str
     log_path: Path
     extra: list[str] = field(default_factory=list)
+    verbose: bool = True  # the tests read kopf's debug lines when something fails
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     logs: list[Path] = field(default_factory=list)
@@ -72,8 +73,10 @@ class OperatorProcess:
         cmd = [
             sys.executable, "-m", "headroom", "operator", "-n", self.namespace,
             "--metrics-port", str(self.metrics_port), "--liveness", "",
-            "--agent-node-selector", NO_NODE, "--verbose", *FAST_FLAGS, *self.extra,
+            "--agent-node-selector", NO_NODE, *FAST_FLAGS, *self.extra,
         ]  # fmt: skip
+        if self.verbose:
+            cmd.append("--verbose")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)

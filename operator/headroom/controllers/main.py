@@ -134,8 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--drill-duration", default="2m", help="how long a drill treats an account as walled"
     )
-    p.add_argument("--log-format", choices=["plain", "json"], default="plain")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--log-format",
+        choices=["plain", "json"],
+        default="plain",
+        help="json: one JSON object a line, for log pipelines",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug lines too, kopf's own (every handler's outcome) among them",
+    )
     return p
 
 
@@ -293,12 +303,30 @@ def _is_available(rt: Runtime, account: Account) -> bool:
     return account_state(account, rt.clock()).phase is AccountPhase.AVAILABLE
 
 
+class KopfChatter(logging.Filter):
+    """Drops kopf's own informational lines ("Handler 'session_event' succeeded.", several
+    per watch event), which would bury the operator's (Placed, Walled, Swapped, Completed).
+    kopf's warnings and errors, and every line of the operator, pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("kopf")
+
+
+def configure_logging(verbose: bool, log_format: str) -> None:
+    """kopf's handler on the root logger, plain or JSON; without -v, kopf's INFO lines are
+    treated as debug lines and left out."""
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(KopfChatter())
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
-    )
+    configure_logging(args.verbose, args.log_format)
     targets: list[str | None] = []
     if args.peering:
         # Without its CRD kopf would pause forever in silence: refuse to start instead.

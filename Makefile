@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLAUDE_CODE := hack/claude-code
 
-.PHONY: help venv cluster-bin promtool cluster cluster-down claude-cli lint test bench simulate run demo-wall demo-drill clean
+.PHONY: help venv cluster-bin promtool helm kubeconform checkov chart cluster cluster-down claude-cli lint test bench simulate run demo-wall demo-drill clean
 
 help:
 	@echo "make run          start the local cluster (unless KUBECONFIG is set), a real node (root), stand-in API, CRDs, samples, operator (Ctrl-C stops)"
@@ -22,7 +22,8 @@ help:
 	@echo "make node         start (or reuse) a real node (kubelet + containerd) of the local cluster; needs root"
 	@echo "make node-down    stop it, leaving nothing on the host (docs/node.md)"
 	@echo "make images       build images/*/Dockerfile without Docker (buildah) and import them into the node"
-	@echo "make venv | cluster-bin | promtool | claude-cli | node-bin | lint | clean"
+	@echo "make chart        copy the CRDs, RBAC rules, alerts and dashboard into charts/headroom (their one source stays)"
+	@echo "make venv | cluster-bin | promtool | helm | kubeconform | checkov | claude-cli | node-bin | lint | clean"
 
 # The stamp is newer than pyproject.toml once its dependencies are installed.
 venv: $(VENV)/.installed
@@ -31,6 +32,11 @@ $(VENV)/.installed: pyproject.toml dev/pyproject.toml
 	  || { echo "Python 3.11+ required ($(PYTHON) is $$($(PYTHON) --version))" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# The root project was called `headroom` before it took a name free on PyPI; a venv made
+	# then still has that distribution (and its editable metadata in operator/), which would
+	# claim the same package.
+	$(BIN)/pip uninstall --quiet --yes headroom 2>/dev/null || true
+	rm -rf operator/headroom.egg-info
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet -e ./dev
 	touch $@
@@ -44,6 +50,23 @@ cluster-bin:
 # same cache (no-op when already built).
 promtool:
 	hack/promtool/build.sh
+
+# helm (the chart tests: lint, template, install, upgrade, uninstall) and kubeconform (schema
+# checks of the rendered manifests), built from their Go modules into the same cache.
+helm:
+	hack/helm/build.sh
+
+kubeconform:
+	hack/kubeconform/build.sh
+
+# checkov (PyPI) in a virtualenv of its own in the cache: its pins conflict with the dev tools'.
+checkov:
+	hack/checkov/install.sh
+
+# The chart's copies of files the kustomize tree owns (CRDs, RBAC rules, alerts, dashboard);
+# the chart tests fail while a copy differs from its source.
+chart:
+	$(PYTHON) hack/chart/sync.py
 
 cluster: cluster-bin
 	hack/cluster/up.sh
@@ -62,7 +85,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv cluster-bin promtool claude-cli node-bin images
+test: venv cluster-bin promtool helm kubeconform checkov claude-cli node-bin images
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -m "not bench"
 

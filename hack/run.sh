@@ -147,6 +147,8 @@ cat >&2 <<EOF
 [run] operator running on namespace $ns (metrics: http://127.0.0.1:$metrics_port/metrics)
 [run] watch the sessions and accounts:  $kc -n $ns get headroom -w
 [run] what happened, and why:           $kc -n $ns get events -w
+[run] the pool at a glance (kubectl headroom; its flags go after "headroom"):
+[run]   PATH=$venv:\$PATH KUBECONFIG=${shown_kubeconfig#"$root/"} kubectl headroom status -n $ns
 [run] logs: $run_dir/{operator,sandbox,git,provisioner}.log; a pod's output: $kc -n $ns logs POD
 [run] fix-calc pushes branch fix/fix-calc:  git -C $run_dir/git/demo-app.git log fix/fix-calc
 [run] in a second terminal, move a session live:  make demo-wall   (or make demo-drill)

@@ -196,3 +196,35 @@ def namespace(k8s: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def helm_path() -> Path:
+    """helm, built from its Go module by hack/helm/build.sh (cached by version)."""
+    from tests.support.tools import built
+
+    return built("helm/build.sh")
+
+
+@pytest.fixture(scope="session")
+def helm(helm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """helm for rendering and linting (tests.support.tools.Helm): no cluster."""
+    from tests.support.tools import Helm
+
+    return Helm(helm_path, tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture(scope="session")
+def kubeconform_path() -> Path:
+    """kubeconform, built from its Go module by hack/kubeconform/build.sh."""
+    from tests.support.tools import built
+
+    return built("kubeconform/build.sh")
+
+
+@pytest.fixture(scope="session")
+def checkov_path() -> Path:
+    """checkov (PyPI), in its own virtualenv made by hack/checkov/install.sh."""
+    from tests.support.tools import built
+
+    return built("checkov/install.sh")

@@ -4,6 +4,7 @@
 - `provisioner`: a PVC provisioner for the local cluster (hostPath volumes; it has no CSI driver);
 - `sim`: the discrete-event quota simulator that compares placement policies.
 
-None of these belongs in a production image: the `headroom` distribution (operator/) does not
-contain them, and its CLI does not offer them. `make venv` installs both distributions.
+None of these belongs in a production image: the `headroom-operator` distribution (operator/)
+does not contain them, and its CLI does not offer them. `make venv` installs both
+distributions.
 """

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
-from prometheus_client.metrics import MetricWrapperBase
 from tests.support.manifests import MANIFESTS
+from tests.support.metric_names import exported
 
 from headroom.reconcilers import metrics
 
@@ -39,25 +38,6 @@ def rule_groups() -> list[dict[str, Any]]:
 
 def alerts() -> dict[str, dict[str, Any]]:
     return {r["alert"]: r for g in rule_groups() for r in g["rules"] if "alert" in r}
-
-
-def exported() -> dict[str, set[str]]:
-    """Sample name -> label names, for every metric the operator's metrics module defines."""
-    out: dict[str, set[str]] = {}
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            name, labels, kind = value._name, set(value._labelnames), value._type
-            suffixes = {"counter": ["_total"], "gauge": [""],
-                        "histogram": ["_bucket", "_sum", "_count"]}[kind]  # fmt: skip
-            for suffix in suffixes:
-                out[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
-        elif isinstance(value, (type, CollectorRegistry)):
-            continue
-        elif callable(getattr(value, "collect", None)):
-            # a custom collector (e.g. the window reset times, computed at scrape time)
-            for family in value.collect():
-                out[family.name] = set(getattr(family, "_labelnames", ()))
-    return out
 
 
 SELECTOR = re.compile(r"\b(headroom_[a-z0-9_]+)(\{[^}]*\})?")

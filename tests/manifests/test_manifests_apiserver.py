@@ -92,3 +92,11 @@ def test_the_real_task_sample_dry_runs_on_the_server(
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert len(lines) == len(kustomize(sample)) == 4, lines
+
+
+def test_dashboard_component_dry_runs_on_the_server(
+    kubectl: Any, install_namespaces: None, tmp_path: Path
+) -> None:
+    overlay = with_components(tmp_path, MANIFESTS / "components" / "grafana-dashboard")
+    lines = dry_run(kubectl, overlay)
+    assert "configmap/headroom-dashboard created (server dry run)" in lines, lines

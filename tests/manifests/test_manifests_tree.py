@@ -53,7 +53,7 @@ def test_the_tree_holds_what_an_install_needs(rendered: Rendered) -> None:
         "Role/headroom-operator-cluster-accounts", "RoleBinding/headroom-operator-cluster-accounts",
         "ClusterRole/headroom-edit", "ClusterRole/headroom-view",
         "Service/headroom-operator-metrics", "PodDisruptionBudget/headroom-operator",
-        "NetworkPolicy/headroom-agents",
+        "NetworkPolicy/headroom-agents", "NetworkPolicy/headroom-operator",
     ])  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_operator_arguments_are_real_flags_and_match_the_tree(rendered: Rendered
     assert args.metrics_port == ports["metrics"]
     liveness = re.fullmatch(r"http://0\.0\.0\.0:(\d+)(/\S+)", args.liveness)
     assert liveness is not None
-    for probe in ("startupProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = container[probe]["httpGet"]
         assert (ports[get["port"]], get["path"]) == (int(liveness[1]), liveness[2])
     # The watched namespace is where the Role, RoleBinding and NetworkPolicy are.
@@ -108,6 +108,8 @@ def test_two_replicas_with_distinct_priorities_and_a_disruption_budget(rendered:
     assert len(priorities) == 2
     pdb = find(rendered, "PodDisruptionBudget", "headroom-operator")
     assert pdb["spec"]["minAvailable"] == 1
+    # A replica that is not Ready may be evicted: it protects nothing and would block a drain.
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     service = find(rendered, "Service", "headroom-operator-metrics")
@@ -215,6 +217,23 @@ def test_network_policy_selects_agent_pods_and_only_them(rendered: Rendered) -> 
     https = next(r for r in policy["egress"] if r["ports"] == [{"protocol": "TCP", "port": 443}])
     assert all("ipBlock" in peer for peer in https["to"])  # never 0.0.0.0/0
     assert all(peer["ipBlock"]["cidr"] not in {"0.0.0.0/0", "::/0"} for peer in https["to"])
+
+
+def test_the_operators_network_policy_admits_its_ports_and_reaches_only_dns_and_the_api(
+    rendered: Rendered,
+) -> None:
+    policy = find(rendered, "NetworkPolicy", "headroom-operator")
+    deployment = find(rendered, "Deployment", "headroom-operator")
+    assert policy["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    spec = policy["spec"]
+    assert selects(spec["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])
+    assert not selects(spec["podSelector"], an_agent_pod()["metadata"]["labels"])
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    named = {p["name"] for p in operator_container(rendered)["ports"]}
+    admitted = {p["port"] for rule in spec["ingress"] for p in rule["ports"]}
+    assert admitted == named == {"metrics", "health"}
+    egress = sorted((p["protocol"], p["port"]) for rule in spec["egress"] for p in rule["ports"])
+    assert egress == [("TCP", 53), ("TCP", 443), ("TCP", 6443), ("UDP", 53)]
 
 
 def test_kind_overlay_runs_the_locally_built_images(

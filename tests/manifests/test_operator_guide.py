@@ -7,8 +7,9 @@ from __future__ import annotations
 import inspect
 import re
 
-from tests.manifests.test_alerts import alerts, exported
+from tests.manifests.test_alerts import alerts
 from tests.support.manifests import REPO, Rendered, find
+from tests.support.metric_names import exported
 
 GUIDE = (REPO / "docs" / "operator-guide.md").read_text()
 OPERATOR = REPO / "operator" / "headroom"

@@ -7,7 +7,6 @@ field alone (what Argo CD compares), touching only status."""
 from __future__ import annotations
 
 import copy
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,13 @@ import pytest
 import yaml
 from kubernetes import client
 from tests.support.manifests import MANIFESTS, Rendered
-from tests.support.operator import OperatorProcess, Scene, in_seconds, wait_for
+from tests.support.operator import (
+    OperatorProcess,
+    Scene,
+    in_seconds,
+    token_kubeconfig,
+    wait_for,
+)
 
 from headroom.contract.termination import Outcome
 
@@ -53,28 +58,6 @@ def retarget(docs: Rendered, agents: str, system: str, suffix: str) -> Rendered:
         out.append(doc)
     assert {d["kind"] for d in out} == set(RBAC_KINDS)
     return out
-
-
-def token_kubeconfig(kubectl: Any, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig for the ServiceAccount: a TokenRequest token, the admin's server and CA."""
-    token = kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
-    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
-    cluster = admin["clusters"][0]["cluster"]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": token}}],
-        # In a pod the ServiceAccount's namespace is the default one (where kopf posts the
-        # Events of cluster-scoped objects); so it is here.
-        "contexts": [
-            {"name": "sa", "context": {"cluster": "c", "user": account, "namespace": namespace}}
-        ],
-        "current-context": "sa",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 @pytest.fixture

@@ -14,6 +14,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from tests.support.cluster_accounts import (
+    cluster_status,
+    create_cluster_account,
+    wait_cluster_phase,
+)
 from tests.support.operator import GROUP, VERSION, OperatorProcess, Scene, in_seconds, wait_for
 
 from headroom.contract.termination import Outcome
@@ -31,7 +36,7 @@ class Teams:
     b: Scene
     outsider: Scene
     system: str
-    custom: client.CustomObjectsApi
+    api: client.ApiClient
     core: client.CoreV1Api
     suffix: str
     created: list[str] = field(default_factory=list)
@@ -40,40 +45,26 @@ class Teams:
         self, name: str, *, max_sessions: int, priority: int = 0, token: str | None = None
     ) -> str:
         """A ClusterClaudeAccount admitting team a by name and team b by label."""
-        full = f"{name}-{self.suffix}"
-        secret = client.V1Secret(
-            metadata=client.V1ObjectMeta(name=f"{full}-claude"),
-            string_data={"token": token or f"fake-{full}-token"},
-        )
-        self.core.create_namespaced_secret(self.system, secret)
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ClusterClaudeAccount",
-            "metadata": {"name": full, "labels": {"tier": "shared"}},
-            "spec": {
-                "credentials": {"secretRef": {"name": f"{full}-claude"}, "type": "OAuthToken"},
-                "maxSessions": max_sessions,
-                "priority": priority,
-                "allowedNamespaces": {
-                    "names": [self.a.ns],
-                    "selector": {"matchLabels": {f"pool-{self.suffix}": "shared"}},
-                },
+        full = create_cluster_account(
+            self.api,
+            self.system,
+            f"{name}-{self.suffix}",
+            max_sessions=max_sessions,
+            priority=priority,
+            token=token,
+            admits={
+                "names": [self.a.ns],
+                "selector": {"matchLabels": {f"pool-{self.suffix}": "shared"}},
             },
-        }
-        self.custom.create_cluster_custom_object(GROUP, VERSION, "clusterclaudeaccounts", body)
+        )
         self.created.append(full)
         return full
 
     def status(self, name: str) -> dict[str, Any]:
-        found = self.custom.get_cluster_custom_object(GROUP, VERSION, "clusterclaudeaccounts", name)
-        return found.get("status") or {}
+        return cluster_status(self.api, name)
 
     def wait_phase(self, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
-        return wait_for(
-            f"ClusterClaudeAccount {name} {phase}",
-            lambda: (s := self.status(name)).get("phase") == phase and s,
-            timeout,
-        )
+        return wait_cluster_phase(self.api, name, phase, timeout)
 
     def live_pods(self) -> list[client.V1Pod]:
         return self.a.live_pods() + self.b.live_pods() + self.outsider.live_pods()
@@ -97,7 +88,7 @@ def teams(k8s: Any, kubectl: Any, namespace: str) -> Iterator[Teams]:
         b=Scene(k8s, names["b"]),
         outsider=Scene(k8s, names["out"]),
         system=names["sys"],
-        custom=client.CustomObjectsApi(k8s),
+        api=k8s,
         core=client.CoreV1Api(k8s),
         suffix=suffix,
     )
@@ -152,6 +143,9 @@ def test_one_cluster_account_is_one_ledger_for_two_namespaces(
         assert len(teams.live_pods()) == 3
         assert settled()
     wait_for("activeSessions 3", lambda: teams.status(shared).get("activeSessions") == 3)
+    # Its metrics carry namespace="": one series for the account, whatever namespace uses it.
+    series = f'headroom_account_active_sessions{{account="{shared}",namespace=""}} 3.0'
+    wait_for("the cluster account's gauge", lambda: series in operator.metrics())
     for scene, names in ((teams.a, a_names), (teams.b, b_names)):
         for name in names:
             status = scene.status("agentsessions", name)
@@ -307,3 +301,22 @@ def test_a_team_cannot_reach_a_cluster_accounts_credential(
     assert teams.outsider.live_pods() == []
     secrets = teams.core.list_namespaced_secret(teams.outsider.ns).items
     assert not [s for s in secrets if s.metadata.name.startswith("headroom-credential-")]
+
+
+def test_kubectl_shows_cluster_accounts_with_the_namespaced_kinds(
+    teams: Teams, operator: OperatorProcess, kubectl: Any
+) -> None:
+    shared = teams.cluster_account("shared", max_sessions=3)
+    teams.wait_phase(shared, "Available")
+    listed = kubectl("get", "headroom", "-n", teams.a.ns, "-o", "name").stdout.split()
+    assert f"clusterclaudeaccount.headroom.dev/{shared}" in listed
+    table = kubectl("get", "cca", shared, "-o", "wide").stdout.splitlines()
+    header, row = table[0].split(), table[1].split()
+    assert header[:6] == ["NAME", "PHASE", "ACTIVE", "MAX", "RESETS", "AGE"]
+    assert row[:4] == [shared, "Available", "0", "3"]
+    assert "NAMESPACES" in header and f'["{teams.a.ns}"]' in table[1]
+    events = kubectl(
+        "get", "events", "-n", teams.system, "--field-selector",
+        f"involvedObject.kind=ClusterClaudeAccount,involvedObject.name={shared}", "-o", "name",
+    ).stdout  # fmt: skip
+    assert events.strip(), "no Event about the cluster account in the operator's namespace"

@@ -1,6 +1,7 @@
 """The operator's Prometheus endpoint after a real scenario: walls, a 401, a swap chain,
 waiting, a wake-up, refused pods and a deleted account. Every number a dashboard or an alert
-reads must have moved, and no label may carry a session name."""
+reads must have moved, every metric the Grafana dashboard names must be in the scrape, and no
+label may carry a session name."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
+from tests.support import dashboard
 from tests.support.operator import OperatorProcess, Scene, in_seconds, wait_for
 
 from headroom.contract.termination import Outcome
@@ -196,6 +198,12 @@ def test_metrics_move_with_walls_auth_failures_swaps_and_waiting(
         "PodCreateFailed",
         "NoHeadroom",  # between retries the refused slot may show as taken
     )
+
+    # Every metric the Grafana dashboard's panels and variables read is in this scrape, the
+    # operator's real output after walls, a 401, swaps, waits and a refused pod.
+    scraped = {metric for metric, _ in m}
+    for panel, used in dashboard.metrics(dashboard.load()).items():
+        assert used and used <= scraped, (panel, used - scraped)
 
     # Label cardinality: session names never appear; every label is from the bounded set.
     names = {"s1", "s2", "s3", "s4"}

@@ -256,6 +256,37 @@ async def test_a_drill_on_an_idle_account_starts_completes_and_ends(world: World
     assert world.account_status("alice")["drill"]["value"] == "drill-1"
 
 
+@pytest.mark.parametrize(
+    ("duration", "seconds", "problem"),
+    [
+        ("10m", 600, ""),
+        ("1h30m", 5400, ""),
+        ("ten minutes", 120, "'ten minutes' is not a duration like 90s, 5m or 1h30m"),
+        ("48h", 120, "'48h' is not between 1s and 24h"),
+    ],
+)
+async def test_a_drill_lasts_as_long_as_its_duration_annotation_says(
+    world: World, duration: str, seconds: int, problem: str
+) -> None:
+    await available(world, "alice")
+    body = world.kube.obj("claudeaccounts", "alice")
+    assert body is not None
+    body["metadata"]["annotations"] = {
+        "headroom.dev/drill": "drill-1",
+        "headroom.dev/drill-duration": duration,
+    }
+    world.kube.writes.clear()
+    await world.reconcile_account("alice")
+    (write,) = world.kube.writes
+    assert write[3]["drill"]["until"] == at(seconds)
+    reason, message = world.events[-2][1:]
+    assert reason == "DrillStarted" and f"walled until {at(seconds)}" in message
+    if problem:
+        assert message.endswith(f"(headroom.dev/drill-duration ignored: {problem})")
+    else:
+        assert "ignored" not in message
+
+
 async def test_a_drill_moves_the_running_session_and_counts_it(world: World) -> None:
     await available(world, "alice")
     await available(world, "bob", token="sk-ant-oat01-bob-0000")

@@ -1,6 +1,7 @@
 """Only the operator and the runner ship. The stand-in API, the dev volume provisioner and the
-simulator are the separate headroom-dev distribution (dev/): the `headroom` wheel, which the
-images install, must not contain them, and the production command must not offer them."""
+simulator are the separate headroom-dev distribution (dev/): the `headroom-operator` wheel,
+which the images install, must not contain them, and the production command must not offer
+them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from agent_pods import REPO
 from test_dockerfiles import IMAGES, instructions
 
 STAND_INS = ("sandbox", "provisioner", "sim")
-DEV_COMMANDS = ("sandbox-api", "provisioner", "simulate")
+DEV_COMMANDS = ("sandbox-api", "provisioner", "simulate", "crdgen")
 
 
 def test_the_wheel_holds_no_stand_in(tmp_path: Path) -> None:
@@ -34,7 +35,7 @@ def test_the_wheel_holds_no_stand_in(tmp_path: Path) -> None:
         check=True,
         timeout=300,
     )
-    [wheel] = out.glob("headroom-*.whl")
+    [wheel] = out.glob("headroom_operator-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert packages == {"headroom"}

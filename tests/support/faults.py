@@ -13,7 +13,7 @@ import random
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,39 +81,51 @@ def make_pool(scene: Scene, plan: KillPlan) -> dict[str, int]:
     return limits
 
 
+Scenes = Scene | Sequence[Scene]
+
+
+def scenes_of(scenes: Scenes) -> list[Scene]:
+    """One namespace's scene, or several whose sessions share cluster accounts."""
+    return [scenes] if isinstance(scenes, Scene) else list(scenes)
+
+
 # A fault injected at a kill point instead of the operator's crash: (rng, failover number) ->
 # a label for the report. It returns once the cluster answers again.
 Fault = Callable[[random.Random, int], str]
 
 
 def kill_during_failovers(
-    scene: Scene,
+    scenes: Scenes,
     operator: OperatorProcess,
     history: PodHistory,
     plan: KillPlan,
     seed: int,
     fault: Fault | None = None,
+    **session_spec: Any,
 ) -> KillReport:
     """Drive the stream; returns once every failover was reported (the checks are separate).
-    At each kill point the operator is SIGKILLed and restarted, or `fault` runs instead."""
+    With several scenes the sessions are dealt among their namespaces, named uniquely. At each
+    kill point the operator is SIGKILLed and restarted, or `fault` runs instead."""
     rng = random.Random(seed)  # noqa: S311  (a replayable test schedule, not a secret)
     report = KillReport(seed)
     started = time.monotonic()
-    names = [f"s{i}" for i in range(plan.sessions)]
+    spread = scenes_of(scenes)
     # Kill points are failover indexes; a kill lands a random fraction of a second after the
     # walled report(s), i.e. while the operator reads, places, creates or records.
     kill_after = set(rng.sample(range(1, plan.failovers), plan.kills))
-    for name in names:
-        scene.session(name, failover={"maxSwaps": 1000, "cooldown": "0s"})
+    for i in range(plan.sessions):
+        scene = spread[i % len(spread)]
+        name = f"s{i}" if len(spread) == 1 else f"t{i % len(spread)}-s{i}"
+        scene.session(name, failover={"maxSwaps": 1000, "cooldown": "0s"}, **session_spec)
     finished: set[str] = set()
     while report.failovers < plan.failovers:
         running = wait_for(
             "a Running session with a live pod",
-            lambda: _running_pods(scene, history, finished),
+            lambda: _running_pods(spread, history, finished),
             timeout=120,
         )
         burst = rng.sample(running, min(len(running), rng.randint(1, 3)))
-        for pod in burst:
+        for scene, pod in burst:
             if report.failovers >= plan.failovers:
                 break
             finished.add(pod)
@@ -176,15 +188,18 @@ def operator_log_counts(operator: OperatorProcess) -> dict[str, int]:
     }
 
 
-def _running_pods(scene: Scene, history: PodHistory, finished: set[str]) -> list[str]:
+def _running_pods(
+    scenes: list[Scene], history: PodHistory, finished: set[str]
+) -> list[tuple[Scene, str]]:
     live = history.live()
     pods = []
-    for s in scene.sessions():
-        status = s.get("status") or {}
-        pod = status.get("podName")
-        if status.get("phase") == "Running" and pod in live and pod not in finished:
-            pods.append(pod)
-    return sorted(pods)
+    for scene in scenes:
+        for s in scene.sessions():
+            status = s.get("status") or {}
+            pod = status.get("podName")
+            if status.get("phase") == "Running" and pod in live and pod not in finished:
+                pods.append((scene, pod))
+    return sorted(pods, key=lambda found: found[1])
 
 
 def _report_walled(scene: Scene, pod: str, reset_in: float) -> bool:
@@ -207,14 +222,14 @@ def _report_walled(scene: Scene, pod: str, reset_in: float) -> bool:
 # --- the checks -------------------------------------------------------------------------------
 
 
-def session_states(scene: Scene, history: PodHistory) -> dict[str, str]:
+def session_states(scenes: Scenes, history: PodHistory) -> dict[str, str]:
     """Per session: 'ok:<phase>' when its state is coherent with the live pods, else why not."""
     live = history.live()
     by_session: dict[str, list[str]] = {}
     for pod in live.values():
         by_session.setdefault(pod.session, []).append(pod.name)
     verdict: dict[str, str] = {}
-    for s in scene.sessions():
+    for s in (s for scene in scenes_of(scenes) for s in scene.sessions()):
         name, status = s["metadata"]["name"], s.get("status") or {}
         phase, pods = status.get("phase"), sorted(by_session.get(name, []))
         if phase == "Running" and pods == [status.get("podName")]:
@@ -228,19 +243,26 @@ def session_states(scene: Scene, history: PodHistory) -> dict[str, str]:
     return verdict
 
 
-def settled(scene: Scene, history: PodHistory, want: set[str]) -> dict[str, str] | None:
-    states = session_states(scene, history)
+def settled(scenes: Scenes, history: PodHistory, want: set[str]) -> dict[str, str] | None:
+    states = session_states(scenes, history)
     return states if all(v in want for v in states.values()) else None
 
 
-def assert_history_clean(scene: Scene, history: PodHistory, *, allow_relist: bool = False) -> None:
-    wait_for(
-        "the pod watch to catch up with a fresh list",
-        lambda: history.caught_up_with(
-            scene.core.list_namespaced_pod(
+def assert_history_clean(
+    scenes: Scenes, history: PodHistory, *, allow_relist: bool = False
+) -> None:
+    def listed() -> list[client.V1Pod]:
+        return [
+            pod
+            for scene in scenes_of(scenes)
+            for pod in scene.core.list_namespaced_pod(
                 scene.ns, label_selector="app.kubernetes.io/managed-by=headroom"
             ).items
-        ),
+        ]
+
+    wait_for(
+        "the pod watch to catch up with a fresh list",
+        lambda: history.caught_up_with(listed()),
         timeout=30,
     )
     assert allow_relist or not history.relists, history.relists

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client
 
 from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
@@ -60,6 +61,7 @@ class OperatorProcess:
     namespace: str
     log_path: Path
     extra: list[str] = field(default_factory=list)
+    verbose: bool = True  # the tests read kopf's debug lines when something fails
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     logs: list[Path] = field(default_factory=list)
@@ -71,8 +73,10 @@ class OperatorProcess:
         cmd = [
             sys.executable, "-m", "headroom", "operator", "-n", self.namespace,
             "--metrics-port", str(self.metrics_port), "--liveness", "",
-            "--agent-node-selector", NO_NODE, "--verbose", *FAST_FLAGS, *self.extra,
+            "--agent-node-selector", NO_NODE, *FAST_FLAGS, *self.extra,
         ]  # fmt: skip
+        if self.verbose:
+            cmd.append("--verbose")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -303,3 +307,25 @@ def _terminated(pod: client.V1Pod) -> bool:
 
 def in_seconds(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_kubeconfig(kubectl: Any, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig for the ServiceAccount: a TokenRequest token, the admin's server and CA."""
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
+    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token}}],
+        # In a pod the ServiceAccount's namespace is the default one (where kopf posts the
+        # Events of cluster-scoped objects); so it is here.
+        "contexts": [
+            {"name": "sa", "context": {"cluster": "c", "user": account, "namespace": namespace}}
+        ],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path

@@ -54,6 +54,10 @@ class PodHistory:
     api: client.ApiClient
     namespace: str
     max_sessions: dict[str, int] = field(default_factory=dict)
+    # More namespaces to witness together with `namespace` (one cluster-wide watch, filtered):
+    # a cluster account's pods in all of them count against one maxSessions. Pod names must
+    # then be unique across them.
+    also: tuple[str, ...] = ()
     events: list[tuple[str, PodState]] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     peak_per_session: int = 0
@@ -71,7 +75,7 @@ class PodHistory:
 
     def start(self) -> PodHistory:
         core = client.CoreV1Api(self.api)
-        listed = core.list_namespaced_pod(self.namespace, label_selector=self._selector)
+        listed = self._list(core)
         # The history starts here: whatever exists already is its first state.
         for pod in listed.items:
             self._apply("ADDED", self.api.sanitize_for_serialization(pod))
@@ -91,14 +95,29 @@ class PodHistory:
     def _selector(self) -> str:
         return f"{LABEL_MANAGED}={MANAGER}"
 
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return (self.namespace, *self.also)
+
+    def _list(self, core: client.CoreV1Api) -> Any:
+        if not self.also:
+            return core.list_namespaced_pod(self.namespace, label_selector=self._selector)
+        listed = core.list_pod_for_all_namespaces(label_selector=self._selector)
+        listed.items = [p for p in listed.items if p.metadata.namespace in self.namespaces]
+        return listed
+
+    def _stream_args(self, core: client.CoreV1Api) -> tuple[Any, ...]:
+        if not self.also:
+            return (core.list_namespaced_pod, self.namespace)
+        return (core.list_pod_for_all_namespaces,)
+
     def _run(self) -> None:
         core = client.CoreV1Api(self.api)
         while not self._stop.is_set():
             self._watch = watch.Watch()
             try:
                 for event in self._watch.stream(
-                    core.list_namespaced_pod,
-                    self.namespace,
+                    *self._stream_args(core),
                     label_selector=self._selector,
                     resource_version=self._resource_version,
                     allow_watch_bookmarks=True,
@@ -109,7 +128,9 @@ class PodHistory:
                     version = (obj.get("metadata") or {}).get("resourceVersion")
                     if version:
                         self._resource_version = version
-                    if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    namespace = (obj.get("metadata") or {}).get("namespace")
+                    witnessed = namespace in self.namespaces
+                    if event["type"] in ("ADDED", "MODIFIED", "DELETED") and witnessed:
                         self._apply(event["type"], obj)
                     if self._stop.is_set():
                         return
@@ -129,7 +150,7 @@ class PodHistory:
 
     def _relist(self, core: client.CoreV1Api) -> None:
         try:
-            listed = core.list_namespaced_pod(self.namespace, label_selector=self._selector)
+            listed = self._list(core)
         except Exception:  # still unreachable: the loop tries again
             time.sleep(0.5)
             return

@@ -10,6 +10,7 @@ import kopf
 from headroom import GROUP, VERSION
 from headroom.controllers.memo import OperatorMemo
 from headroom.core.accounts import Account, AccountKey
+from headroom.core.drill import DRILL_ANNOTATION
 from headroom.reconcilers import account, metrics
 from headroom.reconcilers.roster import account_from_body
 from headroom.reconcilers.runtime import Runtime
@@ -79,9 +80,7 @@ def _own_write(rt: Runtime, ns: str, name: str, meta: kopf.Meta) -> bool:
         return False
     _, generation, drill = own
     annotations = meta.get("annotations") or {}
-    return generation == meta.get("generation") and drill == annotations.get(
-        account.DRILL_ANNOTATION
-    )
+    return generation == meta.get("generation") and drill == annotations.get(DRILL_ANNOTATION)
 
 
 def _referenced(namespace: str | None, name: str, memo: OperatorMemo, **_: Any) -> bool:

@@ -33,7 +33,8 @@ from headroom.reconcilers.runtime import Runtime, Settings
 log = logging.getLogger("headroom")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of `headroom operator` (the Helm chart's values schema offers their choices)."""
     p = argparse.ArgumentParser(prog="headroom operator", description=__doc__)
     scope = p.add_mutually_exclusive_group()
     scope.add_argument(
@@ -133,9 +134,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--drill-duration", default="2m", help="how long a drill treats an account as walled"
     )
-    p.add_argument("--log-format", choices=["plain", "json"], default="plain")
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--log-format",
+        choices=["plain", "json"],
+        default="plain",
+        help="json: one JSON object a line, for log pipelines",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug lines too, kopf's own (every handler's outcome) among them",
+    )
+    return p
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _priority(text: str) -> int:
@@ -288,12 +303,30 @@ def _is_available(rt: Runtime, account: Account) -> bool:
     return account_state(account, rt.clock()).phase is AccountPhase.AVAILABLE
 
 
+class KopfChatter(logging.Filter):
+    """Drops kopf's own informational lines ("Handler 'session_event' succeeded.", several
+    per watch event), which would bury the operator's (Placed, Walled, Swapped, Completed).
+    kopf's warnings and errors, and every line of the operator, pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("kopf")
+
+
+def configure_logging(verbose: bool, log_format: str) -> None:
+    """kopf's handler on the root logger, plain or JSON; without -v, kopf's INFO lines are
+    treated as debug lines and left out."""
+    kopf.configure(
+        verbose=verbose,
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(KopfChatter())
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
-    )
+    configure_logging(args.verbose, args.log_format)
     targets: list[str | None] = []
     if args.peering:
         # Without its CRD kopf would pause forever in silence: refuse to start instead.

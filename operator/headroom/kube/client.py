@@ -167,6 +167,28 @@ class Kube:
     async def close(self) -> None:
         await self._api.close()
 
+    async def stream(self, path: str, query: list[tuple[str, str]]) -> AsyncIterator[bytes]:
+        """The body of a GET as it arrives (a pod's log, followed): chunks of bytes. Raises
+        as `request` does for an answer outside 2xx, 404 included."""
+        try:
+            response = await self._api.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise KubeUnreachable(f"the API server could not be reached: {exc!r}"[:300]) from exc
+        try:
+            if not 200 <= response.status < 300:
+                raise error_of(response.status, await response.read())
+            async for chunk in response.content.iter_any():
+                yield chunk
+        finally:
+            response.release()
+
     async def request(
         self,
         method: str,

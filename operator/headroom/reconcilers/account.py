@@ -29,6 +29,7 @@ from headroom.core.accounts import (
     first_holder,
     unavailable_until,
 )
+from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
 from headroom.kube import manifests
 from headroom.kube.client import KubeError
@@ -39,7 +40,6 @@ from headroom.reconcilers.runtime import ClusterCredential, Drill, Runtime, retr
 
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
-DRILL_ANNOTATION = "headroom.dev/drill"
 
 
 def credentials_of(
@@ -293,7 +293,8 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     """Start a drill when the annotation's value is new; report its progress."""
     meta = body["metadata"]
     key = (meta.get("namespace") or "", meta["name"])
-    annotated = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
+    annotations = meta.get("annotations") or {}
+    annotated = annotations.get(DRILL_ANNOTATION)
     # The annotation is free text of any length; status.drill.value holds at most 253 bytes.
     # Recording it whole made the API server refuse every status write of the account (and a
     # DrillStarted Event was posted on each retry): keep a short one-line scrubbed excerpt,
@@ -301,7 +302,10 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
     wanted = snippet(annotated, limit=DRILL_VALUE_CHARS) if annotated else None
     drill: JSON = dict(status.get("drill") or {})
     if wanted and wanted != drill.get("value"):
-        until = now + rt.settings.drill_duration
+        duration, problem = drill_duration(
+            annotations.get(DRILL_DURATION_ANNOTATION), rt.settings.drill_duration
+        )
+        until = now + duration
         to_move = rt.ledger.sessions_on(key)
         rt.drills[key] = Drill(started=now, sessions=len(to_move))
         rt.roster.note(*key, drill_until=until)
@@ -311,7 +315,7 @@ def _drill(rt: Runtime, body: JSON, status: JSON, now: datetime) -> JSON:
             body,
             "DrillStarted",
             f"drill {wanted!r}: treating the account as walled until {format_time(until)}; "
-            f"moving {len(to_move)} session(s)",
+            f"moving {len(to_move)} session(s)" + (f" ({problem})" if problem else ""),
             warning=True,
         )
         return {

@@ -59,9 +59,14 @@ def test_refused_writes_are_recorded_and_never_spun_on(scene: Scene, operator, k
     scene.account("alice", priority=5, max_sessions=5)
     scene.account("bob", max_sessions=5)
     with refusing_policy(k8s, scene.ns):
-        wait_for("the policy in force", lambda: refuses(k8s, scene.ns, "bob"), timeout=30)
         for name in ("refused-status", "walls-refused", "predecessor"):
             scene.session(name)
+        wait_for(
+            "the policy in force",
+            lambda: refuses(k8s, scene.ns, "bob", "predecessor"),
+            timeout=60,
+            interval=1,
+        )
         first = {
             n: scene.wait_running(n, attempt=1)
             for n in ("refused-status", "walls-refused", "predecessor")

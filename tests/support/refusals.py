@@ -91,18 +91,46 @@ def refusing_policy(api: client.ApiClient, namespace: str) -> Iterator[None]:
             custom.delete_cluster_custom_object(*ADMISSION, plural, name)
 
 
-def refuses(api: client.ApiClient, namespace: str, account: str) -> bool:
-    """The policy is in force (it takes a moment to load): a dry-run status write of
-    `account` carrying the marker is denied."""
-    custom = client.CustomObjectsApi(api)
-    patch = {"status": {"lastSignal": {"evidence": MARKER}}}
+def _denied(write: Any) -> bool:
+    """The dry-run `write` is denied by the policy (its message, not a schema error)."""
     try:
-        custom.patch_namespaced_custom_object_status(
-            "headroom.dev", "v1alpha1", namespace, "claudeaccounts", account, patch, dry_run="All"
+        write()
+    except client.ApiException as exc:
+        return exc.status in (400, 403, 422) and f"{MARKER} is not allowed" in str(exc.body)
+    return False
+
+
+def refuses(api: client.ApiClient, namespace: str, account: str, session: str) -> bool:
+    """Every policy of RULES is in force (each loads on its own, and may take a while on a
+    loaded machine): a dry-run write each would deny is denied. `account` and `session` are
+    objects of the namespace; a claim `probe-claim` is made for the third rule."""
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    try:
+        claim_spec = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Mi"}},
+        }
+        core.create_namespaced_persistent_volume_claim(
+            namespace, {"metadata": {"name": "probe-claim"}, "spec": claim_spec}
         )
     except client.ApiException as exc:
-        return exc.status in (400, 403, 422)
-    return False
+        if exc.status != 409:
+            raise
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "refused-probe",
+             "uid": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+    outcome = {"outcome": "failed", "at": "2026-01-01T00:00:00Z", "podName": "p",
+               "detail": MARKER}  # fmt: skip
+    status = ("headroom.dev", "v1alpha1", namespace)
+    return all(_denied(write) for write in (
+        lambda: custom.patch_namespaced_custom_object_status(
+            *status, "claudeaccounts", account,
+            {"status": {"lastSignal": {"evidence": MARKER}}}, dry_run="All"),
+        lambda: custom.patch_namespaced_custom_object_status(
+            *status, "agentsessions", session,
+            {"status": {"lastOutcome": outcome}}, dry_run="All"),
+        lambda: core.patch_namespaced_persistent_volume_claim(
+            "probe-claim", namespace, {"metadata": {"ownerReferences": [owner]}}, dry_run="All"),
+    ))  # fmt: skip
 
 
 @dataclass

@@ -142,14 +142,19 @@ async def test_a_refused_account_status_write_is_recorded_and_retried_later(
     )
     before = refused_count("claudeaccounts/status", "Forbidden")
     await world.reconcile_account("alice")
+    await world.reconcile_account("alice")  # the retry: the same refusal, counted again
     assert rejected(world, "alice", account=True)["reason"] == "Forbidden"
-    assert refused_count("claudeaccounts/status", "Forbidden") == before + 1
+    # The phase change was not recorded: no Event says it happened, however many retries.
+    assert [e for e in world.events if e[1] == "Available"] == []
+    assert len([e for e in world.events if e[1] == "StatusWriteRejected"]) == 1
+    assert refused_count("claudeaccounts/status", "Forbidden") == before + 2
     due = world.rt.wakeups.pending(("account", NS, "alice"))
     assert due == world.clock.now + world.rt.settings.retry.max_backoff
     world.kube.refuse_status_key.clear()
     await world.reconcile_account("alice")
     assert world.account_status("alice")["phase"] == "Available"
     assert rejected(world, "alice", account=True) == {}
+    assert [e[1] for e in world.events if e[1] == "Available"] == ["Available"]
 
 
 async def test_a_refused_owner_reference_on_the_predecessors_claim_reaches_status(

@@ -179,12 +179,12 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         "observedGeneration": generation,
     }
     patch.update({k: v for k, v in desired.items() if status.get(k) != v})
-    if patch:
-        await _write_status(rt, body, patch, now)
+    recorded = await _write_status(rt, body, patch, now) if patch else True
 
     previous = status.get("phase")
     if previous != state.phase.value:
-        _announce(rt, body, previous, state.phase, state.message)
+        if recorded:  # a change the server refused to record would be announced every retry
+            _announce(rt, body, previous, state.phase, state.message)
         if state.phase is AccountPhase.AVAILABLE:
             rt.wake_waiting(ns)
     if state.phase is AccountPhase.AVAILABLE and active < account.max_sessions:
@@ -196,10 +196,11 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
 
 
-async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> None:
-    """Write the account's status. A write refused as it is leaves StatusWriteRejected
-    instead and the reconcile goes on (its wake-ups, the waiting sessions it wakes, the
-    metrics do not depend on the write); it is tried again after the longest backoff."""
+async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> bool:
+    """Write the account's status; False when the server refused it as it is. The refusal
+    leaves StatusWriteRejected instead and the reconcile goes on (its wake-ups, the waiting
+    sessions it wakes, the metrics do not depend on the write); it is tried again after the
+    longest backoff."""
     meta = body["metadata"]
     ns, name = meta.get("namespace") or "", meta["name"]
     write = partial(rt.kube.patch_account_status, ns, name)
@@ -212,9 +213,11 @@ async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> 
         metrics.write_refused(exc.resource, exc.reason)
         delay = rt.settings.retry.max_backoff
         log.warning("account %s/%s: status write refused: %s; retry in %s", ns, name, exc, delay)
-        written = await refusals.record_rejected(rt, body, exc, write, now)
+        _own_write(rt, body, await refusals.record_rejected(rt, body, exc, write, now))
         rt.wakeups.at(("account", ns, name), now + delay)
+        return False
     _own_write(rt, body, written)
+    return True
 
 
 def _own_write(rt: Runtime, body: JSON, written: JSON | None) -> None:

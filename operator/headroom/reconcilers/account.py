@@ -123,6 +123,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
             and (parse_time(status.get("walledUntil")) or now) < signals.walled_until
         ):
             patch["walledUntil"] = format_time(signals.walled_until)
+            patch["walledHash"] = signals.wall_hash
         if signals.auth_failed_hash and status.get("authFailedHash") != signals.auth_failed_hash:
             patch["authFailedHash"] = signals.auth_failed_hash
 

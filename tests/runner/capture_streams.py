@@ -117,6 +117,18 @@ SCENARIOS = [
         },
     ),
     Scenario(
+        "credits_seat_required_oauth",
+        "default model (not one the CLI lists as credit-only) on an OAuth token whose seat "
+        "lacks usage credits: the same credits_required 429 as for a credit-only model",
+        setup=lambda s: s.spend_credits(
+            "cred", model="claude-sonnet", reason="seat_tier_level_disabled"
+        ),
+        stand_in={
+            "how": CREDITS_STAND_IN,
+            "body": {"model": "claude-sonnet", "reason": "seat_tier_level_disabled"},
+        },
+    ),
+    Scenario(
         "auth_failed_oauth_expired",
         "expired OAuth token: 401 authentication_error",
         setup=lambda s: s.expire("cred"),

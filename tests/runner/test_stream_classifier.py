@@ -51,6 +51,7 @@ EXPECTED = {
     "credits_spent_oauth": Outcome.WALLED,
     "credits_spent_no_reset_oauth": Outcome.WALLED,
     "credits_model_required_oauth": Outcome.WALLED,
+    "credits_seat_required_oauth": Outcome.WALLED,
 }
 
 
@@ -333,3 +334,19 @@ def test_half_a_credit_signal_is_no_credit_wall(info: dict[str, object]) -> None
                          "api_error_status": 429, "result": "limited"})  # fmt: skip
     verdict = classify([line, result], exit_code=1)
     assert verdict.outcome is Outcome.THROTTLED and verdict.window is None
+
+
+def test_credits_required_for_a_model_the_cli_does_not_list_is_still_model_credits() -> None:
+    """The CLI's text then reads like a spent credit ("Your seat type doesn't include usage
+    credits") and its error message drops errorCode; the event keeps it, and decides."""
+    name = "credits_seat_required_oauth"
+    [message] = [e for e in events_of(name) if e["type"] == "assistant"]
+    params = message["api_error_params"]
+    assert isinstance(params, dict) and "errorCode" not in params["rate_limit_info"]
+
+    verdict = classify(lines_of(name), exit_code=1)
+
+    assert (verdict.window, verdict.resets_at) == (MODEL_CREDITS_WINDOW, None)
+    assert "Your seat type doesn't include usage credits" in verdict.evidence
+    cut = [line for line in lines_of(name) if '"rate_limit_event"' not in line]
+    assert classify(cut, exit_code=1).window == CREDITS_WINDOW  # the cautious reading

@@ -26,17 +26,20 @@ from headroom.core.accounts import (
     walled,
 )
 from headroom.core.outcome import AttemptEnd, ContainerExit, classify
+from headroom.core.placement import AuthPath, NoHeadroom, Placed, Request, place
 from headroom.core.reasons import FinishReason, MoveReason
 from headroom.core.session import (
     FailoverPolicy,
     Finish,
     NoteModelCredits,
+    PendingMove,
     Progress,
     Reschedule,
     RetryPolicy,
     SessionPhase,
     WallAccount,
     after_attempt,
+    next_request,
 )
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
@@ -203,3 +206,42 @@ def test_a_credit_wall_with_the_wrong_exit_code_is_a_failure() -> None:
     text = encode(TerminationMessage(Outcome.WALLED, window=CREDITS_WINDOW))
     end = classify(ContainerExit(1, "Error", text))
     assert end.outcome is Outcome.FAILED and end.window is None
+
+
+# --- placement after a model that needs credits --------------------------------------------
+
+
+def test_a_model_that_needs_credits_excludes_the_account_for_that_session_only() -> None:
+    move = PendingMove(MoveReason.MODEL_NEEDS_CREDITS, "lacks credits", leave=True)
+    request = next_request(None, None, "alice", move)
+    assert (request.avoid, request.exclude) == ("alice", "alice")
+    for other in (
+        PendingMove(MoveReason.CREDITS_SPENT, "spent", leave=True),
+        PendingMove(MoveReason.WALLED, "walled", leave=True),
+        None,
+    ):
+        assert next_request(None, None, "alice", other).exclude is None
+
+
+def test_placement_never_falls_back_to_an_excluded_account() -> None:
+    alice, bob = Account("team", "alice", credentials_hash="a"), Account("team", "bob")
+    bob = replace(bob, credentials_hash="b")
+    only_alice = place([alice], {}, Request(None, avoid="alice", exclude="alice"), NOW)
+    assert isinstance(only_alice, NoHeadroom)
+    assert "alice lacks the usage credits the session's model needs" in only_alice.message
+    assert only_alice.earliest_reset is None
+    # Plain leaving still goes back to the account when it is the only one.
+    assert place([alice], {}, Request(None, avoid="alice"), NOW) == Placed(
+        "alice", AuthPath.PRIMARY
+    )
+    assert place([alice, bob], {}, Request(None, exclude="alice"), NOW) == Placed(
+        "bob", AuthPath.PRIMARY
+    )
+    # Another session (no exclusion) still gets alice.
+    assert place([alice], {}, Request(None), NOW) == Placed("alice", AuthPath.PRIMARY)
+
+
+def test_an_excluded_walled_account_does_not_name_the_earliest_reset() -> None:
+    alice = Account("team", "alice", credentials_hash="a", walled_until=NOW + timedelta(hours=1))
+    result = place([alice], {}, Request(None, exclude="alice"), NOW)
+    assert isinstance(result, NoHeadroom) and result.earliest_reset is None

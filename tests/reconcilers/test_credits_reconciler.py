@@ -137,3 +137,20 @@ async def test_a_model_that_needs_credits_moves_the_session_and_leaves_the_accou
     assert world.account_status("alice")["phase"] == "Available"
     signals = world.rt.roster.signals(NS, "alice")
     assert signals is None or signals.walled_until is None
+
+
+async def test_with_no_other_account_a_model_that_needs_credits_waits_instead_of_looping(
+    world: World,
+) -> None:
+    await available(world, "alice")
+    world.session("s1")
+    await world.reconcile("s1")
+    world.end_pod("s1-1", credits(window=MODEL_CREDITS_WINDOW), code=75)
+    for _ in range(3):
+        await world.reconcile("s1")
+
+    session = world.status("s1")
+    assert session["phase"] == "Waiting" and session["attempt"] == 1  # no second pod on alice
+    assert "lacks the usage credits" in session["waitingMessage"]
+    await world.reconcile_account("alice")
+    assert world.account_status("alice")["phase"] == "Available"

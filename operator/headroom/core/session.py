@@ -387,14 +387,22 @@ def next_request(
     move: PendingMove | None,
 ) -> Request:
     """The placement request of the next attempt: leave the previous account when the move
-    says so, else prefer it (a retry in place). No pending move: a first placement, or a
-    session whose last attempt left no decision; nothing to avoid or prefer."""
+    says so, else prefer it (a retry in place); never use it again when the move says it
+    cannot serve the session's model. No pending move: a first placement, or a session whose
+    last attempt left no decision; nothing to avoid or prefer."""
     return Request(
         selector=selector,
         fallback_selector=fallback_selector,
         avoid=previous if move is not None and move.leave else None,
         prefer=previous if move is not None and not move.leave else None,
+        exclude=previous if _cannot_serve(move) else None,
     )
+
+
+def _cannot_serve(move: PendingMove | None) -> bool:
+    """The account the session leaves cannot run its model at all (not a wall that ends by
+    itself): placement must not fall back to it, or the session would loop on it."""
+    return move is not None and move.leave and move.reason == MoveReason.MODEL_NEEDS_CREDITS
 
 
 def next_attempt(progress: Progress) -> int:

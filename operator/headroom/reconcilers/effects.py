@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from headroom.contract.scrub import snippet
-from headroom.contract.termination import CREDITS_WINDOW, MODEL_CREDITS_WINDOW
+from headroom.contract.termination import CREDITS_WINDOW
 from headroom.core.accounts import (
     CLUSTER_KIND,
     NAMESPACED_KIND,
@@ -87,7 +87,8 @@ async def apply(
             f"not a wall; evidence: {snippet(effect.evidence) or '-'}",
         )
     elif isinstance(effect, NoteModelCredits):
-        signal.update(type="model_credits", window=MODEL_CREDITS_WINDOW)
+        # No `window`: the account's wall (if another signal set one) reads its window there.
+        signal.update(type="model_credits")
         rt.event(
             body,
             "ModelNeedsCredits",

@@ -129,6 +129,14 @@ SCENARIOS = [
         },
     ),
     Scenario(
+        "credits_balance_too_low_api_key",
+        "API key whose prepaid credit balance is spent: 400 invalid_request_error "
+        "'Your credit balance is too low ...'",
+        credential="api_key",
+        setup=lambda s: s.spend_credits("cred"),
+        stand_in={"how": CREDITS_STAND_IN, "body": {}},
+    ),
+    Scenario(
         "auth_failed_oauth_expired",
         "expired OAuth token: 401 authentication_error",
         setup=lambda s: s.expire("cred"),

@@ -142,6 +142,20 @@ def test_spent_usage_credit_is_walled_on_credits_with_the_refresh_time_if_sent(
     assert request["status"] == 429 and request["result"] == "credits_spent"
 
 
+def test_an_api_key_whose_balance_is_spent_is_walled_on_credits(
+    sandbox: SandboxProcess, make_pod: Callable[..., Pod]
+) -> None:
+    sandbox.add_credential("payg", "api_key", KEY_C)
+    sandbox.spend_credits("payg")
+    pod = make_pod()
+
+    run = pod.run(api_key(KEY_C))
+
+    message = assert_outcome(run, "walled")
+    assert message["window"] == "credits" and "resetsAt" not in message
+    assert "billing_error" in str(message["evidence"])
+
+
 def test_a_model_that_needs_credits_is_walled_on_model_credits_only_for_it(
     sandbox: SandboxProcess, make_pod: Callable[..., Pod]
 ) -> None:

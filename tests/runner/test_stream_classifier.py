@@ -52,6 +52,7 @@ EXPECTED = {
     "credits_spent_no_reset_oauth": Outcome.WALLED,
     "credits_model_required_oauth": Outcome.WALLED,
     "credits_seat_required_oauth": Outcome.WALLED,
+    "credits_balance_too_low_api_key": Outcome.WALLED,
 }
 
 
@@ -350,3 +351,22 @@ def test_credits_required_for_a_model_the_cli_does_not_list_is_still_model_credi
     assert "Your seat type doesn't include usage credits" in verdict.evidence
     cut = [line for line in lines_of(name) if '"rate_limit_event"' not in line]
     assert classify(cut, exit_code=1).window == CREDITS_WINDOW  # the cautious reading
+
+
+def test_an_api_keys_spent_balance_walls_on_credits_without_a_reset() -> None:
+    name = "credits_balance_too_low_api_key"
+    assert not [e for e in events_of(name) if e["type"] == "rate_limit_event"]
+
+    verdict = classify(lines_of(name), exit_code=1)
+
+    assert (verdict.window, verdict.resets_at) == (CREDITS_WINDOW, None)
+    assert verdict.evidence.startswith("assistant error=billing_error api_error_status=400")
+    assert "Credit balance is too low" in verdict.evidence
+
+
+def test_the_balance_result_alone_is_a_plain_failure() -> None:
+    """Only the CLI's own error kind decides, never the words of a result."""
+    kept = [
+        line for line in lines_of("credits_balance_too_low_api_key") if '"assistant"' not in line
+    ]
+    assert classify(kept, exit_code=1).outcome is Outcome.FAILED

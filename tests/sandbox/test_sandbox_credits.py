@@ -76,3 +76,15 @@ async def test_bad_spend_requests_are_refused(
         status, answer = await admin(client, "POST", "/credentials/alice/credits/spend", doc)
         assert status == 400, doc
         assert "error" in answer
+
+
+async def test_an_api_key_with_spent_credits_gets_the_balance_400(
+    client: TestClient[Any, Any],  # noqa: F811
+) -> None:
+    await admin(client, "POST", "/credentials/bob/credits/spend", {})
+    response = await ask(client, secret="sk-ant-api03-sandbox-test-key", bearer=False)
+    assert response.status == 400
+    assert not [h for h in response.headers if h.startswith(UNIFIED)]
+    error = (await response.json())["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("Your credit balance is too low to access the Anthropic API")

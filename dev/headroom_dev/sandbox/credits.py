@@ -11,6 +11,10 @@ The shapes follow what Claude Code 2.1.330 reads (its minified bundle, not a pub
   `error.details` carries `error_code: credits_required` and `disabled_reason`: the CLI
   tells "this model needs credits" apart from "the account is out" by that body.
 
+An API key (prepaid API credits, no plan) whose balance is spent gets instead a 400
+`invalid_request_error` with the API's "credit balance is too low" text, which the bundle
+matches by its words; there are no rate-limit headers and no refresh time.
+
 Pure: the HTTP layer calls these with the request's model and the clock.
 """
 
@@ -32,6 +36,10 @@ REASONS = (
 )
 ACCOUNT_TEXT = "This request would exceed your account's rate limit. Please try again later."
 MODEL_TEXT = "This model requires usage credits."
+BALANCE_TEXT = (
+    "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing"
+    " to upgrade or purchase credits."
+)
 
 
 @dataclass
@@ -69,6 +77,11 @@ def body(spent: CreditsSpent, request_id: str) -> dict[str, Any]:
     if spent.model is not None:
         error["message"] = MODEL_TEXT
         error["details"] = {"error_code": "credits_required", "disabled_reason": spent.reason}
+    return {"type": "error", "error": error, "request_id": request_id}
+
+
+def balance_body(request_id: str) -> dict[str, Any]:
+    error = {"type": "invalid_request_error", "message": BALANCE_TEXT}
     return {"type": "error", "error": error, "request_id": request_id}
 
 

@@ -141,11 +141,15 @@ def _credits_spent(
     request_id: str,
     now: float,
 ) -> web.Response:
-    """The 429 of a spent usage credit (see `credits`); it outranks a full plan window,
-    since the credit is the lane these requests draw on."""
+    """The 429 of a spent usage credit, or for an API key the 400 of a spent balance (see
+    `credits`); it outranks a full plan window, since the credit is what these requests
+    draw on."""
+    entry["credits"] = spent.view()
+    if credential.kind == "api_key":
+        balance = _error(400, "invalid_request_error", credits.BALANCE_TEXT, request_id)
+        return _finish(state, entry, 400, "credits_spent", balance)
     windows = list(credential.windows.values())
     headers = {"request-id": request_id, **credits.headers(spent, windows, now)}
-    entry["credits"] = spent.view()
     response = web.json_response(credits.body(spent, request_id), status=429, headers=headers)
     return _finish(state, entry, 429, "credits_spent", response)
 

@@ -10,7 +10,9 @@ lines):
 - the same event on the usage-credit lane (`overageStatus: rejected` with an
   `overageDisabledReason`, claim `overage` or none) -> walled on window `credits`, with the
   refresh time if the event has one; with `errorCode: credits_required` -> walled on
-  `model_credits` (only the requested model needs credits the account lacks).
+  `model_credits` (only the requested model needs credits the account lacks); an assistant
+  error message with `error: billing_error` (an API key's spent balance) -> walled on
+  `credits` without a reset.
 - the same event without `resetsAt` (the CLI's summary of exhausted bare 429s), or a result
   with `api_error_status: 429` -> throttled: a limit without a reset time is only suspected.
 - a result with `is_error: false` -> completed; any other ending -> failed. 500 and 529 never
@@ -147,6 +149,12 @@ class StreamClassifier:
         info = params.get("rate_limit_info") if isinstance(params, dict) else None
         if isinstance(info, dict) and self.wall is None:
             self._rate_limit(info)
+        if event.get("error") == "billing_error" and self.wall is None:
+            # Measured: an API key whose prepaid balance is spent (a 400 "credit balance is
+            # too low") comes back as the CLI's error kind billing_error, with no reset.
+            status = event.get("api_error_status")
+            summary = f"assistant error=billing_error api_error_status={status}"
+            self.wall = Wall(CREDITS_WINDOW, None, summary, "billing_error")
 
     def _windows(self, info: dict[str, Any]) -> None:
         windows = info.get("unifiedWindows")

@@ -59,6 +59,8 @@ async def test_a_spent_credit_without_refresh_walls_until_the_recheck_and_moves_
     status = world.account_status("alice")
     assert status["walledUntil"] == at(3600)  # --credits-recheck defaults to 1h
     assert status["walledHash"] == digest(TOKEN)
+    # No window entry without a refresh time: one would read as exhausted for ever.
+    assert CREDITS_WINDOW not in [w["name"] for w in status.get("windows", [])]
     assert status["lastSignal"]["type"] == "walled"
     assert status["lastSignal"]["window"] == CREDITS_WINDOW
     assert "out_of_credits" in status["lastSignal"]["evidence"]
@@ -110,6 +112,8 @@ async def test_a_spent_credit_with_a_refresh_time_walls_until_then_whatever_the_
     await world.reconcile("s1")
     status = world.account_status("alice")
     assert (status["walledUntil"], status.get("walledHash")) == (at(20 * 86400), None)
+    [window] = [w for w in status["windows"] if w["name"] == CREDITS_WINDOW]
+    assert (window["status"], window["resetsAt"]) == ("rejected", at(20 * 86400))
 
     world.secret("alice", token="sk-ant-oat01-alice-rotated")
     await world.reconcile_account("alice")

@@ -16,7 +16,7 @@ from headroom.contract.termination import (
     encode,
     parse,
 )
-from headroom.runner.stream import LineSplitter, StreamClassifier, classify, rfc3339
+from headroom.runner.stream import LineSplitter, StreamClassifier, classify, credit_wall, rfc3339
 
 DATA = Path(__file__).resolve().parent / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
@@ -327,6 +327,8 @@ def test_a_plan_window_claim_with_credits_off_stays_a_plan_wall() -> None:
         {"status": "allowed", "overageStatus": "rejected", "overageDisabledReason": "x",
          "errorCode": "credits_required"},
         {"status": "rejected", "overageStatus": "rejected", "overageDisabledReason": "BAD NAME"},
+        {"status": "rejected", "rateLimitType": "overage", "overageStatus": "rejected",
+         "overageDisabledReason": "fetch_error"},
     ],
 )  # fmt: skip
 def test_half_a_credit_signal_is_no_credit_wall(info: dict[str, object]) -> None:
@@ -370,3 +372,54 @@ def test_the_balance_result_alone_is_a_plain_failure() -> None:
         line for line in lines_of("credits_balance_too_low_api_key") if '"assistant"' not in line
     ]
     assert classify(kept, exit_code=1).outcome is Outcome.FAILED
+
+
+REASONS = ["out_of_credits", "org_level_disabled", "org_level_disabled_until",
+           "seat_tier_level_disabled", "seat_tier_zero_credit_limit", "member_level_disabled",
+           "member_zero_credit_limit", "group_zero_credit_limit", "org_service_level_disabled",
+           "overage_not_provisioned", "unknown"]  # fmt: skip
+PLAN_CLAIMS = ["five_hour", "seven_day", "seven_day_opus", "seven_day_sonnet",
+               "seven_day_overage_included"]  # fmt: skip
+
+
+@pytest.mark.parametrize("reason", REASONS)
+@pytest.mark.parametrize("claim", [None, "overage", *PLAN_CLAIMS])
+@pytest.mark.parametrize("required", [False, True])
+def test_credit_wall_table(reason: str, claim: str | None, required: bool) -> None:
+    info: dict[str, object] = {"status": "rejected", "overageStatus": "rejected",
+                               "overageDisabledReason": reason}  # fmt: skip
+    if claim is not None:
+        info["rateLimitType"] = claim
+    if required:
+        info["errorCode"] = "credits_required"
+    wall = credit_wall(info)
+    if required:
+        assert wall is not None and wall.window == MODEL_CREDITS_WINDOW
+    elif claim in PLAN_CLAIMS:
+        assert wall is None  # the plan window's own wall decides
+    else:
+        assert wall is not None and wall.window == CREDITS_WINDOW
+    if wall is not None:
+        assert wall.reason == reason and wall.resets_at is None
+        assert f"reason={reason}" in wall.evidence
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ({"overageResetsAt": 1797872073, "resetsAt": 1795430453}, 1797872073),
+        ({"resetsAt": 1795430453}, 1795430453),
+        ({"overageResetsAt": 1797872073}, 1797872073),
+        ({"overageResetsAt": "soon", "resetsAt": True}, None),
+        ({"overageResetsAt": -5}, None),
+    ],
+)
+def test_credit_wall_refresh_time_prefers_the_credit_lanes_own(
+    times: dict[str, object], expected: int | None
+) -> None:
+    base = {"status": "rejected", "overageStatus": "rejected",
+            "overageDisabledReason": "out_of_credits", "rateLimitType": "overage"}  # fmt: skip
+    info = {**base, **times}
+    wall = credit_wall(info)
+    assert wall is not None
+    assert wall.resets_at == (rfc3339(expected) if expected else None)

@@ -332,7 +332,9 @@ def credit_wall(info: dict[str, Any]) -> Wall | None:
     )
     if info.get("errorCode") == "credits_required":
         return Wall(MODEL_CREDITS_WINDOW, None, summary + " errorCode=credits_required", reason)
-    if info.get("overageStatus") != "rejected" or reason is None:
+    if info.get("overageStatus") != "rejected" or reason in (None, "fetch_error"):
+        # fetch_error: the service could not read the credit's state (the CLI waits and
+        # retries on it), which says nothing about the credit: no credit wall.
         return None
     if info.get("rateLimitType") not in (None, "overage"):
         return None

@@ -92,7 +92,7 @@ async def apply(
         rt.event(
             body,
             "ModelNeedsCredits",
-            f"{effect.detail or 'the model needs usage credits the account lacks'} Session "
+            f"{snippet(effect.detail, limit=300) or 'the model needs usage credits.'} Session "
             f"{session} moves; the account stays usable for other models; "
             f"evidence: {snippet(effect.evidence) or '-'}",
             warning=True,

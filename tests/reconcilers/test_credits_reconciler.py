@@ -88,7 +88,13 @@ async def test_a_new_secret_ends_the_credit_wall_at_once(world: World) -> None:
     world.clock.advance(60)  # long before the recheck
     world.secret("alice", token="sk-ant-oat01-alice-with-credit")
     await world.reconcile_account("alice")
-    assert world.account_status("alice")["phase"] == "Available"
+    status = world.account_status("alice")
+    assert status["phase"] == "Available"
+    assert "walledUntil" not in status and "walledHash" not in status  # no stale reset shown
+    assert world.account_condition("alice", "Walled")["status"] == "False"
+    world.kube.writes.clear()
+    await world.reconcile_account("alice")
+    assert world.kube.writes == []  # cleared once, then nothing new
 
 
 async def test_the_credit_wall_without_refresh_ends_at_the_recheck(world: World) -> None:

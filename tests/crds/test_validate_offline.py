@@ -251,7 +251,7 @@ CONTRACT = {
         "spec.maxSessions", "spec.priority", "spec.paused", "status.phase",
         "status.activeSessions", "status.windows[].name", "status.windows[].status",
         "status.windows[].utilization", "status.windows[].resetsAt", "status.windows[].observedAt",
-        "status.walledUntil", "status.lastSignal.type", "status.lastSignal.at",
+        "status.walledUntil", "status.walledHash", "status.lastSignal.type", "status.lastSignal.at",
         "status.lastSignal.session", "status.lastSignal.window", "status.lastSignal.evidence",
         "status.credentialsHash", "status.runtimeSecretName", "status.observedGeneration",
         "status.conditions[].type",

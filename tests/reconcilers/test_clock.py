@@ -20,9 +20,10 @@ from headroom.reconcilers import metrics
 
 OPERATOR = Path(main.__file__).resolve().parents[1]
 WALL_CLOCK = re.compile(r"datetime\.now\(|datetime\.utcnow\(|time\.time\(|time\.monotonic\(")
-# The core takes `now` as an argument; the runner runs in the agent pod, with no Runtime.
+# The core takes `now` as an argument; the runner runs in the agent pod and the kubectl
+# plugin in the user's shell, neither with a Runtime (the plugin's views take `now` too).
 EXEMPT = {OPERATOR / "reconcilers" / "clock.py"}
-EXEMPT_DIRS = (OPERATOR / "runner",)
+EXEMPT_DIRS = (OPERATOR / "runner", OPERATOR / "plugin")
 FAR = datetime(2100, 1, 1, tzinfo=UTC)  # no machine clock reads this while the tests run
 
 

@@ -39,6 +39,7 @@ OAUTH = "sk-ant-oat01-FIXTUREoauthTOKEN0000"
 API_KEY = "sk-ant-api03-FIXTUREapiKEY00000000"
 SESSION = "0f1e2d3c-4b5a-4697-8877-665544332211"
 MISSING_SESSION = "00000000-1111-4222-8333-444444444444"
+DEFAULT_ARGS = ["--session-id", SESSION]
 
 
 @dataclass
@@ -48,10 +49,18 @@ class Scenario:
     credential: str = "oauth"  # oauth | api_key
     setup: Callable[[SandboxClient], None] = lambda sandbox: None
     extra_env: dict[str, str] = field(default_factory=dict)
-    args: list[str] = field(default_factory=lambda: ["--session-id", SESSION])
+    args: list[str] = field(default_factory=lambda: list(DEFAULT_ARGS))
     timeout: float = 90
     script: list[dict[str, Any]] | None = None  # what the stand-in's model plays
     prompt: str = "Say hello."
+    # How the stand-in was told to answer, when its answer is inferred rather than measured.
+    stand_in: dict[str, Any] | None = None
+
+
+CREDITS_STAND_IN = (
+    "POST /_admin/credentials/cred/credits/spend; the 429's headers and body are the"
+    " stand-in's, inferred from what the 2.1.330 bundle parses (headroom_dev.sandbox.credits)"
+)
 
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
@@ -80,6 +89,52 @@ SCENARIOS = [
         "API key whose window is full: 429 with retry-after and no unified headers",
         credential="api_key",
         setup=lambda s: s.fill_window("cred", "five_hour", reset_in_seconds=3600),
+    ),
+    Scenario(
+        "credits_spent_oauth",
+        "OAuth token whose usage credit is spent (overage lane rejected, out_of_credits); "
+        "the 429 names the refresh time",
+        setup=lambda s: s.spend_credits("cred", resetInSeconds=20 * 86400),
+        stand_in={"how": CREDITS_STAND_IN, "body": {"resetInSeconds": 20 * 86400}},
+    ),
+    Scenario(
+        "credits_spent_no_reset_oauth",
+        "OAuth token whose usage credit is spent (out_of_credits); the 429 names no refresh time",
+        setup=lambda s: s.spend_credits("cred"),
+        stand_in={"how": CREDITS_STAND_IN, "body": {}},
+    ),
+    Scenario(
+        "credits_model_required_oauth",
+        "--model claude-fable-5-1 on an OAuth token whose seat lacks usage credits: 429 with "
+        "error.details.error_code credits_required (seat_tier_level_disabled)",
+        setup=lambda s: s.spend_credits(
+            "cred", model="claude-fable", reason="seat_tier_level_disabled"
+        ),
+        args=["--session-id", SESSION, "--model", "claude-fable-5-1"],
+        stand_in={
+            "how": CREDITS_STAND_IN,
+            "body": {"model": "claude-fable", "reason": "seat_tier_level_disabled"},
+        },
+    ),
+    Scenario(
+        "credits_seat_required_oauth",
+        "default model (not one the CLI lists as credit-only) on an OAuth token whose seat "
+        "lacks usage credits: the same credits_required 429 as for a credit-only model",
+        setup=lambda s: s.spend_credits(
+            "cred", model="claude-sonnet", reason="seat_tier_level_disabled"
+        ),
+        stand_in={
+            "how": CREDITS_STAND_IN,
+            "body": {"model": "claude-sonnet", "reason": "seat_tier_level_disabled"},
+        },
+    ),
+    Scenario(
+        "credits_balance_too_low_api_key",
+        "API key whose prepaid credit balance is spent: 400 invalid_request_error "
+        "'Your credit balance is too low ...'",
+        credential="api_key",
+        setup=lambda s: s.spend_credits("cred"),
+        stand_in={"how": CREDITS_STAND_IN, "body": {}},
     ),
     Scenario(
         "auth_failed_oauth_expired",
@@ -224,7 +279,13 @@ def capture(scenario: Scenario, sandbox: SandboxClient, version: str) -> dict[st
         "stderr": done.stderr.strip()[-300:],
         "lines": len(lines),
         **({"args": scenario.args, "script": scenario.script} if scenario.script else {}),
+        **({"args": scenario.args} if _plain_with_args(scenario) else {}),
+        **({"standIn": scenario.stand_in} if scenario.stand_in else {}),
     }
+
+
+def _plain_with_args(scenario: Scenario) -> bool:
+    return scenario.script is None and scenario.args != DEFAULT_ARGS
 
 
 def main(names: list[str]) -> int:

@@ -123,6 +123,55 @@ def test_exhausted_window_is_walled_with_the_reset_the_api_sent(
     assert request["status"] == 429 and request["window"] == window
 
 
+@pytest.mark.parametrize("refresh", [True, False])
+def test_spent_usage_credit_is_walled_on_credits_with_the_refresh_time_if_sent(
+    refresh: bool, sandbox: SandboxProcess, make_pod: Callable[..., Pod]
+) -> None:
+    sandbox.add_credential("alice", "oauth", TOKEN_A)
+    resets_at = int(time.time()) + 20 * 86400
+    sandbox.spend_credits("alice", **({"resetsAt": resets_at} if refresh else {}))
+    pod = make_pod()
+
+    run = pod.run(oauth(TOKEN_A))
+
+    message = assert_outcome(run, "walled")
+    assert message["window"] == "credits"
+    assert message.get("resetsAt") == (rfc3339(resets_at) if refresh else None)
+    assert "out_of_credits" in str(message["evidence"])
+    [request] = api_requests(sandbox)  # no retries: the CLI gives up at once
+    assert request["status"] == 429 and request["result"] == "credits_spent"
+
+
+def test_an_api_key_whose_balance_is_spent_is_walled_on_credits(
+    sandbox: SandboxProcess, make_pod: Callable[..., Pod]
+) -> None:
+    sandbox.add_credential("payg", "api_key", KEY_C)
+    sandbox.spend_credits("payg")
+    pod = make_pod()
+
+    run = pod.run(api_key(KEY_C))
+
+    message = assert_outcome(run, "walled")
+    assert message["window"] == "credits" and "resetsAt" not in message
+    assert "billing_error" in str(message["evidence"])
+
+
+def test_a_model_that_needs_credits_is_walled_on_model_credits_only_for_it(
+    sandbox: SandboxProcess, make_pod: Callable[..., Pod]
+) -> None:
+    sandbox.add_credential("alice", "oauth", TOKEN_A)
+    sandbox.spend_credits("alice", model="claude-fable", reason="seat_tier_zero_credit_limit")
+    pod = make_pod()
+
+    run = pod.run(oauth(TOKEN_A), HEADROOM_MODEL="claude-fable-5-1")
+
+    message = assert_outcome(run, "walled")
+    assert message["window"] == "model_credits" and "resetsAt" not in message
+    assert "seat_tier_zero_credit_limit" in str(message["detail"])
+    other = make_pod()
+    assert_outcome(other.run(oauth(TOKEN_A)), "completed")  # the default model still runs
+
+
 @pytest.mark.parametrize("kind", ["api_key", "oauth"])
 def test_expired_credential_is_auth_failed_at_the_first_401(
     kind: str, sandbox: SandboxProcess, make_pod: Callable[..., Pod]

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from headroom.contract.termination import Outcome
-from headroom.runner.stream import LineSplitter, StreamClassifier, classify, rfc3339
+from headroom.contract.termination import (
+    CREDITS_WINDOW,
+    MODEL_CREDITS_WINDOW,
+    Outcome,
+    TerminationMessage,
+    encode,
+    parse,
+)
+from headroom.runner.stream import LineSplitter, StreamClassifier, classify, credit_wall, rfc3339
 
 DATA = Path(__file__).resolve().parent / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text())
@@ -41,6 +48,11 @@ EXPECTED = {
     "structured_output": Outcome.COMPLETED,
     "structured_output_retries_exhausted": Outcome.FAILED,
     "max_budget_exhausted": Outcome.FAILED,
+    "credits_spent_oauth": Outcome.WALLED,
+    "credits_spent_no_reset_oauth": Outcome.WALLED,
+    "credits_model_required_oauth": Outcome.WALLED,
+    "credits_seat_required_oauth": Outcome.WALLED,
+    "credits_balance_too_low_api_key": Outcome.WALLED,
 }
 
 
@@ -220,3 +232,194 @@ def test_line_splitter_joins_chunks_and_bounds_long_lines() -> None:
     out += splitter.flush()
     assert out == [(b'{"a":1}', False), (b"xxxxxxxx", True), (b"z", False)]
     assert splitter.flush() == []
+
+
+def _credit_info(name: str) -> dict[str, object]:
+    [event] = [e for e in events_of(name) if e["type"] == "rate_limit_event"]
+    info = event["rate_limit_info"]
+    assert isinstance(info, dict)
+    return info
+
+
+def test_spent_credits_wall_on_the_credits_window_until_the_refresh_time() -> None:
+    info = _credit_info("credits_spent_oauth")
+    assert info["rateLimitType"] == "overage" and info["overageDisabledReason"] == "out_of_credits"
+
+    verdict = classify(lines_of("credits_spent_oauth"), exit_code=1)
+
+    assert verdict.window == CREDITS_WINDOW
+    assert verdict.resets_at == rfc3339(info["overageResetsAt"])
+    assert "out_of_credits" in verdict.detail and "out_of_credits" in verdict.evidence
+    assert "You're out of usage credits" in verdict.evidence  # the CLI's own words follow
+
+
+def test_spent_credits_without_a_refresh_time_still_wall_without_one() -> None:
+    info = _credit_info("credits_spent_no_reset_oauth")
+    assert "resetsAt" not in info and "overageResetsAt" not in info
+
+    verdict = classify(lines_of("credits_spent_no_reset_oauth"), exit_code=1)
+
+    assert (verdict.outcome, verdict.window, verdict.resets_at) == (
+        Outcome.WALLED,
+        CREDITS_WINDOW,
+        None,
+    )
+    assert "no refresh time" in verdict.detail
+
+
+def test_a_model_that_needs_credits_is_its_own_wall_naming_the_seat_reason() -> None:
+    assert _credit_info("credits_model_required_oauth")["errorCode"] == "credits_required"
+
+    verdict = classify(lines_of("credits_model_required_oauth"), exit_code=1)
+
+    assert (verdict.window, verdict.resets_at) == (MODEL_CREDITS_WINDOW, None)
+    assert "seat_tier_level_disabled" in verdict.detail
+    assert "requires usage credits" in verdict.evidence
+
+
+@pytest.mark.parametrize(
+    "name", ["credits_spent_oauth", "credits_spent_no_reset_oauth", "credits_model_required_oauth"]
+)
+def test_credit_walls_survive_a_cut_stream_through_the_error_message(name: str) -> None:
+    """Without the rate_limit_event the assistant message's api_error_params decide alike."""
+    kept = [line for line in lines_of(name) if '"rate_limit_event"' not in line]
+    assert classify(kept, exit_code=1).window == classify(lines_of(name), exit_code=1).window
+
+
+@pytest.mark.parametrize(
+    "name", ["credits_spent_oauth", "credits_spent_no_reset_oauth", "credits_model_required_oauth"]
+)
+def test_credit_walls_encode_and_parse_as_the_operator_reads_them(name: str) -> None:
+    verdict = classify(lines_of(name), exit_code=1)
+    message = TerminationMessage(
+        Outcome.WALLED, window=verdict.window, resets_at=verdict.resets_at, detail=verdict.detail
+    )
+    read = parse(encode(message)).message
+    assert read is not None and (read.window, read.resets_at) == (verdict.window, verdict.resets_at)
+
+
+def test_a_plan_wall_without_a_reset_is_still_refused_by_the_contract() -> None:
+    with pytest.raises(ValueError, match="resetsAt"):
+        encode(TerminationMessage(Outcome.WALLED, window="five_hour"))
+    with pytest.raises(ValueError, match="window"):
+        encode(TerminationMessage(Outcome.WALLED))
+
+
+def test_a_plan_window_claim_with_credits_off_stays_a_plan_wall() -> None:
+    """ "You've hit your 5-hour limit" with overage disabled: the five_hour reset frees it."""
+    info = {
+        "status": "rejected",
+        "resetsAt": 1795430453,
+        "rateLimitType": "five_hour",
+        "overageStatus": "rejected",
+        "overageDisabledReason": "out_of_credits",
+    }
+    verdict = classify([json.dumps({"type": "rate_limit_event", "rate_limit_info": info})])
+    assert (verdict.window, verdict.resets_at) == ("five_hour", rfc3339(1795430453))
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        {"status": "rejected", "rateLimitType": "overage", "overageStatus": "allowed",
+         "overageDisabledReason": "out_of_credits"},
+        {"status": "rejected", "rateLimitType": "overage", "overageStatus": "rejected"},
+        {"status": "allowed", "overageStatus": "rejected", "overageDisabledReason": "x",
+         "errorCode": "credits_required"},
+        {"status": "rejected", "overageStatus": "rejected", "overageDisabledReason": "BAD NAME"},
+        {"status": "rejected", "rateLimitType": "overage", "overageStatus": "rejected",
+         "overageDisabledReason": "fetch_error"},
+    ],
+)  # fmt: skip
+def test_half_a_credit_signal_is_no_credit_wall(info: dict[str, object]) -> None:
+    line = json.dumps({"type": "rate_limit_event", "rate_limit_info": info})
+    result = json.dumps({"type": "result", "subtype": "success", "is_error": True,
+                         "api_error_status": 429, "result": "limited"})  # fmt: skip
+    verdict = classify([line, result], exit_code=1)
+    assert verdict.outcome is Outcome.THROTTLED and verdict.window is None
+
+
+def test_credits_required_for_a_model_the_cli_does_not_list_is_still_model_credits() -> None:
+    """The CLI's text then reads like a spent credit ("Your seat type doesn't include usage
+    credits") and its error message drops errorCode; the event keeps it, and decides."""
+    name = "credits_seat_required_oauth"
+    [message] = [e for e in events_of(name) if e["type"] == "assistant"]
+    params = message["api_error_params"]
+    assert isinstance(params, dict) and "errorCode" not in params["rate_limit_info"]
+
+    verdict = classify(lines_of(name), exit_code=1)
+
+    assert (verdict.window, verdict.resets_at) == (MODEL_CREDITS_WINDOW, None)
+    assert "Your seat type doesn't include usage credits" in verdict.evidence
+    cut = [line for line in lines_of(name) if '"rate_limit_event"' not in line]
+    assert classify(cut, exit_code=1).window == CREDITS_WINDOW  # the cautious reading
+
+
+def test_an_api_keys_spent_balance_walls_on_credits_without_a_reset() -> None:
+    name = "credits_balance_too_low_api_key"
+    assert not [e for e in events_of(name) if e["type"] == "rate_limit_event"]
+
+    verdict = classify(lines_of(name), exit_code=1)
+
+    assert (verdict.window, verdict.resets_at) == (CREDITS_WINDOW, None)
+    assert verdict.evidence.startswith("assistant error=billing_error api_error_status=400")
+    assert "Credit balance is too low" in verdict.evidence
+
+
+def test_the_balance_result_alone_is_a_plain_failure() -> None:
+    """Only the CLI's own error kind decides, never the words of a result."""
+    kept = [
+        line for line in lines_of("credits_balance_too_low_api_key") if '"assistant"' not in line
+    ]
+    assert classify(kept, exit_code=1).outcome is Outcome.FAILED
+
+
+REASONS = ["out_of_credits", "org_level_disabled", "org_level_disabled_until",
+           "seat_tier_level_disabled", "seat_tier_zero_credit_limit", "member_level_disabled",
+           "member_zero_credit_limit", "group_zero_credit_limit", "org_service_level_disabled",
+           "overage_not_provisioned", "unknown"]  # fmt: skip
+PLAN_CLAIMS = ["five_hour", "seven_day", "seven_day_opus", "seven_day_sonnet",
+               "seven_day_overage_included"]  # fmt: skip
+
+
+@pytest.mark.parametrize("reason", REASONS)
+@pytest.mark.parametrize("claim", [None, "overage", *PLAN_CLAIMS])
+@pytest.mark.parametrize("required", [False, True])
+def test_credit_wall_table(reason: str, claim: str | None, required: bool) -> None:
+    info: dict[str, object] = {"status": "rejected", "overageStatus": "rejected",
+                               "overageDisabledReason": reason}  # fmt: skip
+    if claim is not None:
+        info["rateLimitType"] = claim
+    if required:
+        info["errorCode"] = "credits_required"
+    wall = credit_wall(info)
+    if required:
+        assert wall is not None and wall.window == MODEL_CREDITS_WINDOW
+    elif claim in PLAN_CLAIMS:
+        assert wall is None  # the plan window's own wall decides
+    else:
+        assert wall is not None and wall.window == CREDITS_WINDOW
+    if wall is not None:
+        assert wall.reason == reason and wall.resets_at is None
+        assert f"reason={reason}" in wall.evidence
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ({"overageResetsAt": 1797872073, "resetsAt": 1795430453}, 1797872073),
+        ({"resetsAt": 1795430453}, 1795430453),
+        ({"overageResetsAt": 1797872073}, 1797872073),
+        ({"overageResetsAt": "soon", "resetsAt": True}, None),
+        ({"overageResetsAt": -5}, None),
+    ],
+)
+def test_credit_wall_refresh_time_prefers_the_credit_lanes_own(
+    times: dict[str, object], expected: int | None
+) -> None:
+    base = {"status": "rejected", "overageStatus": "rejected",
+            "overageDisabledReason": "out_of_credits", "rateLimitType": "overage"}  # fmt: skip
+    info = {**base, **times}
+    wall = credit_wall(info)
+    assert wall is not None
+    assert wall.resets_at == (rfc3339(expected) if expected else None)

@@ -78,8 +78,13 @@ def test_any_mix_of_real_and_broken_lines_yields_a_schema_valid_message(
     for line in lines:
         classifier.feed(line)
     verdict = classifier.verdict(exit_code=1)
-    if verdict.outcome is Outcome.WALLED:  # only a real rejected event with a reset can wall
-        assert any('"status":"rejected","resetsAt"' in str(line) for line in lines)
+    if verdict.outcome is Outcome.WALLED:
+        # Only a real signal can wall: a rejected event with a reset, or one of the credit
+        # signals the CLI printed (a rejected usage-credit lane, credits_required, or the
+        # billing_error of a spent API balance).
+        signals = ('"status":"rejected","resetsAt"', '"overageStatus":"rejected"',
+                   '"errorCode":"credits_required"', '"error":"billing_error"')  # fmt: skip
+        assert any(s in str(line) for line in lines for s in signals)
     parsed = parse(render(message_for(verdict, SESSION, True, [])))
     assert parsed.message is not None, parsed.problem
 

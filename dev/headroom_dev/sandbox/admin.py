@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from headroom_dev.sandbox import credits
 from headroom_dev.sandbox.config import ConfigError, WindowSpec, parse_credential
 from headroom_dev.sandbox.script import Script, ScriptError, parse_script
 from headroom_dev.sandbox.server import CLOCK, CONFIG, STATE
@@ -24,6 +25,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_admin/credentials/{name}/expire", expire)
     app.router.add_post("/_admin/credentials/{name}/revive", revive)
     app.router.add_post("/_admin/credentials/{name}/windows/reset", reset_windows)
+    app.router.add_post("/_admin/credentials/{name}/credits/spend", spend_credits)
+    app.router.add_post("/_admin/credentials/{name}/credits/refill", refill_credits)
     app.router.add_post("/_admin/credentials/{name}/windows/{window}/fill", fill_window)
     app.router.add_post("/_admin/faults", add_fault)
     app.router.add_get("/_admin/faults", list_faults)
@@ -125,6 +128,24 @@ async def fill_window(request: web.Request) -> web.Response:
     except (ConfigError, ValueError) as exc:
         raise _bad_request(str(exc)) from None
     window.fill(resets_at)
+    return web.json_response(credential.view())
+
+
+async def spend_credits(request: web.Request) -> web.Response:
+    """The credential's usage credit is spent: {resetsAt?, resetInSeconds?, model?, reason?}
+    (no reset given: the 429 names no refresh time; `model`: only requests for it)."""
+    credential = _credential(request)
+    doc = await _body(request)
+    try:
+        credential.credits = credits.parse(doc, request.app[CLOCK]())
+    except ValueError as exc:
+        raise _bad_request(str(exc)) from None
+    return web.json_response(credential.view())
+
+
+async def refill_credits(request: web.Request) -> web.Response:
+    credential = _credential(request)
+    credential.credits = None
     return web.json_response(credential.view())
 
 

@@ -89,6 +89,13 @@ class SandboxClient:
             body["resetInSeconds"] = reset_in_seconds
         return self.call("POST", f"/_admin/credentials/{name}/windows/{window}/fill", body)
 
+    def spend_credits(self, name: str, **options: Any) -> Any:
+        """options: resetsAt, resetInSeconds, model, reason (see `credits.parse`)."""
+        return self.call("POST", f"/_admin/credentials/{name}/credits/spend", options)
+
+    def refill_credits(self, name: str) -> Any:
+        return self.call("POST", f"/_admin/credentials/{name}/credits/refill", {})
+
     def reset_windows(self, name: str, window: str | None = None) -> Any:
         body = {} if window is None else {"window": window}
         return self.call("POST", f"/_admin/credentials/{name}/windows/reset", body)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from headroom_dev.sandbox import sse
+from headroom_dev.sandbox import credits, sse
 from headroom_dev.sandbox.config import SandboxConfig, WindowSpec
 from headroom_dev.sandbox.script import Play, Wall, first_user_text, play
 from headroom_dev.sandbox.state import (
@@ -113,6 +113,9 @@ async def _messages(request: web.Request, state: SandboxState) -> web.StreamResp
         now = request.app[CLOCK]()
         entry["stalledSeconds"] = fault.seconds
         decision = state.decide_windows(credential, now)
+    spent = credential.credits
+    if spent is not None and spent.applies(str(body.get("model") or "")):
+        return _credits_spent(state, entry, credential, spent, request_id, now)
     if isinstance(decision, Rejected):
         window = decision.window
         windows = list(credential.windows.values())
@@ -128,6 +131,27 @@ async def _messages(request: web.Request, state: SandboxState) -> web.StreamResp
     assert isinstance(decision, Allowed)
     reply = _reply(state, body, entry, played)
     return await _answer(request, credential, body, entry, request_id, now, reply)
+
+
+def _credits_spent(
+    state: SandboxState,
+    entry: dict[str, Any],
+    credential: Credential,
+    spent: credits.CreditsSpent,
+    request_id: str,
+    now: float,
+) -> web.Response:
+    """The 429 of a spent usage credit, or for an API key the 400 of a spent balance (see
+    `credits`); it outranks a full plan window, since the credit is what these requests
+    draw on."""
+    entry["credits"] = spent.view()
+    if credential.kind == "api_key":
+        balance = _error(400, "invalid_request_error", credits.BALANCE_TEXT, request_id)
+        return _finish(state, entry, 400, "credits_spent", balance)
+    windows = list(credential.windows.values())
+    headers = {"request-id": request_id, **credits.headers(spent, windows, now)}
+    response = web.json_response(credits.body(spent, request_id), status=429, headers=headers)
+    return _finish(state, entry, 429, "credits_spent", response)
 
 
 def _play_script(

@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from headroom_dev.sandbox.credits import CreditsSpent
 from headroom_dev.sandbox.script import Script, Scripts
 from headroom_dev.sandbox.windows import Window, binding_window
 
@@ -31,6 +32,7 @@ class Credential:
     windows: dict[str, Window] = field(default_factory=dict)
     expired: bool = False
     script: Script | None = None  # plays the model for this credential's requests
+    credits: CreditsSpent | None = None  # its usage credit is spent (a 429 until cleared)
 
     @property
     def fingerprint(self) -> str:
@@ -46,6 +48,7 @@ class Credential:
             "expired": self.expired,
             "windows": [w.view() for w in self.windows.values()],
             "scripted": self.script is not None,
+            "creditsSpent": self.credits.view() if self.credits else None,
         }
 
 

@@ -36,6 +36,12 @@ EXIT_CODES: dict[Outcome, int] = {
     Outcome.FAILED: 1,
 }
 
+# Walls on usage credits rather than on a plan window. `credits`: the account's usage credit is
+# spent (its refresh time may be unknown). `model_credits`: the requested model needs credits
+# the account lacks; other models still run there, so this one does not wall the account.
+CREDITS_WINDOW = "credits"
+MODEL_CREDITS_WINDOW = "model_credits"
+
 SCHEMA: dict[str, Any] = json.loads(
     resources.files("headroom.contract").joinpath("termination.schema.json").read_text("utf-8")
 )

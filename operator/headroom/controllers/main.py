@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a wall confirmed by repeated throttles (no reset time) lasts",
     )
     p.add_argument(
+        "--credits-recheck",
+        default="1h",
+        help="how long a spent usage credit without a refresh time walls an account before it"
+        " is tried again (sooner when its Secret changes)",
+    )
+    p.add_argument(
         "--min-wall",
         default="30s",
         help="shortest wall, even when the reported reset time is already past",
@@ -167,6 +173,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             max_backoff=parse_duration(args.max_backoff),
             max_failures=args.max_failures,
             suspected_wall=parse_duration(args.suspected_wall),
+            credits_recheck=parse_duration(args.credits_recheck),
             min_wall=parse_duration(args.min_wall),
         ),
         pods=PodSettings(

@@ -99,6 +99,9 @@ class Account:
     auth_failed_hash: str | None = None
     walled_until: datetime | None = None
     wall_window: str | None = None
+    # The credentialsHash a wall was bound to, for a wall that a new credential ends (a spent
+    # usage credit without a refresh time); None: the wall holds whatever the Secret holds.
+    wall_hash: str | None = None
     drill_until: datetime | None = None
     windows: tuple[Window, ...] = ()
     # Another account object holding the same credential, older than this one: using both
@@ -195,7 +198,14 @@ def account_state(account: Account, now: datetime) -> AccountState:
             "Drill",
             f"a failover drill treats the account as walled until {_clock(account.drill_until)}",
         )
-    if account.walled_until is not None and account.walled_until > now:
+    if walled(account, now) and account.walled_until is not None and account.wall_hash:
+        return AccountState(
+            AccountPhase.WALLED,
+            "CreditsSpent",
+            f"usage credit spent ({account.wall_window}) with no refresh time given; tried again"
+            f" at {_clock(account.walled_until)}, or at once when the Secret's content changes",
+        )
+    if walled(account, now) and account.walled_until is not None:
         window = f" ({account.wall_window})" if account.wall_window else ""
         return AccountState(
             AccountPhase.WALLED,
@@ -205,13 +215,22 @@ def account_state(account: Account, now: datetime) -> AccountState:
     return AccountState(AccountPhase.AVAILABLE, "Available", "ready for new sessions")
 
 
+def walled(account: Account, now: datetime) -> bool:
+    """The account's own wall (not a drill) holds at `now`: its time has not come, and the
+    Secret still holds the credential the wall was bound to, if it was bound to one."""
+    if account.walled_until is None or account.walled_until <= now:
+        return False
+    return account.wall_hash is None or account.wall_hash == account.credentials_hash
+
+
 def unavailable_until(account: Account, now: datetime) -> datetime | None:
     """When a walled or drilled account becomes usable again by itself; None if it will not
     (paused, auth failed, bad credentials) or is usable now."""
     state = account_state(account, now)
     if state.phase is not AccountPhase.WALLED:
         return None
-    ends = [t for t in (account.walled_until, account.drill_until) if t is not None and t > now]
+    wall = account.walled_until if walled(account, now) else None
+    ends = [t for t in (wall, account.drill_until) if t is not None and t > now]
     return max(ends) if ends else None
 
 

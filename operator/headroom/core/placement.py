@@ -72,6 +72,10 @@ class Request:
     # account of the same pool first, this one only when nothing else in the pool can take it.
     avoid: str | None = None
     prefer: str | None = None  # stay here if it can still take the session (retry in place)
+    # An account the session must not run on at all, not even as a last resort: it cannot
+    # serve the session's model (that model needs usage credits the account lacks). Placing
+    # it back there would only fail again at once, in a loop without a swap to count.
+    exclude: str | None = None
     scope: AccountScope = AccountScope.NAMESPACED
     fallback_scope: AccountScope = AccountScope.NAMESPACED
     # Where the session lives, for the cluster accounts' allowedNamespaces.
@@ -120,7 +124,11 @@ def place(
     )
 
     def usable(pool: list[Account]) -> list[Account]:
-        open_ = [a for a in pool if request.admits(a) and schedulable(a, load, now)]
+        open_ = [
+            a
+            for a in pool
+            if request.admits(a) and a.ref != request.exclude and schedulable(a, load, now)
+        ]
         # Leaving means "elsewhere first", not "never again": a session whose selector matches
         # only the account it left goes back there once that account's wall has reset, instead
         # of waiting for a reset that already happened (found by the simulator and tests/faults).
@@ -157,7 +165,11 @@ def _no_headroom(
     if not matched:
         return NoHeadroom(None, f"no {_kinds(request)} matches the session's accountSelector")
     admitted_ = [a for a in matched if request.admits(a)]
-    resets = [t for a in admitted_ if (t := unavailable_until(a, now)) is not None]
+    resets = [
+        t
+        for a in admitted_
+        if a.ref != request.exclude and (t := unavailable_until(a, now)) is not None
+    ]
     earliest = min(resets) if resets else None
     reasons = [_why_not(a, load, request, now) for a in sorted(matched, key=lambda a: a.ref)]
     shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
@@ -189,6 +201,8 @@ def _why_not(account: Account, load: Mapping[str, int], request: Request, now: d
             f"{account.ref} does not admit namespace {request.namespace} "
             "(its spec.allowedNamespaces)"
         )
+    if account.ref == request.exclude:
+        return f"{account.ref} lacks the usage credits the session's model needs"
     state = account_state(account, now)
     if state.phase is not AccountPhase.AVAILABLE:
         return f"{account.ref} is {state.phase.value} ({state.message})"

@@ -16,6 +16,8 @@ class MoveReason(StrEnum):
     status.pendingMove, and of a swap record (status.swaps[].reason, headroom_swaps_total)."""
 
     WALLED = "Walled"
+    CREDITS_SPENT = "CreditsSpent"  # the account's usage credit is spent: a wall
+    MODEL_NEEDS_CREDITS = "ModelNeedsCredits"  # only the session's model: no wall
     AUTH_FAILED = "AuthFailed"
     THROTTLE_CONFIRMED = "ThrottleConfirmed"
     THROTTLED = "Throttled"  # a retry in place; a swap only if the account cannot take it

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from headroom.contract import crd
-from headroom.contract.termination import Outcome
+from headroom.contract.termination import CREDITS_WINDOW, MODEL_CREDITS_WINDOW, Outcome
 from headroom.core.outcome import AttemptEnd
 from headroom.core.placement import Request
 from headroom.core.reasons import EvictionReason, FinishReason, MoveReason
@@ -51,6 +51,9 @@ class RetryPolicy:
     max_failures: int = 3
     # How long a wall confirmed by repeated throttles (no reset time known) blocks an account.
     suspected_wall: timedelta = timedelta(minutes=15)
+    # How long a spent usage credit whose refresh time is unknown blocks an account before
+    # the operator tries it again (a change of its Secret ends the wall sooner).
+    credits_recheck: timedelta = timedelta(hours=1)
     # A wall whose reset time is already past still blocks this long, so a skewed clock
     # cannot bounce the session straight back onto the exhausted account.
     min_wall: timedelta = timedelta(seconds=30)
@@ -92,6 +95,9 @@ class WallAccount:
     window: str | None
     evidence: str
     confirmed_by_repetition: bool = False
+    # The wall's end is a guess (a spent credit without a refresh time): a new credential in
+    # the account's Secret may have credit, so a change of the Secret ends the wall.
+    until_secret_changes: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,17 @@ class NoteSuspicion:
     count: int
 
 
-AccountEffect = WallAccount | BlockAccount | NoteSuspicion
+@dataclass(frozen=True)
+class NoteModelCredits:
+    """The session's model needs usage credits the account lacks: recorded on the account,
+    which stays usable for sessions of other models."""
+
+    account: str
+    evidence: str
+    detail: str
+
+
+AccountEffect = WallAccount | BlockAccount | NoteSuspicion | NoteModelCredits
 
 # --- what happens to the session next ------------------------------------------------------
 
@@ -165,6 +181,9 @@ def after_attempt(
         return Decision(
             done, Finish(SessionPhase.SUCCEEDED, FinishReason.COMPLETED, "the run finished")
         )
+
+    if end.outcome is Outcome.WALLED and end.window in (CREDITS_WINDOW, MODEL_CREDITS_WINDOW):
+        return _credits(replace(progress, suspicions=0, failures=0), end, policy, retry, now)
 
     if end.outcome is Outcome.WALLED and end.resets_at is not None:
         until = max(end.resets_at, _after(now, retry.min_wall))
@@ -242,6 +261,32 @@ def after_attempt(
             not_before=_after(now, wait),
         ),
     )
+
+
+def _credits(
+    progress: Progress, end: AttemptEnd, policy: FailoverPolicy, retry: RetryPolicy, now: datetime
+) -> Decision:
+    """Usage credits, not a plan window, stopped the run. Never a failure of the session: it
+    moves. A spent credit walls the account until its refresh time, or, when the response
+    named none, until the recheck or a change of the account's Secret, whichever comes first.
+    A model that needs credits walls nothing: only this session leaves the account."""
+    account = progress.account or ""
+    if end.window == MODEL_CREDITS_WINDOW:
+        note = NoteModelCredits(account, end.evidence, end.detail)
+        message = f"{account} lacks the usage credits this session's model needs"
+        return _move(progress, policy, MoveReason.MODEL_NEEDS_CREDITS, message, note)
+    if end.resets_at is not None:
+        until = max(end.resets_at, _after(now, retry.min_wall))
+        wall = WallAccount(account, until, CREDITS_WINDOW, end.evidence)
+        message = f"{account} spent its usage credit (refreshes {_clock(end.resets_at)})"
+    else:
+        until = max(_after(now, retry.credits_recheck), _after(now, retry.min_wall))
+        wall = WallAccount(account, until, CREDITS_WINDOW, end.evidence, until_secret_changes=True)
+        message = (
+            f"{account} spent its usage credit (no refresh time given); walled until "
+            f"{_clock(until)} or until its Secret changes"
+        )
+    return _move(progress, policy, MoveReason.CREDITS_SPENT, message, wall)
 
 
 def evicted(progress: Progress, policy: FailoverPolicy, reason: str, message: str) -> Decision:
@@ -350,14 +395,22 @@ def next_request(
     move: PendingMove | None,
 ) -> Request:
     """The placement request of the next attempt: leave the previous account when the move
-    says so, else prefer it (a retry in place). No pending move: a first placement, or a
-    session whose last attempt left no decision; nothing to avoid or prefer."""
+    says so, else prefer it (a retry in place); never use it again when the move says it
+    cannot serve the session's model. No pending move: a first placement, or a session whose
+    last attempt left no decision; nothing to avoid or prefer."""
     return Request(
         selector=selector,
         fallback_selector=fallback_selector,
         avoid=previous if move is not None and move.leave else None,
         prefer=previous if move is not None and not move.leave else None,
+        exclude=previous if _cannot_serve(move) else None,
     )
+
+
+def _cannot_serve(move: PendingMove | None) -> bool:
+    """The account the session leaves cannot run its model at all (not a wall that ends by
+    itself): placement must not fall back to it, or the session would loop on it."""
+    return move is not None and move.leave and move.reason == MoveReason.MODEL_NEEDS_CREDITS
 
 
 def next_attempt(progress: Progress) -> int:

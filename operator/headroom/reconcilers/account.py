@@ -28,6 +28,7 @@ from headroom.core.accounts import (
     describe,
     first_holder,
     unavailable_until,
+    walled,
 )
 from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
@@ -40,6 +41,17 @@ from headroom.reconcilers.runtime import ClusterCredential, Drill, Runtime, retr
 
 log = logging.getLogger("headroom.account")
 JSON = dict[str, Any]
+
+
+def _end_replaced_wall(rt: Runtime, account: Account, patch: JSON, now: datetime) -> Account:
+    """A wall bound to a credential the Secret no longer holds is over: clear it, so status
+    does not show a reset time for an account that is usable now."""
+    bound = account.wall_hash is not None and account.walled_until is not None
+    if not bound or account.credentials_hash is None or walled(account, now):
+        return account
+    patch["walledUntil"] = patch["walledHash"] = None
+    rt.roster.note(account.namespace, account.name, walled_until=None, wall_hash=None)
+    return replace(account, walled_until=None, wall_hash=None)
 
 
 def credentials_of(
@@ -126,6 +138,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
             and (parse_time(status.get("walledUntil")) or now) < signals.walled_until
         ):
             patch["walledUntil"] = format_time(signals.walled_until)
+            patch["walledHash"] = signals.wall_hash
         if signals.auth_failed_hash and status.get("authFailedHash") != signals.auth_failed_hash:
             patch["authFailedHash"] = signals.auth_failed_hash
 
@@ -135,6 +148,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         account = replace(account, credentials_hash=None, credentials_problem=creds_message)
     patch.update(_duplicate_patch(rt, account, status))
     account = replace(account, duplicate_of=patch.get("duplicateOf", account.duplicate_of))
+    account = _end_replaced_wall(rt, account, patch, now)
     state = account_state(account, now)
     active = rt.ledger.active(key)
     auth_failed = state.phase is AccountPhase.AUTH_FAILED

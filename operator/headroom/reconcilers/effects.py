@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from headroom.contract.scrub import snippet
+from headroom.contract.termination import CREDITS_WINDOW
 from headroom.core.accounts import (
     CLUSTER_KIND,
     NAMESPACED_KIND,
@@ -22,7 +23,13 @@ from headroom.core.accounts import (
 )
 from headroom.core.durations import format_time
 from headroom.core.outcome import AttemptEnd
-from headroom.core.session import AccountEffect, BlockAccount, NoteSuspicion, WallAccount
+from headroom.core.session import (
+    AccountEffect,
+    BlockAccount,
+    NoteModelCredits,
+    NoteSuspicion,
+    WallAccount,
+)
 from headroom.core.windows import merged_windows
 from headroom.kube.client import KubeError
 from headroom.reconcilers import metrics, refusals
@@ -58,25 +65,8 @@ async def apply(
     patch: JSON = {"windows": windows}
     body = account_ref(account, rt.account_uids.get((account.namespace, account.name)))
     if isinstance(effect, WallAccount):
-        rt.roster.note(
-            account.namespace, account.name, walled_until=effect.until, wall_window=effect.window
-        )
+        _wall(rt, account, effect, session, body, patch)
         signal.update(type="walled", window=effect.window or "unconfirmed")
-        patch["walledUntil"] = format_time(effect.until)
-        how = (
-            "confirmed by repeated throttling"
-            if effect.confirmed_by_repetition
-            else "structured rate-limit signal"
-        )
-        rt.event(
-            body,
-            "Walled",
-            f"walled until {format_time(effect.until)} "
-            f"(window {effect.window or 'unknown'}, {how}); session {session}; "
-            f"evidence: {snippet(effect.evidence) or '-'}",
-            warning=True,
-        )
-        metrics.wall(account.namespace, account.name, effect.window)
     elif isinstance(effect, BlockAccount):
         rt.roster.note(account.namespace, account.name, auth_failed_hash=account.credentials_hash)
         signal.update(type="auth_failed")
@@ -98,6 +88,17 @@ async def apply(
             f"limit without a reset time ({effect.count} in a row) for session {session}; "
             f"not a wall; evidence: {snippet(effect.evidence) or '-'}",
         )
+    elif isinstance(effect, NoteModelCredits):
+        # No `window`: the account's wall (if another signal set one) reads its window there.
+        signal.update(type="model_credits")
+        rt.event(
+            body,
+            "ModelNeedsCredits",
+            f"{snippet(effect.detail, limit=300) or 'the model needs usage credits.'} Session "
+            f"{session} moves; the account stays usable for other models; "
+            f"evidence: {snippet(effect.evidence) or '-'}",
+            warning=True,
+        )
     patch["lastSignal"] = signal
     log.info(
         "signal %s on %s from session %s window=%s evidence=%r",
@@ -109,6 +110,38 @@ async def apply(
     )
     await _write_signal(rt, account, patch, now)
     rt.mark_account_dirty(account.namespace, account.name)
+
+
+def _wall(
+    rt: Runtime, account: Account, effect: WallAccount, session: str, body: JSON, patch: JSON
+) -> None:
+    """A wall in the roster overlay and the status patch, and its Event. A wall bound to the
+    credential (`until_secret_changes`) records the Secret's hash it holds for."""
+    bound = account.credentials_hash if effect.until_secret_changes else None
+    rt.roster.note(
+        account.namespace,
+        account.name,
+        walled_until=effect.until,
+        wall_window=effect.window,
+        wall_hash=bound,
+    )
+    patch["walledUntil"] = format_time(effect.until)
+    patch["walledHash"] = bound  # None deletes a binding an earlier wall left
+    if effect.confirmed_by_repetition:
+        how = "confirmed by repeated throttling"
+    elif effect.window == CREDITS_WINDOW:
+        how = "usage credit spent" + (", or until the Secret changes" if bound else "")
+    else:
+        how = "structured rate-limit signal"
+    rt.event(
+        body,
+        "Walled",
+        f"walled until {format_time(effect.until)} "
+        f"(window {effect.window or 'unknown'}, {how}); session {session}; "
+        f"evidence: {snippet(effect.evidence) or '-'}",
+        warning=True,
+    )
+    metrics.wall(account.namespace, account.name, effect.window)
 
 
 async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: datetime) -> None:

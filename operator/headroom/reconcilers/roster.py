@@ -30,6 +30,7 @@ from headroom.core.windows import window_from_status
 class Signals:
     walled_until: datetime | None = None
     wall_window: str | None = None
+    wall_hash: str | None = None
     auth_failed_hash: str | None = None
     drill_until: datetime | None = None
 
@@ -39,6 +40,7 @@ class SignalChanges(TypedDict, total=False):
 
     walled_until: datetime | None
     wall_window: str | None
+    wall_hash: str | None
     auth_failed_hash: str | None
     drill_until: datetime | None
 
@@ -67,6 +69,7 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         auth_failed_hash=status.get("authFailedHash"),
         walled_until=parse_time(status.get("walledUntil")),
         wall_window=(status.get("lastSignal") or {}).get("window"),
+        wall_hash=status.get("walledHash") or None,
         drill_until=parse_time(drill.get("until")),
         windows=tuple(window_from_status(w) for w in status.get("windows") or [] if "name" in w),
         duplicate_of=status.get("duplicateOf") or None,
@@ -108,6 +111,7 @@ def merge(account: Account, signals: Signals | None) -> Account:
         account,
         walled_until=_later(account.walled_until, signals.walled_until),
         wall_window=signals.wall_window if ours_is_later else account.wall_window,
+        wall_hash=signals.wall_hash if ours_is_later else account.wall_hash,
         auth_failed_hash=signals.auth_failed_hash or account.auth_failed_hash,
         drill_until=_later(account.drill_until, signals.drill_until),
     )

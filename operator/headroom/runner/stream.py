@@ -7,6 +7,12 @@ lines):
   -> auth_failed, and the runner stops the CLI at this first retry (it would retry ten times).
 - `{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":N,
   "rateLimitType":"five_hour",...}}` -> walled, with window and reset time.
+- the same event on the usage-credit lane (`overageStatus: rejected` with an
+  `overageDisabledReason`, claim `overage` or none) -> walled on window `credits`, with the
+  refresh time if the event has one; with `errorCode: credits_required` -> walled on
+  `model_credits` (only the requested model needs credits the account lacks); an assistant
+  error message with `error: billing_error` (an API key's spent balance) -> walled on
+  `credits` without a reset.
 - the same event without `resetsAt` (the CLI's summary of exhausted bare 429s), or a result
   with `api_error_status: 429` -> throttled: a limit without a reset time is only suspected.
 - a result with `is_error: false` -> completed; any other ending -> failed. 500 and 529 never
@@ -22,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from headroom.contract.termination import Outcome
+from headroom.contract.termination import CREDITS_WINDOW, MODEL_CREDITS_WINDOW, Outcome
 
 WINDOW_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 MAX_UTILIZATION_ENTRIES = 16  # the termination schema's limit
@@ -48,8 +54,9 @@ class Verdict:
 @dataclass(frozen=True)
 class Wall:
     window: str
-    resets_at: str
+    resets_at: str | None  # None only for a credit wall whose refresh time is not known
     evidence: str
+    reason: str | None = None  # why credits cannot pay (overageDisabledReason)
 
 
 @dataclass
@@ -117,6 +124,10 @@ class StreamClassifier:
         self._windows(info)
         if info.get("status") != "rejected":
             return
+        credit = credit_wall(info)
+        if credit is not None:
+            self.wall = self.wall or credit
+            return
         resets_at = rfc3339(info.get("resetsAt"))
         window = _window_name(info)
         summary = (
@@ -138,6 +149,12 @@ class StreamClassifier:
         info = params.get("rate_limit_info") if isinstance(params, dict) else None
         if isinstance(info, dict) and self.wall is None:
             self._rate_limit(info)
+        if event.get("error") == "billing_error" and self.wall is None:
+            # Measured: an API key whose prepaid balance is spent (a 400 "credit balance is
+            # too low") comes back as the CLI's error kind billing_error, with no reset.
+            status = event.get("api_error_status")
+            summary = f"assistant error=billing_error api_error_status={status}"
+            self.wall = Wall(CREDITS_WINDOW, None, summary, "billing_error")
 
     def _windows(self, info: dict[str, Any]) -> None:
         windows = info.get("unifiedWindows")
@@ -194,8 +211,7 @@ class StreamClassifier:
                 window=self.wall.window,
                 resets_at=self.wall.resets_at,
                 evidence=self.wall.evidence + (f": {text}" if text else ""),
-                detail=f"The {self.wall.window} usage window is exhausted until "
-                f"{self.wall.resets_at}.",
+                detail=_wall_detail(self.wall),
                 **common,
             )
         status = result.get("api_error_status") if result else None
@@ -298,6 +314,45 @@ def rfc3339(epoch: Any) -> str | None:
     except (OverflowError, OSError, ValueError):
         return None
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def credit_wall(info: dict[str, Any]) -> Wall | None:
+    """A rejection on usage credits rather than on a plan window, or None.
+
+    Measured on 2.1.330: a model that needs credits carries `errorCode: credits_required`
+    (from the error body); a spent credit carries `overageStatus: rejected` and an
+    `overageDisabledReason` with the claim `overage` or none. A plan window's claim
+    (five_hour, ...) stays a plan wall even when credits are off too: its reset is what
+    frees the account."""
+    reason = info.get("overageDisabledReason")
+    reason = reason if isinstance(reason, str) and WINDOW_NAME.match(reason) else None
+    summary = (
+        f"rate_limit_event status=rejected credits reason={reason} "
+        f"claim={info.get('rateLimitType')} overageStatus={info.get('overageStatus')}"
+    )
+    if info.get("errorCode") == "credits_required":
+        return Wall(MODEL_CREDITS_WINDOW, None, summary + " errorCode=credits_required", reason)
+    if info.get("overageStatus") != "rejected" or reason in (None, "fetch_error"):
+        # fetch_error: the service could not read the credit's state (the CLI waits and
+        # retries on it), which says nothing about the credit: no credit wall.
+        return None
+    if info.get("rateLimitType") not in (None, "overage"):
+        return None
+    refresh = rfc3339(info.get("overageResetsAt")) or rfc3339(info.get("resetsAt"))
+    return Wall(CREDITS_WINDOW, refresh, f"{summary} resetsAt={info.get('resetsAt')}", reason)
+
+
+def _wall_detail(wall: Wall) -> str:
+    why = f" ({wall.reason})" if wall.reason else ""
+    if wall.window == MODEL_CREDITS_WINDOW:
+        return (
+            f"The requested model needs usage credits the account lacks{why}; other models "
+            "are not refused."
+        )
+    if wall.window == CREDITS_WINDOW:
+        until = f"until {wall.resets_at}" if wall.resets_at else "with no refresh time given"
+        return f"The account's usage credit is spent{why}, {until}."
+    return f"The {wall.window} usage window is exhausted until {wall.resets_at}."
 
 
 def _window_name(info: dict[str, Any]) -> str | None:

@@ -50,8 +50,11 @@ def test_walled_session_moves_to_most_headroom_and_resumes_same_conversation(
     assert alice["lastSignal"]["session"] == "s1"
     assert alice["walledUntil"]
     assert any(w["name"] == "five_hour" and w["status"] == "rejected" for w in alice["windows"])
-    reasons = {e.reason for e in scene.events()}
-    assert {"Placed", "Walled", "Swapped"} <= reasons
+    # A pass posts its Events once its status write went through: a moment after it.
+    wait_for(
+        "the Placed, Walled and Swapped Events",
+        lambda: {"Placed", "Walled", "Swapped"} <= {e.reason for e in scene.events()},
+    )
     assert (old := scene.pod(first["podName"])) is None or old.metadata.deletion_timestamp
 
 

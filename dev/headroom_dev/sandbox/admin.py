@@ -117,13 +117,13 @@ async def fill_window(request: web.Request) -> web.Response:
     doc = await _body(request)
     name, now = request.match_info["window"], request.app[CLOCK]()
     try:
-        resets_at = _optional_int(doc, "resetsAt")
-        reset_in = _optional_int(doc, "resetInSeconds")
+        resets_at = credits.optional_int(doc, "resetsAt")
+        reset_in = credits.optional_int(doc, "resetInSeconds")
         if resets_at is None and reset_in is not None:
             resets_at = int(now) + reset_in
         window = credential.windows.get(name)
         if window is None:
-            spec = WindowSpec(name, capacity=_optional_int(doc, "capacity") or 1)
+            spec = WindowSpec(name, capacity=credits.optional_int(doc, "capacity") or 1)
             window = credential.windows[name] = spec.build(now)
     except (ConfigError, ValueError) as exc:
         raise _bad_request(str(exc)) from None
@@ -323,15 +323,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise _bad_request("the body must be a JSON object")
     return doc
-
-
-def _optional_int(doc: dict[str, Any], key: str) -> int | None:
-    value = doc.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key} must be a number")
-    return int(value)
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:

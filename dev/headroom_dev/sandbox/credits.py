@@ -87,8 +87,8 @@ def balance_body(request_id: str) -> dict[str, Any]:
 
 def parse(doc: dict[str, Any], now: float) -> CreditsSpent:
     """The admin call's body: {resetsAt?, resetInSeconds?, model?, reason?}."""
-    resets_at = _number(doc, "resetsAt")
-    reset_in = _number(doc, "resetInSeconds")
+    resets_at = optional_int(doc, "resetsAt")
+    reset_in = optional_int(doc, "resetInSeconds")
     if resets_at is None and reset_in is not None:
         resets_at = int(now) + reset_in
     model = doc.get("model")
@@ -103,7 +103,8 @@ def parse(doc: dict[str, Any], now: float) -> CreditsSpent:
     return CreditsSpent(resets_at, model, reason)
 
 
-def _number(doc: dict[str, Any], key: str) -> int | None:
+def optional_int(doc: dict[str, Any], key: str) -> int | None:
+    """An optional whole number of an admin request (a JSON number, never a boolean)."""
     value = doc.get(key)
     if value is None:
         return None

@@ -284,7 +284,7 @@ async def _flush_accounts(rt: Runtime) -> None:
         dirty, rt.dirty_accounts = rt.dirty_accounts, set()
         for namespace, name in sorted(dirty):
             if name:
-                await account_reconciler.reconcile(rt, namespace, name)
+                await account_reconciler.reconcile(rt, namespace, name, watched=True)
 
 
 async def _export_session_phases(rt: Runtime) -> None:

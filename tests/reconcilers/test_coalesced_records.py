@@ -80,3 +80,28 @@ async def test_a_move_that_must_wait_keeps_its_own_event(world: World) -> None:
     assert "Swapped" not in reasons
     assert reasons.count("Walled") == 2  # the account's wall, and the session's reason to move
     assert "NoHeadroom" in reasons
+
+
+def test_an_account_is_refreshed_once_its_counters_stop_moving(world: World) -> None:
+    rt = world.rt  # account_status_delay: 1 s
+    rt.mark_account_dirty("team", "alice")
+    world.clock.advance(0.5)
+    rt.mark_account_dirty("team", "alice")
+    world.clock.advance(0.6)
+    assert rt.due_accounts() == []  # moved 0.6 s ago
+    world.clock.advance(0.5)
+    assert rt.due_accounts() == [("team", "alice")]
+    assert rt.due_accounts() == []  # taken off the list
+
+
+def test_an_account_that_keeps_moving_is_refreshed_at_least_every_five_delays(
+    world: World,
+) -> None:
+    rt = world.rt
+    for _ in range(9):
+        rt.mark_account_dirty("team", "alice")
+        world.clock.advance(0.5)
+    assert rt.due_accounts() == []  # 4.5 s of moves, never quiet for a second
+    rt.mark_account_dirty("team", "alice")
+    world.clock.advance(0.5)
+    assert rt.due_accounts() == [("team", "alice")]

@@ -133,7 +133,8 @@ class Runtime:
         # Set at start-up to the reconcilers' entry points (None in unit tests: no wake-ups).
         self.reconcile_session: Reconcile | None = None
         self.reconcile_account: Reconcile | None = None
-        self.dirty_accounts: set[tuple[str, str]] = set()
+        # Accounts whose counters moved, with when they first and last did (see due_accounts).
+        self.dirty_accounts: dict[AccountKey, tuple[datetime, datetime]] = {}
         # (namespace, secret name) -> accounts that read it, to react to Secret changes
         self.secret_refs: defaultdict[tuple[str, str], set[AccountKey]] = defaultdict(set)
         self.account_uids: dict[tuple[str, str], str] = {}
@@ -272,7 +273,24 @@ class Runtime:
         )
 
     def mark_account_dirty(self, namespace: str, name: str) -> None:
-        self.dirty_accounts.add((namespace, name))
+        now = self.clock()
+        first, _ = self.dirty_accounts.get((namespace, name), (now, now))
+        self.dirty_accounts[(namespace, name)] = (first, now)
+
+    def due_accounts(self) -> list[AccountKey]:
+        """The accounts whose status to refresh now, taken off the list: those whose counters
+        have not moved for `account_status_delay`, or have kept moving for five times that.
+        A wave of placements is then one write per account, not one per placement."""
+        now = self.clock()
+        quiet = timedelta(seconds=self.settings.account_status_delay)
+        due = [
+            key
+            for key, (first, last) in self.dirty_accounts.items()
+            if now - last >= quiet or now - first >= 5 * quiet
+        ]
+        for key in due:
+            del self.dirty_accounts[key]
+        return sorted(due)
 
     # --- records -----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from headroom.core.accounts import (
 )
 from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
+from headroom.core.usage import usage_condition
 from headroom.kube import manifests
 from headroom.kube.client import KubeError
 from headroom.reconcilers import metrics, refusals
@@ -179,6 +180,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
                 if state.phase is AccountPhase.WALLED
                 else "the account is not walled",
             ),
+            *_usage_condition(account, status),
         ],
         generation,
         format_time(now),
@@ -208,6 +210,12 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         rt.wakeups.at(("account", ns, name), until)
     metrics.set_account(ns, name, state.phase, active, account.max_sessions)
     metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
+
+
+def _usage_condition(account: Account, status: JSON) -> list[tuple[str, bool, str, str]]:
+    had = any(c.get("type") == "UsageReadable" for c in status.get("conditions") or [])
+    found = usage_condition(account, had)
+    return [found] if found is not None else []
 
 
 async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> bool:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from tests.sandbox.test_sandbox_api import KEY, NOW, OAUTH, admin, ask, clock, client  # noqa: F401
+from tests.sandbox.test_sandbox_api import KEY, NOW, OAUTH, admin, ask, client, clock  # noqa: F401
 
 BEARER = {"Authorization": f"Bearer {OAUTH}", "anthropic-beta": "oauth-2025-04-20"}
 
 
-async def read(client: TestClient[Any, Any], headers: dict[str, str] | None = None) -> Any:
+async def read(client: TestClient[Any, Any], headers: dict[str, str] | None = None) -> Any:  # noqa: F811
     return await client.get("/api/oauth/usage", headers=BEARER if headers is None else headers)
 
 

@@ -15,6 +15,7 @@ from tests.reconcilers.conftest import NS, START, World
 
 from headroom.anthropic.usage import Answer, Denied, Failed, RateLimited, Report, Unauthorized
 from headroom.core.durations import format_time
+from headroom.reconcilers import metrics
 from headroom.reconcilers.usage import UsagePoller
 
 TOKEN = "sk-ant-oat01-usage-poller-token"
@@ -112,6 +113,8 @@ async def test_an_idle_account_is_read_while_sessions_wait(world: World) -> None
     world.new_account("idle")
     await world.reconcile_account("idle")
     poller = make(world, FakeEndpoint())
+    assert await poll(world, poller) == 0
+    world.rt.waiting["elsewhere"]["waiter"] = START  # it cannot serve that namespace
     assert await poll(world, poller) == 0
     world.rt.waiting[NS]["waiter"] = START
     assert await poll(world, poller) == 1
@@ -230,6 +233,8 @@ async def test_a_wall_with_a_later_reset_stays_until_the_endpoint_says_it_reset(
     assert status["walledUntil"] == format_time(wall)
     assert status["windows"][0]["status"] == "rejected"
     assert status["windows"][0]["utilization"] == 1.0
+    gauge = metrics.window_utilization.labels(NS, "alice", "five_hour")
+    assert gauge._value.get() == 1.0  # the gauge says what status says
 
     endpoint.answers = [report(five_hour=(3, 5 * 3600))]  # a new period began: it reset
     world.clock.advance(60)

@@ -24,12 +24,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from headroom.anthropic.usage import Answer, Denied, RateLimited, Report, Unauthorized
 from headroom.core import usage
 from headroom.core.accounts import Account, AccountKey, AccountPhase, CredentialType, describe
 from headroom.core.accounts import account_state as derive_state
+from headroom.core.durations import parse_time
 from headroom.kube.client import KubeError
 from headroom.reconcilers import effects, metrics
 from headroom.reconcilers.account import credentials_hash
@@ -94,9 +95,16 @@ class UsagePoller:
         if derive_state(account, now).phase in {AccountPhase.AUTH_FAILED, AccountPhase.PAUSED,
                                                  AccountPhase.DUPLICATE}:  # fmt: skip
             return False
-        busy = self.rt.ledger.active(account.key) > 0 or any(self.rt.waiting.values())
+        busy = self.rt.ledger.active(account.key) > 0 or self._wanted_by_waiters(account)
         state = self.states.get(account.key)
         return busy and (state is None or state.next_at <= now)
+
+    def _wanted_by_waiters(self, account: Account) -> bool:
+        """Sessions wait for headroom where this account could serve them: its namespace,
+        or any namespace for a cluster account."""
+        if account.cluster:
+            return any(self.rt.waiting.values())
+        return bool(self.rt.waiting.get(account.namespace))
 
     async def _guarded(self, account: Account) -> None:
         async with self._slots:
@@ -187,7 +195,7 @@ class UsagePoller:
                 self.rt.roster.note(ns, name, walled_until=None, wall_window=None, wall_hash=None)
             if patch:
                 await self.rt.kube.patch_account_status(ns, name, patch)
-        metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in report))
+        metrics.set_windows(ns, name, (_gauge_entry(w) for w in windows))
         if reset:
             body = effects.account_ref(current, self.rt.account_uids.get(current.key))
             message = f"the usage endpoint reports window {current.wall_window} reset early"
@@ -201,6 +209,11 @@ class UsagePoller:
         self.rt.event(body, "UsageNotPermitted", usage.denied_message(error_type),
                       warning=True)  # fmt: skip
         self.rt.mark_account_dirty(ns, name)
+
+
+def _gauge_entry(window: dict[str, Any]) -> tuple[str, float, datetime | None]:
+    """A status.windows entry as the utilization and reset gauges take it."""
+    return window["name"], float(window["utilization"]), parse_time(window.get("resetsAt"))
 
 
 def _without_times(windows: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.operator.test_ha import LIFETIME, PEERING_FLAGS, kopf_peering_crd  # noqa: F401
 from tests.support.operator import OperatorProcess, Scene, wait_for
 
 from headroom_dev.sandbox.client import SandboxClient, SandboxProcess, start_sandbox
@@ -110,3 +111,35 @@ def test_status_follows_the_endpoint_and_a_setup_token_is_read_once(
     assert [r["status"] for r in denied] == [403]  # one read, never a second
     log = polling_operator.log_text()
     assert LOGIN not in log and SETUP not in log
+
+
+def test_only_the_active_replica_reads_usage(
+    kopf_peering_crd: None,  # noqa: F811
+    kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+    scene: Scene,
+    stand_in: SandboxProcess,
+) -> None:
+    sandbox = SandboxClient(stand_in.url)
+    sandbox.set_usage_limit(1)
+    sandbox.add_credential("login", "oauth", LOGIN)
+    flags = ["--anthropic-base-url", stand_in.url, "--usage-poll-interval", f"{INTERVAL:g}s",
+             *PEERING_FLAGS]  # fmt: skip
+    leader = OperatorProcess(kubeconfig, namespace, tmp_path / "leader",
+                             extra=[*flags, "--priority", "200"]).start()  # fmt: skip
+    standby = OperatorProcess(kubeconfig, namespace, tmp_path / "standby",
+                              extra=[*flags, "--priority", "100"]).start()  # fmt: skip
+    try:
+        scene.account("login", token=LOGIN)
+        scene.wait_running(scene.session("busy")["metadata"]["name"])
+        reads = "headroom_usage_reads_total"
+        wait_for("the leader's reads", lambda: (gauge(leader, reads, result="ok") or 0) >= 2,
+                 timeout=6 * INTERVAL)  # fmt: skip
+        assert not gauge(standby, reads, result="ok")
+        leader.kill()  # the standby takes over once the leader's keep-alive is too old
+        wait_for("the new leader's reads", lambda: (gauge(standby, reads, result="ok") or 0) >= 1,
+                 timeout=LIFETIME + 30)  # fmt: skip
+    finally:
+        leader.stop()
+        standby.stop()

@@ -236,9 +236,13 @@ class Kube:
     async def get_session(self, namespace: str, name: str) -> JSON | None:
         return await self.request("GET", api_path(API_VERSION, "agentsessions", namespace, name))
 
-    async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
+    async def patch_session_status(
+        self, namespace: str, name: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
+        """With `resource_version`, the write is refused (KubeConflict) unless the session is
+        still at that version: a pass that decided on a stale copy must read again."""
         path = api_path(API_VERSION, "agentsessions", namespace, name, "status")
-        return await self._patch_status(path, patch)
+        return await self._patch_status(path, patch, resource_version)
 
     async def delete_session(self, namespace: str, name: str) -> None:
         await self.request("DELETE", api_path(API_VERSION, "agentsessions", namespace, name))
@@ -247,12 +251,20 @@ class Kube:
         """A ClaudeAccount, or with namespace "" a ClusterClaudeAccount."""
         return await self.request("GET", account_path(namespace, name))
 
-    async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
-        return await self._patch_status(account_path(namespace, name, "status"), patch)
+    async def patch_account_status(
+        self, namespace: str, name: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
+        path = account_path(namespace, name, "status")
+        return await self._patch_status(path, patch, resource_version)
 
-    async def _patch_status(self, path: str, patch: JSON) -> JSON | None:
+    async def _patch_status(
+        self, path: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
+        body: JSON = {"status": patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return await self.request("PATCH", path, {"status": patch}, content_type=MERGE_PATCH)
+            return await self.request("PATCH", path, body, content_type=MERGE_PATCH)
         except KubeNotFound:  # deleted meanwhile: nothing left to record on
             return None
 

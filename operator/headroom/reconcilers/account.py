@@ -141,7 +141,7 @@ def _forget(rt: Runtime, namespace: str, name: str) -> None:
     metrics.forget_account(namespace, name)
 
 
-async def _read_secret(rt: Runtime, namespace: str, name: str) -> JSON | None:
+async def read_secret(rt: Runtime, namespace: str, name: str) -> JSON | None:
     """The account's Secret as last read, unless a watch has reported a change since."""
     known = rt.secrets.get(namespace, name)
     if known is not None:
@@ -167,7 +167,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         refs.discard(key)
     rt.secret_refs[(secret_ns, secret_name)].add(key)
 
-    secret = await _read_secret(rt, secret_ns, secret_name) if secret_name else None
+    secret = await read_secret(rt, secret_ns, secret_name) if secret_name else None
     value, data_key, creds_reason, creds_message = credentials_of(spec, secret, secret_ns)
     patch = await _credential_patch(rt, body, status, value, data_key)
 

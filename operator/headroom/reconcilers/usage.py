@@ -33,7 +33,7 @@ from headroom.core.accounts import account_state as derive_state
 from headroom.core.durations import parse_time
 from headroom.kube.client import KubeError
 from headroom.reconcilers import effects, metrics
-from headroom.reconcilers.account import credentials_hash
+from headroom.reconcilers.account import credentials_hash, read_secret
 from headroom.reconcilers.runtime import Runtime
 
 log = logging.getLogger("headroom.usage")
@@ -171,7 +171,7 @@ class UsagePoller:
                        if account.key in readers), None)  # fmt: skip
         if source is None:
             return None
-        secret = await self.rt.kube.get(source[0], "secrets", source[1])
+        secret = await read_secret(self.rt, *source)
         value = ((secret or {}).get("data") or {}).get(account.credential_key)
         return value if isinstance(value, str) else None
 
@@ -194,7 +194,7 @@ class UsagePoller:
                 patch.update(walledUntil=None, walledHash=None)
                 self.rt.roster.note(ns, name, walled_until=None, wall_window=None, wall_hash=None)
             if patch:
-                await self.rt.kube.patch_account_status(ns, name, patch)
+                await self._write(ns, name, patch)
         metrics.set_windows(ns, name, (_gauge_entry(w) for w in windows))
         if reset:
             body = effects.account_ref(current, self.rt.account_uids.get(current.key))
@@ -202,9 +202,14 @@ class UsagePoller:
             self.rt.event(body, "WallReset", message + "; the account is usable again")
             self.rt.mark_account_dirty(ns, name)
 
+    async def _write(self, ns: str, name: str, patch: dict[str, object]) -> None:
+        written = await self.rt.kube.patch_account_status(ns, name, patch)
+        if written:
+            self.rt.accounts.put(written)  # what the reconcile its watch event starts reads
+
     async def _deny(self, account: Account, digest: str, error_type: str) -> None:
         ns, name = account.key
-        await self.rt.kube.patch_account_status(ns, name, {"usageDeniedHash": digest})
+        await self._write(ns, name, {"usageDeniedHash": digest})
         body = effects.account_ref(account, self.rt.account_uids.get(account.key))
         self.rt.event(body, "UsageNotPermitted", usage.denied_message(error_type),
                       warning=True)  # fmt: skip

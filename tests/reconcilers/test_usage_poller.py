@@ -314,3 +314,20 @@ async def test_reads_are_bounded_and_a_hung_one_holds_back_nobody_else(world: Wo
     assert poller.start_due() == []  # no second read of the hung one
     hung.set()
     await asyncio.gather(*tasks)
+
+
+async def test_a_secret_that_changed_under_the_account_is_not_read_until_reconciled(
+    world: World,
+) -> None:
+    await busy_account(world)
+    world.secret("alice", token="sk-ant-oat01-rotated")  # the account still has the old hash
+    world.rt.secrets.seen(NS, "alice", "changed")  # as the Secret watch reports it
+    endpoint = FakeEndpoint()
+    poller = make(world, endpoint)
+    assert await poll(world, poller) == 1
+    assert await poll(world, poller) == 0  # an interval, not a tick, until the next try
+    assert endpoint.tokens == []
+    await world.reconcile_account("alice")
+    world.clock.advance(60)
+    assert await poll(world, poller) == 1
+    assert endpoint.tokens == ["sk-ant-oat01-rotated"]

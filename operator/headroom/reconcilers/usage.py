@@ -119,7 +119,10 @@ class UsagePoller:
     async def read(self, account: Account) -> None:
         token, digest = await self._token(account)
         if token is None or digest is None or digest != account.credentials_hash:
-            return  # the Secret changed under the account: its reconcile catches up first
+            # The Secret changed under the account: its reconcile catches up first, and the
+            # next read waits an interval rather than a tick.
+            self.states[account.key] = usage.after_read(self.rt.clock(), self.interval)
+            return
         answer = await self.api.read(token)
         now = self.rt.clock()
         key = account.key

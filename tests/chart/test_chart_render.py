@@ -119,6 +119,8 @@ def test_helm_lint_strict(helm: Helm) -> None:
         ("agents.permissionMode=yolo", "permissionMode"),
         ("networkPolicy.agents.anthropicCIDRs[0]=anywhere", "anthropicCIDRs"),
         ("replicas=3", "replicas"),  # a misspelt key is an error, not ignored
+        ("usage.pollInterval=every minute", "pollInterval"),
+        ("usage.baseURL=api.anthropic.com", "baseURL"),
     ],
 )
 def test_the_values_schema_refuses_bad_values(helm: Helm, setting: str, complaint: str) -> None:

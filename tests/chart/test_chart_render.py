@@ -273,6 +273,8 @@ def test_every_operator_value_reaches_a_real_flag(helm: Helm) -> None:
 def test_live_usage_values_reach_their_flags_and_open_https_egress(helm: Helm) -> None:
     default = helm.template()
     assert not [a for a in operator_container(default)["args"] if "usage" in a]
+    off = helm.template("--set", "usage.pollInterval=0")  # --set makes it the number 0
+    assert operator_container(off)["args"] == operator_container(default)["args"]
     docs = helm.template("--set", "usage.pollInterval=1m",
                          "--set", "usage.baseURL=https://usage.example")  # fmt: skip
     settings = settings_from(parse_args(operator_container(docs)["args"]))

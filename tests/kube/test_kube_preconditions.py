@@ -10,6 +10,7 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
 from headroom.kube.client import Kube, KubeConflict
+from headroom.kube.transport import Transport
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +20,7 @@ async def test_a_status_write_from_a_stale_copy_is_refused(
 ) -> None:
     configuration = k8s_client.Configuration()
     await k8s_config.load_kube_config(str(kubeconfig), client_configuration=configuration)
-    kube = Kube(k8s_client.ApiClient(configuration))
+    kube = Kube(Transport(configuration))
     try:
         session = {
             "apiVersion": "headroom.dev/v1alpha1",

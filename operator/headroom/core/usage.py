@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headroom.contract.crd import WINDOW_RECORDS
-from headroom.core.accounts import Account, walled
+from headroom.core.accounts import Account, Window, walled
 from headroom.core.durations import format_time, parse_time
 
 JSON = dict[str, Any]
@@ -91,7 +91,7 @@ def merged_usage_windows(
     return sorted(by_name.values(), key=lambda w: w["name"])[:WINDOW_RECORDS]
 
 
-def _entry(window: Any) -> JSON:
+def _entry(window: Window) -> JSON:
     entry: JSON = {"name": window.name, "status": window.status, "utilization": window.utilization}
     if window.resets_at:
         entry["resetsAt"] = format_time(window.resets_at)

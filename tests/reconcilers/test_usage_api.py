@@ -68,3 +68,31 @@ def test_a_report_is_untrusted_input() -> None:
     found = {w.name: (w.utilization, w.resets_at) for w in parse_report(doc)}
     assert found == {"seven_day": (1.0, None), "seven_day_opus": (0.0, None)}
     assert parse_report(["not", "a", "report"]) == ()
+
+
+async def test_a_body_in_many_chunks_is_read_whole_and_a_huge_one_refused() -> None:
+    from aiohttp import web
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        size = int(request.query.get("pad", "0"))
+        body = b'{"five_hour": {"utilization": 42, "resets_at": null}, "pad": "' + b"x" * size
+        for start in range(0, len(body), 7):
+            await response.write(body[start : start + 7])
+        await response.write(b'"}')
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/oauth/usage", chunked)
+    async with TestServer(app) as test_server:
+        api = UsageApi(str(test_server.make_url("")))
+        try:
+            small = await api.read(OAUTH)
+            assert isinstance(small, Report)
+            assert [w.utilization for w in parse_report(small.doc)] == [0.42]
+            api.url += "?pad=100000"
+            assert await api.read(OAUTH) == Failed("body_too_large")
+        finally:
+            await api.close()

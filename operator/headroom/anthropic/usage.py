@@ -90,9 +90,11 @@ async def _answer(response: aiohttp.ClientResponse) -> Answer:
         return Denied(await _error_type(response))
     if status != 200:
         return Failed(f"http_{status}")
-    raw = await response.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        return Failed("body_too_large")
+    raw = b""
+    async for chunk in response.content.iter_chunked(16 * 1024):
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            return Failed("body_too_large")
     try:
         return Report(json.loads(raw))
     except ValueError:

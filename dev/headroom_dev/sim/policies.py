@@ -56,6 +56,9 @@ class Policy(ABC):
     def capacity_changed(self) -> None:  # noqa: B027 - most policies do not care
         """A slot was freed (after `ended`)."""
 
+    def reported(self, account: str, windows: tuple[Window, ...]) -> None:  # noqa: B027
+        """A running attempt on `account` reported its windows (a warning threshold passed)."""
+
 
 class Queueing(Policy):
     """Event-driven placement with a waiting queue: how the operator works, shared by the

@@ -4,6 +4,7 @@ drain-soonest baseline that reads it."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -117,18 +118,26 @@ def test_a_running_attempt_reports_the_warning_threshold_once() -> None:
     assert policy.roster["a"].windows[0].status == "allowed_warning"
 
 
-def test_live_usage_is_polled_once_a_minute() -> None:
-    seen: list[float] = []
+def test_live_usage_is_read_at_most_once_a_minute_and_placement_sees_it() -> None:
+    polls: list[float] = []
 
     class Counting(HeadroomLive):
         def observed(self, account: str, windows: tuple[Window, ...]) -> None:
             if account == "a":
-                seen.append(self.world.now)
+                polls.append(self.world.now)
             super().observed(account, windows)
 
-    scenario = world([account("a", 1e6), account("b", 1e6)], [session("s", 0.0, 600.0)], 600.0)
-    Sim(scenario, Counting()).run()
-    assert seen[:3] == [0.0, 60.0, 120.0] and len(seen) == 10
+    # a session arriving every 10 s: a placement every 10 s, a usage read every 60 s at most
+    arrivals = [session(f"s{i:02d}", 10.0 * i, 30.0) for i in range(30)]
+    scenario = world([account("a", 1e6, slots=30), account("b", 1e6, slots=30)], arrivals, 400.0)
+    policy = Counting()
+    Sim(scenario, policy).run()
+    assert polls[0] == pytest.approx(1.0)  # the first placement
+    assert all(b - a >= 60.0 for a, b in itertools.pairwise(polls))
+    assert 5 <= len(polls) <= 7
+    # what the roster holds is the true usage as of the last read
+    (five,) = policy.roster["a"].windows
+    assert five.observed_at is not None and five.utilization > 0
 
 
 def test_drain_soonest_prefers_the_account_whose_window_resets_first() -> None:

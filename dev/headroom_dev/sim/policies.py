@@ -73,13 +73,17 @@ class Queueing(Policy):
         self.waiting: dict[str, float] = {}  # session -> waiting since (FIFO order)
         self._wake_due: dict[str, float] = {}
         self.usage: dict[str, tuple[Window, ...]] = {}  # what the last poll or report said
-        if self.polls_usage:
-            sim.call_at(0.0, self._poll_usage)
+        self._polled_at = -math.inf
 
-    def _poll_usage(self) -> None:
+    def poll_usage(self) -> None:
+        """Every account's usage, read at most once a minute. Read when a decision needs it
+        rather than on a timer: the same staleness bound (under a minute), at a fraction of
+        the simulator's cost."""
+        if not self.polls_usage or self.world.now - self._polled_at < USAGE_POLL_S:
+            return
+        self._polled_at = self.world.now
         for name in self.world.accounts:
             self.observed(name, self.world.usage(name))
-        self.world.call_at(self.world.now + USAGE_POLL_S, self._poll_usage)
 
     def reported(self, account: str, windows: tuple[Window, ...]) -> None:
         self.observed(account, windows)
@@ -111,6 +115,7 @@ class Queueing(Policy):
             self.try_place(run)
 
     def try_place(self, run: SessionRun) -> None:
+        self.poll_usage()
         account, retry_at = self.choose(run)
         if account is not None:
             self.waiting.pop(run.name, None)
@@ -126,6 +131,7 @@ class Queueing(Policy):
 
     def capacity_changed(self) -> None:
         # Wake as many of the longest-waiting sessions as there are slots (no thundering herd).
+        self.poll_usage()
         free = self.open_slots()
         for name, _ in sorted(self.waiting.items(), key=lambda kv: kv[1])[:free]:
             self.wake(self.world.runs[name], self.world.now + self.react_s)

@@ -45,7 +45,7 @@ def test_a_window_that_resets_in_time_leaves_the_bound_at_one() -> None:
 
 
 def test_no_policy_beats_the_time_aware_bound_on_a_busy_trace() -> None:
-    scenario = trace.scenario(4, days=1.0, per_day=300.0)
+    scenario = trace.scenario(5, days=0.75, per_day=300.0)
     bound = upper_bound(scenario)
     assert bound < capacity_bound(scenario)  # it bites, and harder than the old one
     results = simulate(scenario)  # raises if any policy beats it

@@ -92,7 +92,7 @@ def test_capacity_counts_windows_from_first_use_and_a_window_already_under_way()
 
 def test_same_seed_same_numbers_different_seed_different_trace() -> None:
     def numbers(seed: int) -> list[tuple[float, int, int]]:
-        scenario = trace.scenario(seed, days=1, per_day=160)
+        scenario = trace.scenario(seed, days=0.5, per_day=160)
         return [
             (r.productivity, r.swaps, r.walls)
             for r in (collect(Sim(scenario, p).run(), p.key) for p in all_policies())

@@ -160,3 +160,28 @@ async def test_patterns_are_matched_against_the_namespaces_seen() -> None:
     watch = PodWatch(rt, ("team-*", "exact"))
     assert watch._wanted() == {"team-a", "team-b", "exact"}
     assert PodWatch(rt, ())._wanted() == {None}
+
+
+async def test_a_watch_the_server_ends_goes_on_from_its_last_version_without_a_list() -> None:
+    kube = WatchedKube()
+    versions: list[str] = []
+    original = kube.watch
+
+    async def watch(*args: Any) -> AsyncIterator[JSON]:
+        versions.append(args[2])
+        async for event in original(*args):
+            yield event
+
+    kube.watch = watch  # type: ignore[method-assign]
+    _, _, _, task = await start(kube)
+    try:
+        await kube.events.put({"type": "ADDED", "object": pod("s1-1", "s1", 1, version="12")})
+        await kube.events.put(
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}}
+        )
+        await kube.events.put(None)  # the server's timeout
+        await settle()
+        assert kube.lists == 1
+        assert versions == ["10", "15"]
+    finally:
+        task.cancel()

@@ -170,21 +170,31 @@ class PodWatch:
     # --- one watch ---------------------------------------------------------------------
 
     async def _watch(self, namespace: str | None) -> None:
+        version = ""  # "": list first
         while True:
             try:
-                version = await self._list(namespace)
-                async for event in self.rt.kube.watch(namespace, "pods", version, SELECTOR):
-                    kind = event.get("type")
-                    if kind == "ERROR":
-                        break  # the version is too old: list again
-                    pod = event.get("object") or {}
-                    if kind == "BOOKMARK" or not (pod.get("metadata") or {}).get("name"):
-                        continue
-                    self._apply(str(kind), pod)
+                version = version or await self._list(namespace)
+                version = await self._follow(namespace, version)
             except KubeError as exc:
                 where = namespace or "all namespaces"
                 log.warning("watching agent pods in %s: %s; again in %s", where, exc, _PAUSE)
+                version = ""
                 await asyncio.sleep(_PAUSE.total_seconds())
+
+    async def _follow(self, namespace: str | None, version: str) -> str:
+        """Apply watch events after `version` until the server ends the watch; the version
+        to watch on from ("" when it is too old and a list must come first). A watch the
+        server closes after its timeout goes on from where it was, without a list."""
+        async for event in self.rt.kube.watch(namespace, "pods", version, SELECTOR):
+            kind = event.get("type")
+            if kind == "ERROR":
+                return ""  # the version is too old: list again
+            pod = event.get("object") or {}
+            meta = pod.get("metadata") or {}
+            version = meta.get("resourceVersion") or version
+            if kind != "BOOKMARK" and meta.get("name"):
+                self._apply(str(kind), pod)
+        return version
 
     async def _list(self, namespace: str | None) -> str:
         """List, and make the index exactly what the list says: a pod deleted while no watch

@@ -106,10 +106,14 @@ SCENARIOS = [
         "OAuth token whose five_hour window is 85% used: the stand-in sends "
         "surpassed-threshold 0.8 for it; the run completes",
         setup=lambda s: s.add_credential(
-            "cred", "oauth", OAUTH,
-            windows=[{"name": "five_hour", "capacity": 100, "used": 85},
-                     {"name": "seven_day", "capacity": 1000}],
-        ),  # fmt: skip
+            "cred",
+            "oauth",
+            OAUTH,
+            windows=[
+                {"name": "five_hour", "capacity": 100, "used": 85},
+                {"name": "seven_day", "capacity": 1000},
+            ],
+        ),
     ),
     Scenario(
         "usage_429_api_key",

@@ -156,8 +156,12 @@ def test_a_later_allowed_status_clears_a_warning_and_odd_values_are_ignored() ->
     for info in (warned, odd, {**warned, "rateLimitType": "Bad Name"}):
         classifier.feed(json.dumps({"type": "rate_limit_event", "rate_limit_info": info}))
     assert classifier.warnings == {"seven_day": 0.75}
-    allowed = {"status": "allowed", "rateLimitType": "five_hour",
-               "unifiedWindows": {"seven_day": {"status": "allowed", "utilization": 0.7}}}  # fmt: skip
+    seven_day = {"status": "allowed", "utilization": 0.7}
+    allowed = {
+        "status": "allowed",
+        "rateLimitType": "five_hour",
+        "unifiedWindows": {"seven_day": seven_day},
+    }
     classifier.feed(json.dumps({"type": "rate_limit_event", "rate_limit_info": allowed}))
     assert classifier.warnings == {}
 

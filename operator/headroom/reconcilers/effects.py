@@ -19,9 +19,11 @@ from headroom.core.accounts import (
     NAMESPACED_KIND,
     Account,
     AccountKey,
+    ModelCredit,
     describe,
 )
-from headroom.core.durations import format_time
+from headroom.core.durations import format_time, later
+from headroom.core.models import live_model_credits, model_key
 from headroom.core.outcome import AttemptEnd
 from headroom.core.session import (
     AccountEffect,
@@ -29,8 +31,9 @@ from headroom.core.session import (
     NoteModelCredits,
     NoteSuspicion,
     WallAccount,
+    WallModel,
 )
-from headroom.core.windows import merged_windows
+from headroom.core.windows import merged_windows, model_credits_status
 from headroom.kube.client import KubeError
 from headroom.reconcilers import metrics, refusals
 from headroom.reconcilers.runtime import Runtime
@@ -58,7 +61,9 @@ async def apply(
     session: str,
     end: AttemptEnd,
     now: datetime,
+    model: str | None = None,
 ) -> None:
+    """`model` is the session's spec.model: the one a model-credits signal is about."""
     windows = merged_windows(account, end, now)
     # The runner scrubs already; scrub again: a termination message is untrusted input.
     signal: JSON = {"at": format_time(now), "session": session, "evidence": snippet(end.evidence)}
@@ -67,6 +72,9 @@ async def apply(
     if isinstance(effect, WallAccount):
         _wall(rt, account, effect, session, body, patch)
         signal.update(type="walled", window=effect.window or "unconfirmed")
+    elif isinstance(effect, WallModel):
+        _wall_model(rt, account, effect, session, body)
+        signal.update(type="model_walled", window=effect.window)
     elif isinstance(effect, BlockAccount):
         rt.roster.note(account.namespace, account.name, auth_failed_hash=account.credentials_hash)
         signal.update(type="auth_failed")
@@ -91,12 +99,15 @@ async def apply(
     elif isinstance(effect, NoteModelCredits):
         # No `window`: the account's wall (if another signal set one) reads its window there.
         signal.update(type="model_credits")
+        credit = _remember_model_credits(rt, account, model, now)
+        patch["modelCredits"] = model_credits_status((*live_model_credits(account, now), credit))
         rt.event(
             body,
             "ModelNeedsCredits",
             f"{snippet(effect.detail, limit=300) or 'the model needs usage credits.'} Session "
-            f"{session} moves; the account stays usable for other models; "
-            f"evidence: {snippet(effect.evidence) or '-'}",
+            f"{session} moves; sessions of model {credit.model} avoid the account until "
+            f"{format_time(credit.retry_at)} or until its Secret changes; other models still "
+            f"run there; evidence: {snippet(effect.evidence) or '-'}",
             warning=True,
         )
     patch["lastSignal"] = signal
@@ -142,6 +153,37 @@ def _wall(
         warning=True,
     )
     metrics.wall(account.namespace, account.name, effect.window)
+
+
+def _wall_model(rt: Runtime, account: Account, effect: WallModel, session: str, body: JSON) -> None:
+    """A per-model wall: in the overlay at once (the windows in status follow), an Event."""
+    signals = rt.roster.signals(account.namespace, account.name)
+    known = tuple(w for w in (signals.model_walls if signals else ()) if w[0] != effect.window)
+    rt.roster.note(
+        account.namespace, account.name, model_walls=(*known, (effect.window, effect.until))
+    )
+    rt.event(
+        body,
+        "ModelWalled",
+        f"{effect.window} limit reached until {format_time(effect.until)} (session {session});"
+        " sessions of that model avoid the account, the others still run there; "
+        f"evidence: {snippet(effect.evidence) or '-'}",
+        warning=True,
+    )
+    metrics.wall(account.namespace, account.name, effect.window)
+
+
+def _remember_model_credits(
+    rt: Runtime, account: Account, model: str | None, now: datetime
+) -> ModelCredit:
+    """Record that the session's model needs credits the account lacks, bound to the
+    credential it was learned with, until the credits recheck."""
+    retry_at = later(now, rt.settings.retry.credits_recheck)
+    credit = ModelCredit(model_key(model), now, retry_at, account.credentials_hash)
+    signals = rt.roster.signals(account.namespace, account.name)
+    known = tuple(c for c in (signals.model_credits if signals else ()) if c.model != credit.model)
+    rt.roster.note(account.namespace, account.name, model_credits=(*known, credit))
+    return credit
 
 
 async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: datetime) -> None:

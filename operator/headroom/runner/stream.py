@@ -183,8 +183,11 @@ class StreamClassifier:
         """Measured on 2.1.330: a window past a threshold comes as `status: allowed_warning`
         with `surpassedThreshold`, at the top (its rateLimitType) and in unifiedWindows; the
         latest status of a window decides, so a later allowed or rejected one clears it."""
-        states = [(name, w.get("status"), w.get("surpassedThreshold"))
-                  for name, w in windows.items() if isinstance(w, dict)]  # fmt: skip
+        states: list[tuple[Any, Any, Any]] = [
+            (name, w.get("status"), w.get("surpassedThreshold"))
+            for name, w in windows.items()
+            if isinstance(w, dict)
+        ]
         states.append(
             (info.get("rateLimitType"), info.get("status"), info.get("surpassedThreshold"))
         )

@@ -327,7 +327,7 @@ def test_a_plan_wide_weekly_wall_still_walls_the_account() -> None:
 def test_the_next_request_carries_the_sessions_model() -> None:
     move = PendingMove(MoveReason.MODEL_WALLED, "m", leave=True)
     req = next_request({}, None, "a", move, "opus")
-    assert (req.model, req.avoid, req.exclude) == ("opus", "a", None)
+    assert (req.model, req.avoid, req.prefer) == ("opus", "a", None)
 
 
 # --- what an attempt's end writes to status.windows --------------------------------------

@@ -106,7 +106,9 @@ def test_a_model_that_needs_credits_is_remembered_until_the_secret_changes(
         "modelCredits cleared by the new Secret",
         lambda: "modelCredits" not in scene.status("claudeaccounts", "alice"),
     )
+    # Both sessions of that model, the one that learned it included, run there again.
     assert scene.wait_running("fable-2")["account"] == "alice"
+    assert scene.wait_running("fable-1", attempt=2)["account"] == "alice"
 
 
 def test_a_warned_account_takes_sessions_only_when_no_other_has_room(

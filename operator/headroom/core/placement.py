@@ -80,12 +80,10 @@ class Request:
     # account of the same pool first, this one only when nothing else in the pool can take it.
     avoid: str | None = None
     prefer: str | None = None  # stay here if it can still take the session (retry in place)
-    # An account the session must not run on at all, not even as a last resort: it cannot
-    # serve the session's model (that model needs usage credits the account lacks). Placing
-    # it back there would only fail again at once, in a loop without a swap to count.
-    exclude: str | None = None
     # The session's spec.model (None: the CLI's default): which per-model windows and credit
-    # records of an account concern it.
+    # records of an account concern it. An account that cannot serve it (a model that needs
+    # credits the account lacks) is not used at all, not even as a last resort: placing the
+    # session back there would only fail again at once, in a loop without a swap to count.
     model: str | None = None
     scope: AccountScope = AccountScope.NAMESPACED
     fallback_scope: AccountScope = AccountScope.NAMESPACED
@@ -139,7 +137,6 @@ def place(
             a
             for a in pool
             if request.admits(a)
-            and a.ref != request.exclude
             and schedulable(a, load, now)
             and blocked_for(a, request.model, now) is None
         ]
@@ -189,7 +186,7 @@ def _no_headroom(
     resets = [
         t
         for a in admitted_
-        if a.ref != request.exclude and (t := _usable_again(a, request, now)) is not None
+        if (t := _usable_again(a, request, now)) is not None
     ]
     earliest = min(resets) if resets else None
     reasons = [_why_not(a, load, request, now) for a in sorted(matched, key=lambda a: a.ref)]
@@ -204,13 +201,18 @@ def _no_headroom(
 
 
 def _usable_again(account: Account, request: Request, now: datetime) -> datetime | None:
-    """When the account can take this session again by itself: its wall's end, else the end
-    of the per-model wall that keeps this session's model off it."""
+    """When the account can take this session again by itself: when both its wall (if any)
+    and the per-model limit that keeps this session's model off it (if any) have ended; None
+    when either does not end by itself."""
     until = unavailable_until(account, now)
-    if until is not None or account_state(account, now).phase is not AccountPhase.AVAILABLE:
-        return until
+    if until is None and account_state(account, now).phase is not AccountPhase.AVAILABLE:
+        return None
     block = blocked_for(account, request.model, now)
-    return block.until if block is not None else None
+    if block is None:
+        return until
+    if block.until is None:
+        return None
+    return max(until, block.until) if until is not None else block.until
 
 
 def _being_checked(account: Account) -> bool:
@@ -232,8 +234,6 @@ def _why_not(account: Account, load: Mapping[str, int], request: Request, now: d
             f"{account.ref} does not admit namespace {request.namespace} "
             "(its spec.allowedNamespaces)"
         )
-    if account.ref == request.exclude:
-        return f"{account.ref} lacks the usage credits the session's model needs"
     state = account_state(account, now)
     if state.phase is not AccountPhase.AVAILABLE:
         return f"{account.ref} is {state.phase.value} ({state.message})"

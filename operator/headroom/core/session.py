@@ -419,24 +419,19 @@ def next_request(
     model: str | None = None,
 ) -> Request:
     """The placement request of the next attempt: leave the previous account when the move
-    says so, else prefer it (a retry in place); never use it again when the move says it
-    cannot serve the session's model. No pending move: a first placement, or a session whose
-    last attempt left no decision; nothing to avoid or prefer. `model` is the session's
-    spec.model, which decides which per-model limits of an account concern it."""
+    says so, else prefer it (a retry in place). No pending move: a first placement, or a
+    session whose last attempt left no decision; nothing to avoid or prefer. `model` is the
+    session's spec.model, which decides which per-model limits of an account concern it: a
+    model that needs credits the account lacks is on the account's record
+    (status.modelCredits), which keeps this session and every other of that model off it
+    until the record ends."""
     return Request(
         selector=selector,
         fallback_selector=fallback_selector,
         avoid=previous if move is not None and move.leave else None,
         prefer=previous if move is not None and not move.leave else None,
-        exclude=previous if _cannot_serve(move) else None,
         model=model,
     )
-
-
-def _cannot_serve(move: PendingMove | None) -> bool:
-    """The account the session leaves cannot run its model at all (not a wall that ends by
-    itself): placement must not fall back to it, or the session would loop on it."""
-    return move is not None and move.leave and move.reason == MoveReason.MODEL_NEEDS_CREDITS
 
 
 def next_attempt(progress: Progress) -> int:

@@ -183,11 +183,7 @@ def _no_headroom(
     if not matched:
         return NoHeadroom(None, f"no {_kinds(request)} matches the session's accountSelector")
     admitted_ = [a for a in matched if request.admits(a)]
-    resets = [
-        t
-        for a in admitted_
-        if (t := _usable_again(a, request, now)) is not None
-    ]
+    resets = [t for a in admitted_ if (t := _usable_again(a, request, now)) is not None]
     earliest = min(resets) if resets else None
     reasons = [_why_not(a, load, request, now) for a in sorted(matched, key=lambda a: a.ref)]
     shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")

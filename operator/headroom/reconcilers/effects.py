@@ -23,7 +23,7 @@ from headroom.core.accounts import (
     describe,
 )
 from headroom.core.durations import format_time, later
-from headroom.core.models import live_model_credits, model_key
+from headroom.core.models import live_model_credits, model_key, model_walls
 from headroom.core.outcome import AttemptEnd
 from headroom.core.session import (
     AccountEffect,
@@ -64,6 +64,15 @@ async def apply(
     model: str | None = None,
 ) -> None:
     """`model` is the session's spec.model: the one a model-credits signal is about."""
+    if (isinstance(effect, WallAccount) and known_wall(account, effect)) or (
+        isinstance(effect, WallModel) and known_model_wall(account, effect, now)
+    ):
+        # A wall stops every session of its account at once, and each reports it. The first
+        # report recorded it (before its own session moved); the others would add a status
+        # write and an Event each that say nothing new.
+        log.info("signal walled on %s from session %s: already recorded", account.ref, session)
+        rt.mark_account_dirty(account.namespace, account.name)
+        return
     windows = merged_windows(account, end, now)
     # The runner scrubs already; scrub again: a termination message is untrusted input.
     signal: JSON = {"at": format_time(now), "session": session, "evidence": snippet(end.evidence)}
@@ -121,6 +130,21 @@ async def apply(
     )
     await _write_signal(rt, account, patch, now)
     rt.mark_account_dirty(account.namespace, account.name)
+
+
+def known_model_wall(account: Account, effect: WallModel, now: datetime) -> bool:
+    """The account is already walled on this per-model window at least as long."""
+    return any(w == effect.window and t >= effect.until for w, t in model_walls(account, now))
+
+
+def known_wall(account: Account, effect: WallAccount) -> bool:
+    """The account is already walled on this window at least as long, bound to the same
+    credential if this wall is."""
+    if account.walled_until is None or account.walled_until < effect.until:
+        return False
+    if account.wall_window != effect.window:
+        return False
+    return not effect.until_secret_changes or account.wall_hash == account.credentials_hash
 
 
 def _wall(
@@ -196,7 +220,9 @@ async def _write_signal(rt: Runtime, account: Account, patch: JSON, now: datetim
     the signal, so the refusal is recorded on the account and the session's pass goes on."""
     write = partial(rt.kube.patch_account_status, account.namespace, account.name)
     try:
-        await write(patch)
+        written = await write(patch)
+        if written:
+            rt.accounts.put(written)  # what its reconcile, started by the watch, reads
     except KubeError as exc:
         if not exc.refused_write:
             raise

@@ -191,3 +191,21 @@ async def test_a_warning_from_a_completed_attempt_marks_the_window_and_the_metri
     assert "warning" not in windows["seven_day"]
     await world.reconcile_account("alice")
     assert (_warning_value("five_hour"), _warning_value("seven_day")) == (1.0, 0.0)
+
+
+async def test_a_per_model_wall_that_several_sessions_report_is_recorded_once(
+    world: World,
+) -> None:
+    await roomy_alice(world)
+    for name in ("s1", "s2"):
+        world.session(name, model="opus")
+        await world.reconcile(name)
+        assert world.status(name)["account"] == "alice"
+    for name in ("s1", "s2"):
+        world.end_pod(f"{name}-1", opus_wall(), code=75)
+        await world.reconcile(name)
+    account_events = [
+        e for e in world.events if e[1] == "ModelWalled" and "avoid the account" in e[2]
+    ]
+    assert len(account_events) == 1
+    assert world.status("s2")["phase"] == "Waiting"  # its model cannot run on alice

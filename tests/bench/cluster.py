@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from headroom.kube.transport import USER_AGENT
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "hack" / "cluster"
 WORK = REPO / ".local" / "bench"
@@ -166,11 +168,11 @@ def _epoch(stamp: str) -> float:
 
 def client_of(event: dict[str, Any]) -> str:
     """Who made a request, from its user agent: the operator's two HTTP clients (kopf's own,
-    and kubernetes_asyncio's in headroom.kube.client) count as the operator."""
+    and headroom.kube.transport's) count as the operator."""
     agent = str(event.get("userAgent", ""))
     if agent.startswith(BENCH_AGENT):
         return "benchmark"
-    if agent.startswith("kopf/") or agent.startswith("OpenAPI-Generator/"):
+    if agent.startswith(("kopf/", USER_AGENT)):
         return "operator"
     for component in ("kube-scheduler", "kube-controller-manager", "kwok", "kubectl"):
         if component in agent:

@@ -120,6 +120,8 @@ class Account:
     drill_until: datetime | None = None
     windows: tuple[Window, ...] = ()
     model_credits: tuple[ModelCredit, ...] = ()
+    # The credentialsHash the usage endpoint refused (403): not read again while it holds.
+    usage_denied_hash: str | None = None
     # Another account object holding the same credential, older than this one: using both
     # would count one subscription twice (maxSessions, walls), so this one is not used.
     duplicate_of: str | None = None

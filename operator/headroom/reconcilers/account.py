@@ -34,6 +34,7 @@ from headroom.core.accounts import (
 from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
 from headroom.core.models import live_model_credits, model_limits, model_walls
+from headroom.core.usage import usage_condition
 from headroom.core.windows import model_credits_status
 from headroom.kube import manifests
 from headroom.kube.client import KubeConflict, KubeError
@@ -143,7 +144,7 @@ def _forget(rt: Runtime, namespace: str, name: str) -> None:
     metrics.forget_account(namespace, name)
 
 
-async def _read_secret(rt: Runtime, namespace: str, name: str) -> JSON | None:
+async def read_secret(rt: Runtime, namespace: str, name: str) -> JSON | None:
     """The account's Secret as last read, unless a watch has reported a change since."""
     known = rt.secrets.get(namespace, name)
     if known is not None:
@@ -169,7 +170,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         refs.discard(key)
     rt.secret_refs[(secret_ns, secret_name)].add(key)
 
-    secret = await _read_secret(rt, secret_ns, secret_name) if secret_name else None
+    secret = await read_secret(rt, secret_ns, secret_name) if secret_name else None
     value, data_key, creds_reason, creds_message = credentials_of(spec, secret, secret_ns)
     patch = await _credential_patch(rt, body, status, value, data_key)
 
@@ -236,6 +237,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
                 if limits
                 else "no per-model limit holds",
             ),
+            *_usage_condition(account, status),
         ],
         generation,
         format_time(now),
@@ -294,6 +296,12 @@ def _limit_ends(account: Account, now: datetime) -> list[datetime]:
         w.resets_at for w in account.windows if w.warning and w.resets_at and w.resets_at > now
     ]
     return walls + warnings + [c.retry_at for c in live_model_credits(account, now)]
+
+
+def _usage_condition(account: Account, status: JSON) -> list[tuple[str, bool, str, str]]:
+    had = any(c.get("type") == "UsageReadable" for c in status.get("conditions") or [])
+    found = usage_condition(account, had)
+    return [found] if found is not None else []
 
 
 async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> bool:

@@ -80,6 +80,7 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         drill_until=parse_time(drill.get("until")),
         windows=tuple(window_from_status(w) for w in status.get("windows") or [] if "name" in w),
         model_credits=model_credits_from_status(status.get("modelCredits")),
+        usage_denied_hash=status.get("usageDeniedHash") or None,
         duplicate_of=status.get("duplicateOf") or None,
         admits=_admission(spec) if not meta.get("namespace") else None,
         created=parse_time(meta.get("creationTimestamp")),

@@ -363,3 +363,25 @@ def test_a_per_model_wall_is_recorded_as_a_rejected_window_with_its_reset() -> N
     )
     read = acct("a", windows=(window_from_status(entry),))
     assert blocked_for(read, "opus", NOW) is not None and blocked_for(read, "sonnet", NOW) is None
+
+
+def test_a_usage_reading_keeps_a_warning_in_the_same_period_and_the_windows_it_did_not_read() -> (
+    None
+):
+    from headroom.core.usage import ReportedWindow, merged_usage_windows
+
+    weekly = Window(
+        "seven_day", "allowed_warning", 0.6, RESET, warning=True, surpassed_threshold=0.5
+    )
+    account = acct("a", windows=(*warned_on("five_hour"), weekly))
+    report = (ReportedWindow("five_hour", 0.9, RESET),)
+    written = {w["name"]: w for w in merged_usage_windows(account, report, NOW)}
+    assert (written["five_hour"]["warning"], written["five_hour"]["surpassedThreshold"]) == (
+        True,
+        0.8,
+    )
+    assert written["five_hour"]["utilization"] == 0.9
+    assert written["seven_day"]["warning"] is True  # not in this reading: kept as it was
+    reset = (ReportedWindow("five_hour", 0.1, RESET + timedelta(hours=5)),)  # a new period
+    renewed = {w["name"]: w for w in merged_usage_windows(account, reset, NOW)}
+    assert "warning" not in renewed["five_hour"] and renewed["five_hour"]["status"] == "allowed"

@@ -72,8 +72,10 @@ class Window:
     by_key: Counter[RequestKey]
     by_client: Counter[str]
     operator_by_key: Counter[RequestKey]
-    # The operator's requests by the namespace of their object: tells shards apart.
+    # The operator's requests by the namespace of their object: tells shards apart (their
+    # operators share a user agent).
     operator_by_namespace: Counter[str] = field(default_factory=Counter)
+    operator_by_namespace_key: Counter[tuple[str, RequestKey]] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -120,6 +122,34 @@ class RunResult:
     profile: Path | None = None
     floor: FloorResult | None = None
     shard: str = ""  # the namespace, when several operators (shards) ran side by side
+    shards: int = 1
+
+    @property
+    def failovers_in_cluster(self) -> int:
+        """Failovers the apiserver served in the wave: K per shard."""
+        return self.k * self.shards
+
+    def operator_requests(self, window: Window) -> Counter[RequestKey]:
+        """This row's operator's requests by verb and resource: with shards, those on objects
+        of its own namespace."""
+        if not self.shard:
+            return window.operator_by_key
+        return Counter(
+            {
+                key: n
+                for (ns, key), n in window.operator_by_namespace_key.items()
+                if ns == self.shard
+            }
+        )
+
+    @property
+    def operator_idle_per_minute(self) -> float:
+        count = (
+            self.idle.operator_by_namespace[self.shard]
+            if self.shard
+            else self.idle.by_client["operator"]
+        )
+        return count / self.idle.seconds * 60
 
     @property
     def cpu_ms_per_failover(self) -> float:
@@ -150,6 +180,7 @@ class Measure:
         by_client: Counter[str] = Counter()
         operator: Counter[RequestKey] = Counter()
         by_namespace: Counter[str] = Counter()
+        by_namespace_key: Counter[tuple[str, RequestKey]] = Counter()
         for event in self.cluster.audit_since(self.offset, self.t0, t1):
             who = client_of(event)
             by_client[who] += 1
@@ -163,8 +194,9 @@ class Measure:
                 )
                 operator[key] += 1
                 by_namespace[ref.get("namespace", "")] += 1
+                by_namespace_key[(ref.get("namespace", ""), key)] += 1
         delta = after - self.before  # Counter subtraction keeps positive counts only
-        return Window(t1 - self.t0, delta, by_client, operator, by_namespace)
+        return Window(t1 - self.t0, delta, by_client, operator, by_namespace, by_namespace_key)
 
 
 class Operator:
@@ -362,11 +394,17 @@ def settle(cluster: BenchCluster, operator: Operator, window: float = 5.0) -> fl
         ours = sum(
             1
             for event in cluster.audit_since(offset, t0, t0 + window)
-            if client_of(event) == "operator"
+            if client_of(event) == "operator" and not _peering(event)
         )
         if ours <= 1:
             return time.monotonic() - started
     raise TimeoutError("the operator never went quiet within 900s after setup")
+
+
+def _peering(event: dict[str, Any]) -> bool:
+    """A request on kopf's peering objects: with --peering (shards), each operator's
+    keep-alive and leadership check, a standing cost every few seconds, not setup's backlog."""
+    return (event.get("objectRef") or {}).get("resource") == "kopfpeerings"
 
 
 def max_sessions_for(n: int, accounts: int) -> int:
@@ -504,9 +542,10 @@ def run(
     WORK.mkdir(parents=True, exist_ok=True)
     names = [f"bench-{n}"] if shards == 1 else [f"bench-{n}-{i}" for i in range(shards)]
     profile_path = WORK / f"profile-{n}.txt" if profile and shards == 1 else None
-    peering = ["--peering", "headroom"] if shards > 1 else []
     group: list[Shard] = []
-    for ns in names:
+    for i, ns in enumerate(names):
+        # Shards run as production would: each its own peering object (see docs/production.md).
+        peering = ["--peering", f"headroom-{i}"] if shards > 1 else []
         (WORK / f"{ns}.events.jsonl").unlink(missing_ok=True)
         group.append(
             Shard(
@@ -564,6 +603,7 @@ def run(
         result.profile = profile_path
         result.floor = floor_result
         result.shard = shard.ns if shards > 1 else ""
+        result.shards = shards
         results.append(result)
     return results
 

@@ -50,10 +50,10 @@ def summary_table(results: list[RunResult]) -> str:
     )
     rows = [head, "|" + "---|" * 12]
     for r in results:
-        per_all = r.failover.total / r.k
+        per_all = r.failover.total / r.failovers_in_cluster
         per_op = r.operator_requests_per_failover
         idle_all = r.idle.total / r.idle.seconds * 60
-        idle_op = r.idle.by_client["operator"] / r.idle.seconds * 60
+        idle_op = r.operator_idle_per_minute
         floor_lat, ratios, per_floor, ratio_requests = "-", "-", "-", "-"
         if r.floor is not None and r.floor.to_pod_created:
             f = r.floor
@@ -114,24 +114,25 @@ def breakdown(r: RunResult) -> str:
         "|---|---|---|",
     ]
     op_by_name: Counter[str] = Counter()
-    for key, count in [] if r.shard else r.failover.operator_by_key.items():
+    for key, count in r.operator_requests(r.failover).items():
         op_by_name[_keyname(key)] += count
     all_by_name: Counter[str] = Counter()
     for key, count in r.failover.by_key.items():
         all_by_name[_keyname(key)] += count
+    every = r.failovers_in_cluster  # the all-clients figures: every shard's failovers
     for name in sorted(set(all_by_name) | set(op_by_name), key=lambda x: -all_by_name[x]):
-        if max(all_by_name[name], op_by_name[name]) / r.k < 0.005:
+        if max(all_by_name[name] / every, op_by_name[name] / r.k) < 0.005:
             continue  # e.g. a control-plane component's watch restarting
-        lines.append(f"| {name} | {all_by_name[name] / r.k:.2f} | {op_by_name[name] / r.k:.2f} |")
+        lines.append(f"| {name} | {all_by_name[name] / every:.2f} | {op_by_name[name] / r.k:.2f} |")
     clients = ", ".join(
-        f"{who} {count / r.k:.2f}" for who, count in r.failover.by_client.most_common()
+        f"{who} {count / every:.2f}" for who, count in r.failover.by_client.most_common()
     )
     idle = ", ".join(
         f"{who} {count / r.idle.seconds * 60:.1f}" for who, count in r.idle.by_client.most_common()
     )
     idle_operator = ", ".join(
         f"{_keyname(key)} {count / r.idle.seconds * 60:.1f}"
-        for key, count in r.idle.operator_by_key.most_common()
+        for key, count in r.operator_requests(r.idle).most_common()
     )
     lines += [
         "",
@@ -150,10 +151,11 @@ def breakdown(r: RunResult) -> str:
     lines += ["", floor_line(r)]
     if r.shard:
         lines.append(
-            f"Shard {r.shard}: the operator column above is empty and the all-clients column "
-            "counts both shards (their operators share a user agent); this shard's operator "
-            f"made {r.operator_requests_per_failover:.2f} requests per failover on objects "
-            "of its namespace (audit log)."
+            f"Shard {r.shard} of {r.shards}: the operator column and the operator's idle "
+            "requests are this shard's operator's requests on objects of its own namespace "
+            "(the shards' operators share a user agent); the all-clients figures and the "
+            f"requests by client are the whole cluster's, per failover of all {r.shards} "
+            "shards."
         )
     if r.problems:
         lines.append(f"PROBLEMS: {'; '.join(r.problems[:10])}")
@@ -181,6 +183,7 @@ def plot(results: list[RunResult], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     rows = sorted((r for r in results if not r.shard), key=lambda r: r.n)
     sizes = [r.n for r in rows]
@@ -190,8 +193,9 @@ def plot(results: list[RunResult], path: Path) -> Path:
     floors = [(r.n, percentile(r.floor.to_pod_created, 99)) for r in rows
               if r.floor is not None and r.floor.to_pod_created]  # fmt: skip
     left.plot([n for n, _ in floors], [v for _, v in floors], marker="s", label="floor")
+    left.set_yscale("log")  # from under a second at N=100 to tens of seconds at N=5,000
     left.set_xlabel("sessions N (K = N/4 walled at once)")
-    left.set_ylabel("pod ended → new pod created, p99 (s)")
+    left.set_ylabel("pod ended → new pod created, p99 (s, log scale)")
     left.set_title("failover latency, p99")
     right.plot(sizes, [r.cpu_ms_per_failover for r in rows], marker="o", color="#C44E52")
     right.set_ylim(bottom=0)
@@ -201,6 +205,7 @@ def plot(results: list[RunResult], path: Path) -> Path:
     for axis in (left, right):
         axis.set_xscale("log")
         axis.set_xticks(sizes, [str(n) for n in sizes])
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.grid(True, alpha=0.3)
     left.legend()
     fig.suptitle(f"make bench: {environment()}", fontsize=8)

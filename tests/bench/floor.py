@@ -167,6 +167,9 @@ class Floor:
         if not ended(pod) or (pod.get("metadata") or {}).get("deletionTimestamp"):
             return
         self.handled.add(name)
+        self.start(pod)
+
+    def start(self, pod: JSON) -> None:
         task = asyncio.create_task(self.failover(pod))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

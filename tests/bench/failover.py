@@ -27,6 +27,7 @@ from tests.bench.cluster import BENCH_AGENT, WORK, BenchCluster, RequestKey, cli
 from tests.bench.timeline import Timeline
 from tests.support.operator import terminated_status, wait_for
 
+from headroom.contract.pod import LABEL_MANAGED, MANAGER
 from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
 
 GROUP, VERSION = "headroom.dev", "v1alpha1"
@@ -310,6 +311,8 @@ class Driver:
         pvc = {
             "metadata": {
                 "name": claim,
+                # Labelled as the operator labels the claims it makes itself.
+                "labels": {LABEL_MANAGED: MANAGER},
                 "annotations": {"pv.kubernetes.io/bind-completed": "yes"},
             },
             "spec": {

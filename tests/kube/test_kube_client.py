@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import pytest
-from kubernetes_asyncio import client as k8s_client
 
 from headroom.controllers import peering
 from headroom.kube.client import (
@@ -46,8 +45,8 @@ def status_body(code: int, reason: str, message: str) -> bytes:
 
 @dataclass
 class Api:
-    """Stands in for kubernetes_asyncio's ApiClient: answers each call with the next item of
-    `answers` (a Response, or an exception to raise) and records (method, path)."""
+    """Stands in for the transport: answers each call with the next item of `answers` (a
+    Response, or an exception to raise) and records (method, path)."""
 
     answers: list[Response | BaseException] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
@@ -59,10 +58,13 @@ class Api:
             raise answer
         return answer
 
+    async def close(self) -> None:
+        pass
+
 
 def kube(*answers: Response | BaseException) -> tuple[Kube, Api]:
     api = Api(list(answers))
-    return Kube(cast(k8s_client.ApiClient, api)), api
+    return Kube(api), api
 
 
 # --- status codes ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from headroom.contract.termination import Outcome, TerminationMessage, encode
-from headroom.kube.client import Kube, KubeError, KubeNotFound
+from headroom.kube.client import Kube, KubeConflict, KubeError, KubeNotFound
 from headroom.reconcilers.roster import account_from_body
 from headroom.reconcilers.runtime import Indexes, LivePod, Runtime, Settings
 
@@ -76,7 +76,9 @@ class FakeKube:
     async def get_account(self, namespace: str, name: str) -> JSON | None:
         return copy.deepcopy(self.obj(account_plural(namespace), name))
 
-    async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
+    async def patch_session_status(
+        self, namespace: str, name: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
         self.writes.append(("patch-status", "agentsessions", name, copy.deepcopy(patch)))
         if self.refuse_session_status is not None:
             raise _asked(self.refuse_session_status, "PATCH", "agentsessions/status")
@@ -84,16 +86,24 @@ class FakeKube:
         body = self.obj("agentsessions", name)
         if body is None:
             return None
+        if resource_version and body["metadata"]["resourceVersion"] != resource_version:
+            error = KubeConflict(409, "the object has been modified", "Conflict")
+            raise _asked(error, "PATCH", "agentsessions/status")
         merge(body.setdefault("status", {}), patch)
         return copy.deepcopy(self.put("agentsessions", body))
 
-    async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
+    async def patch_account_status(
+        self, namespace: str, name: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
         plural = account_plural(namespace)
         self.writes.append(("patch-status", plural, name, copy.deepcopy(patch)))
         self._refuse_keys(plural, patch)
         body = self.obj(plural, name)
         if body is None:
             return None
+        if resource_version and body["metadata"]["resourceVersion"] != resource_version:
+            error = KubeConflict(409, "the object has been modified", "Conflict")
+            raise _asked(error, "PATCH", f"{plural}/status")
         merge(body.setdefault("status", {}), patch)
         return copy.deepcopy(self.put(plural, body))
 
@@ -225,9 +235,12 @@ class World:
     def secret(self, name: str, **data: str) -> JSON:
         """A Secret; values in clear, stored base64-encoded as the API server keeps them."""
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-        return self.kube.put(
+        secret = self.kube.put(
             "secrets", {"metadata": {"namespace": NS, "name": name}, "data": encoded}
         )
+        # What the Secret's watch event tells the operator (its handler or its own watch).
+        self.rt.secrets.seen(NS, name, secret["metadata"]["resourceVersion"])
+        return secret
 
     def new_account(self, name: str, secret: str | None = None, **spec: Any) -> JSON:
         """A ClaudeAccount as a user creates it: no status until the account reconciler runs."""
@@ -368,5 +381,6 @@ def world() -> World:
     accounts: dict[str, list[Any]] = {}
     pods: dict[tuple[str, str], list[LivePod]] = {}
     namespaces: dict[str, list[dict[str, str]]] = {}
-    rt.attach(Indexes(accounts, accounts, namespaces, pods))
+    claims: dict[tuple[str, str], list[bool]] = {}  # empty: every claim is read from the fake
+    rt.attach(Indexes(accounts, accounts, namespaces, pods, claims))
     return World(kube, clock, rt, events, accounts, pods, namespaces)

@@ -67,11 +67,13 @@ def test_indexes_are_found_under_their_functions_names() -> None:
     cluster_index: dict[str, Any] = {}
     namespace_index: dict[str, Any] = {}
     pod_index: dict[str, Any] = {}
+    claim_index: dict[str, Any] = {}
     kwargs = {
         accounts.claudeaccounts_index.__name__: account_index,
         accounts.clusterclaudeaccounts_index.__name__: cluster_index,
         accounts.namespace_labels_index.__name__: namespace_index,
         sessions.agent_pods_index.__name__: pod_index,
+        sessions.workspace_claims_index.__name__: claim_index,
         "memo": None,
     }
     found = kopf_indexes(kwargs)
@@ -79,6 +81,7 @@ def test_indexes_are_found_under_their_functions_names() -> None:
     assert found.cluster_accounts is cluster_index
     assert found.namespaces is namespace_index
     assert found.pods is pod_index
+    assert found.claims is claim_index
 
 
 @pytest.mark.parametrize("module", [main, sessions, accounts, peering, memo])

@@ -97,13 +97,15 @@ async def test_when_even_the_conditions_are_refused_the_condition_is_written_alo
     calls = {"n": 0}
     original = world.kube.patch_session_status
 
-    async def refuse_twice(namespace: str, name: str, patch: dict) -> dict | None:
+    async def refuse_twice(
+        namespace: str, name: str, patch: dict, resource_version: str = ""
+    ) -> dict | None:
         calls["n"] += 1
         if calls["n"] <= 2:
             world.kube.writes.append(("patch-status", "agentsessions", name, dict(patch)))
             refusal.method, refusal.resource = "PATCH", "agentsessions/status"
             raise refusal
-        return await original(namespace, name, patch)
+        return await original(namespace, name, patch, resource_version)
 
     world.kube.patch_session_status = refuse_twice  # type: ignore[method-assign]
     await world.reconcile("s1")

@@ -45,12 +45,14 @@ async def account_event(
     namespace: str | None,
     name: str,
     meta: kopf.Meta,
+    body: kopf.Body,
     memo: OperatorMemo,
     **_: Any,
 ) -> None:
     rt, ns = memo.acting(), namespace or ""
     _recheck_duplicates(rt, (ns, name))
     if type == "DELETED":
+        rt.accounts.drop(ns, name)
         rt.roster.forget(ns, name)
         rt.wakeups.cancel(("account", ns, name))
         rt.own_account_writes.pop((ns, name), None)
@@ -58,9 +60,10 @@ async def account_event(
             rt.cluster_credentials.pop(name, None)
         metrics.forget_account(ns, name)
         return
+    rt.accounts.put(dict(body))
     if _own_write(rt, ns, name, meta):
         return
-    await account.reconcile(rt, ns, name)
+    await account.reconcile(rt, ns, name, watched=True)
 
 
 def _recheck_duplicates(rt: Runtime, changed: AccountKey) -> None:
@@ -92,15 +95,19 @@ def _referenced(namespace: str | None, name: str, memo: OperatorMemo, **_: Any) 
 
 @kopf.on.event("", "v1", "secrets", when=_referenced)
 async def secret_event(
+    type: str,
     namespace: str | None,
     name: str,
+    meta: kopf.Meta,
     memo: OperatorMemo,
     **_: Any,
 ) -> None:
     """A source Secret changed (e.g. a rotated token): re-check the accounts that read it.
     This is how an AuthFailed account heals without anyone touching the ClaudeAccount."""
     rt, ns = memo.acting(), namespace or ""
+    version = None if type == "DELETED" else str(meta.get("resourceVersion") or "")
+    rt.secrets.seen(ns, name, version)
     for account_ns, account_name in sorted(rt.secret_refs.get((ns, name), ())):
         # A cluster account's Secret has a watch of its own (reconcilers/cluster_secrets).
         if account_ns:
-            await account.reconcile(rt, account_ns, account_name)
+            await account.reconcile(rt, account_ns, account_name, watched=True)

@@ -279,12 +279,11 @@ async def _run_wakeups(rt: Runtime) -> None:
 async def _flush_accounts(rt: Runtime) -> None:
     """Coalesce account status refreshes (activeSessions moves with every placement)."""
     while True:
-        await asyncio.sleep(rt.settings.account_status_delay)
+        await asyncio.sleep(rt.settings.account_status_delay / 4)
         await rt.active.wait()  # a standby replica writes nothing
-        dirty, rt.dirty_accounts = rt.dirty_accounts, set()
-        for namespace, name in sorted(dirty):
+        for namespace, name in rt.due_accounts():
             if name:
-                await account_reconciler.reconcile(rt, namespace, name)
+                await account_reconciler.reconcile(rt, namespace, name, watched=True)
 
 
 async def _export_session_phases(rt: Runtime) -> None:

@@ -15,6 +15,7 @@ from typing import Self, cast
 
 from headroom.reconcilers.runtime import (
     AccountsIndex,
+    ClaimsIndex,
     Indexes,
     NamespacesIndex,
     PodsIndex,
@@ -68,4 +69,5 @@ def kopf_indexes(kwargs: Mapping[str, object]) -> Indexes:
         cluster_accounts=cast(AccountsIndex, kwargs["clusterclaudeaccounts_index"]),
         namespaces=cast(NamespacesIndex, kwargs["namespace_labels_index"]),
         pods=cast(PodsIndex, kwargs["agent_pods_index"]),
+        claims=cast(ClaimsIndex, kwargs["workspace_claims_index"]),
     )

@@ -34,11 +34,19 @@ def _attempt_of(meta: kopf.Meta) -> int | None:
 
 @kopf.index("", "v1", "pods", labels={LABEL_MANAGED: MANAGER})
 async def agent_pods_index(
-    namespace: str | None, name: str, meta: kopf.Meta, body: kopf.Body, **_: Any
+    namespace: str | None,
+    name: str,
+    meta: kopf.Meta,
+    body: kopf.Body,
+    memo: OperatorMemo,
+    **_: Any,
 ) -> dict[tuple[str, str], LivePod] | None:
     """Live agent pods by session: seeds the ledger after a restart, finds adoptable pods.
-    Async (like the accounts index) although it never awaits: kopf runs a sync handler in a
-    thread pool, a needless hop for every pod event."""
+    Every event of an agent pod but its deletion comes here first, so this is also where the
+    pod cache learns it. Async (like the accounts index) although it never awaits: kopf runs
+    a sync handler in a thread pool, a needless hop for every pod event."""
+    if memo.runtime is not None:
+        memo.runtime.pods.put(dict(body))
     annotations = meta.get("annotations") or {}
     if _pod_finished(body) or ANN_SESSION not in annotations:
         return None
@@ -53,6 +61,15 @@ async def agent_pods_index(
     return {(namespace or "", annotations[ANN_SESSION]): live}
 
 
+@kopf.index("", "v1", "persistentvolumeclaims", labels={LABEL_MANAGED: MANAGER})
+async def workspace_claims_index(
+    namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+) -> dict[tuple[str, str], bool]:
+    """The workspace claims the operator made, and whether each is still usable: checked
+    before every attempt after the first without a request of its own."""
+    return {(namespace or "", name): not meta.get("deletionTimestamp")}
+
+
 @kopf.on.event(GROUP, VERSION, "agentsessions")
 async def session_event(
     type: str,
@@ -60,10 +77,13 @@ async def session_event(
     name: str,
     status: kopf.Status,
     meta: kopf.Meta,
+    body: kopf.Body,
     memo: OperatorMemo,
     **_: Any,
 ) -> None:
     rt, ns = memo.acting(), namespace or ""
+    if type != "DELETED":
+        rt.sessions.put(dict(body))
     if type == "DELETED":
         rt.session_phases.pop((ns, name), None)
         rt.session_attempts.pop((ns, name), None)
@@ -81,7 +101,7 @@ async def session_event(
         # read the session: a pass runs to a fixed point (or leaves a wake-up), so another one
         # would only read the session and its pod again. Any other change has a newer version.
         return
-    await session.reconcile(rt, ns, name)
+    await session.reconcile(rt, ns, name, watched=True)
 
 
 def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> bool:
@@ -94,19 +114,23 @@ def _agent_pod_ended(type: str, body: kopf.Body, meta: kopf.Meta, **_: Any) -> b
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED: MANAGER}, when=_agent_pod_ended)
 async def agent_pod_event(
+    type: str,
     namespace: str | None,
+    name: str,
     meta: kopf.Meta,
     memo: OperatorMemo,
     **_: Any,
 ) -> None:
+    rt, ns = memo.acting(), namespace or ""
+    if type == "DELETED":
+        rt.pods.drop(ns, name)
     owner = (meta.get("annotations") or {}).get(ANN_SESSION)
     if not owner:
         return
-    rt, ns = memo.acting(), namespace or ""
     attempt = _attempt_of(meta)
     if attempt is not None and attempt < rt.session_attempts.get((ns, owner), 0):
         # The pod of an attempt the session has already left (typically the finished pod the
         # swap deletes): nothing for the session to do. Seen attempts only grow, so this never
         # skips the current pod, nor a newer one awaiting adoption.
         return
-    await session.reconcile(rt, ns, owner)
+    await session.reconcile(rt, ns, owner, watched=True)

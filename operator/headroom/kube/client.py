@@ -1,7 +1,7 @@
-"""The operator's only Kubernetes client: JSON in, JSON out, over kubernetes_asyncio's
-authenticated transport. Typed models are skipped on purpose: the operator works on plain
-dicts (as kopf hands them over) and deserializing thousands of pods into models costs CPU
-for nothing."""
+"""The operator's only Kubernetes client: JSON in, JSON out, over one HTTP session
+(headroom.kube.transport) configured by kubernetes_asyncio's kubeconfig and in-cluster
+loaders. Typed models are skipped on purpose: the operator works on plain dicts (as kopf
+hands them over) and deserializing thousands of pods into models costs CPU for nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -17,6 +17,7 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
 from headroom import API_VERSION
+from headroom.kube.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,25 @@ PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1
 PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
+class Api(Protocol):
+    """How Kube reaches the API server (headroom.kube.transport; a fake in unit tests)."""
+
+    async def call_api(
+        self,
+        path: str,
+        method: str,
+        *,
+        query_params: list[tuple[str, str]] | None = None,
+        header_params: dict[str, str] | None = None,
+        body: Any = None,
+        stream: bool = False,
+    ) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
 class Kube:
-    def __init__(self, api: k8s_client.ApiClient) -> None:
+    def __init__(self, api: Api) -> None:
         self._api = api
 
     @classmethod
@@ -161,8 +179,7 @@ class Kube:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
             await k8s_config.load_kube_config(client_configuration=configuration)
-        configuration.connection_pool_maxsize = 32
-        return cls(k8s_client.ApiClient(configuration))
+        return cls(Transport(configuration, pool=32))
 
     async def close(self) -> None:
         await self._api.close()
@@ -176,8 +193,7 @@ class Kube:
                 "GET",
                 query_params=query,
                 header_params={"Accept": "*/*"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
+                stream=True,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise KubeUnreachable(f"the API server could not be reached: {exc!r}"[:300]) from exc
@@ -210,8 +226,6 @@ class Kube:
                 query_params=query or [],
                 header_params=headers,
                 body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
             )
             raw = await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -236,9 +250,13 @@ class Kube:
     async def get_session(self, namespace: str, name: str) -> JSON | None:
         return await self.request("GET", api_path(API_VERSION, "agentsessions", namespace, name))
 
-    async def patch_session_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
+    async def patch_session_status(
+        self, namespace: str, name: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
+        """With `resource_version`, the write is refused (KubeConflict) unless the session is
+        still at that version: a pass that decided on a stale copy must read again."""
         path = api_path(API_VERSION, "agentsessions", namespace, name, "status")
-        return await self._patch_status(path, patch)
+        return await self._patch_status(path, patch, resource_version)
 
     async def delete_session(self, namespace: str, name: str) -> None:
         await self.request("DELETE", api_path(API_VERSION, "agentsessions", namespace, name))
@@ -247,12 +265,20 @@ class Kube:
         """A ClaudeAccount, or with namespace "" a ClusterClaudeAccount."""
         return await self.request("GET", account_path(namespace, name))
 
-    async def patch_account_status(self, namespace: str, name: str, patch: JSON) -> JSON | None:
-        return await self._patch_status(account_path(namespace, name, "status"), patch)
+    async def patch_account_status(
+        self, namespace: str, name: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
+        path = account_path(namespace, name, "status")
+        return await self._patch_status(path, patch, resource_version)
 
-    async def _patch_status(self, path: str, patch: JSON) -> JSON | None:
+    async def _patch_status(
+        self, path: str, patch: JSON, resource_version: str = ""
+    ) -> JSON | None:
+        body: JSON = {"status": patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return await self.request("PATCH", path, {"status": patch}, content_type=MERGE_PATCH)
+            return await self.request("PATCH", path, body, content_type=MERGE_PATCH)
         except KubeNotFound:  # deleted meanwhile: nothing left to record on
             return None
 
@@ -308,8 +334,7 @@ class Kube:
                 "GET",
                 query_params=query,
                 header_params={"Accept": PARTIAL_METADATA},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
+                stream=True,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise KubeUnreachable(f"the API server could not be reached: {exc!r}"[:300]) from exc

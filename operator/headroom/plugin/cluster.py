@@ -13,6 +13,7 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
 from headroom.kube.client import CORE_API, MERGE_PATCH, Kube, KubeError, api_path
+from headroom.kube.transport import Transport
 from headroom.plugin.errors import PluginError
 from headroom.plugin.kinds import AGENT_SESSION, Kind
 
@@ -61,7 +62,7 @@ async def connect(target: Target) -> Cluster:
         )
     except (k8s_config.ConfigException, OSError) as exc:
         raise PluginError(f"cannot load the kubeconfig: {exc}") from exc
-    return Cluster(Kube(k8s_client.ApiClient(configuration)))
+    return Cluster(Kube(Transport(configuration)))
 
 
 class Cluster:

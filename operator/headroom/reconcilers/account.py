@@ -33,7 +33,7 @@ from headroom.core.accounts import (
 from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
 from headroom.kube import manifests
-from headroom.kube.client import KubeError
+from headroom.kube.client import KubeConflict, KubeError
 from headroom.reconcilers import metrics, refusals
 from headroom.reconcilers.conditions import same_conditions, set_conditions
 from headroom.reconcilers.roster import account_from_body, merge
@@ -87,18 +87,28 @@ def credentials_hash(value_b64: str) -> str:
     return "sha256:" + hashlib.sha256(base64.b64decode(value_b64)).hexdigest()
 
 
-async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
+class StaleAccount(Exception):
+    """The account changed after the reconcile read it: its status write was refused."""
+
+
+async def reconcile(rt: Runtime, namespace: str, name: str, *, watched: bool = False) -> None:
+    """One reconcile. `watched`: the account as the watches (or this operator's own last
+    write) delivered it will do; a wall's expiry and other timers read the API server."""
     async with rt.lock("account", namespace, name):
         try:
             # The read is inside the retry too: a wake-up (e.g. a wall's expiry) whose read
             # failed while the API server was down was dropped for good (tests/faults).
-            body = await rt.kube.get_account(namespace, name)
+            cached = rt.accounts.get(namespace, name) if watched else None
+            body = cached or await rt.kube.get_account(namespace, name)
             if body is None:
-                rt.roster.forget(namespace, name)
-                rt.wakeups.cancel(("account", namespace, name))
-                metrics.forget_account(namespace, name)
+                _forget(rt, namespace, name)
                 return
-            await _reconcile(rt, body)
+            try:
+                await _reconcile(rt, body)
+            except StaleAccount:
+                # Decided on a copy the account has since left behind (a signal written
+                # meanwhile): once more on a fresh read.
+                await _reconcile_fresh(rt, namespace, name)
         except KubeError as exc:
             metrics.reconcile_error("ClaudeAccount")
             if exc.refused_write:
@@ -109,6 +119,36 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
         except Exception:  # kopf (or the wake-up loop) retries; count it on the way out
             metrics.reconcile_error("ClaudeAccount")
             raise
+
+
+async def _reconcile_fresh(rt: Runtime, namespace: str, name: str) -> None:
+    body = await rt.kube.get_account(namespace, name)
+    if body is None:
+        _forget(rt, namespace, name)
+        return
+    rt.accounts.put(body)
+    try:
+        await _reconcile(rt, body)
+    except StaleAccount as stale:
+        raise KubeConflict(409, "the account changed twice during one pass", "Conflict") from stale
+
+
+def _forget(rt: Runtime, namespace: str, name: str) -> None:
+    rt.roster.forget(namespace, name)
+    rt.accounts.drop(namespace, name)
+    rt.wakeups.cancel(("account", namespace, name))
+    metrics.forget_account(namespace, name)
+
+
+async def _read_secret(rt: Runtime, namespace: str, name: str) -> JSON | None:
+    """The account's Secret as last read, unless a watch has reported a change since."""
+    known = rt.secrets.get(namespace, name)
+    if known is not None:
+        return known
+    secret = await rt.kube.get(namespace, "secrets", name)
+    if secret is not None:
+        rt.secrets.put(namespace, name, secret)
+    return secret
 
 
 async def _reconcile(rt: Runtime, body: JSON) -> None:
@@ -126,7 +166,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         refs.discard(key)
     rt.secret_refs[(secret_ns, secret_name)].add(key)
 
-    secret = await rt.kube.get(secret_ns, "secrets", secret_name) if secret_name else None
+    secret = await _read_secret(rt, secret_ns, secret_name) if secret_name else None
     value, data_key, creds_reason, creds_message = credentials_of(spec, secret, secret_ns)
     patch = await _credential_patch(rt, body, status, value, data_key)
 
@@ -219,7 +259,10 @@ async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> 
     ns, name = meta.get("namespace") or "", meta["name"]
     write = partial(rt.kube.patch_account_status, ns, name)
     try:
-        written = await write(patch)
+        written = await write(patch, str(meta.get("resourceVersion") or ""))
+    except KubeConflict as exc:
+        rt.accounts.drop(ns, name)
+        raise StaleAccount((ns, name)) from exc
     except KubeError as exc:
         if not exc.refused_write:
             raise
@@ -240,6 +283,8 @@ def _own_write(rt: Runtime, body: JSON, written: JSON | None) -> None:
     own write) to complete it when there is nothing to move."""
     meta = body["metadata"]
     key = (meta.get("namespace") or "", meta["name"])
+    if written:
+        rt.accounts.put(written)
     if written and key not in rt.drills:
         drill = (meta.get("annotations") or {}).get(DRILL_ANNOTATION)
         version = (written.get("metadata") or {}).get("resourceVersion", "")

@@ -53,6 +53,7 @@ def changed(rt: Runtime, seen: dict[str, str], name: str, version: str | None) -
     """One Secret as the watch reports it (version None: deleted). A new version wakes the
     cluster accounts that read it; the first sighting after a (re)list counts as new, since
     it may have changed while nobody watched."""
+    rt.secrets.seen(rt.settings.cluster_account_namespace, name, version)
     if version is not None and seen.get(name) == version:
         return
     if version is None:

@@ -59,6 +59,13 @@ async def apply(
     end: AttemptEnd,
     now: datetime,
 ) -> None:
+    if isinstance(effect, WallAccount) and known_wall(account, effect):
+        # A wall stops every session of its account at once, and each reports it. The first
+        # report recorded it (before its own session moved); the others would add a status
+        # write and an Event each that say nothing new.
+        log.info("signal walled on %s from session %s: already recorded", account.ref, session)
+        rt.mark_account_dirty(account.namespace, account.name)
+        return
     windows = merged_windows(account, end, now)
     # The runner scrubs already; scrub again: a termination message is untrusted input.
     signal: JSON = {"at": format_time(now), "session": session, "evidence": snippet(end.evidence)}
@@ -112,6 +119,16 @@ async def apply(
     rt.mark_account_dirty(account.namespace, account.name)
 
 
+def known_wall(account: Account, effect: WallAccount) -> bool:
+    """The account is already walled on this window at least as long, bound to the same
+    credential if this wall is."""
+    if account.walled_until is None or account.walled_until < effect.until:
+        return False
+    if account.wall_window != effect.window:
+        return False
+    return not effect.until_secret_changes or account.wall_hash == account.credentials_hash
+
+
 def _wall(
     rt: Runtime, account: Account, effect: WallAccount, session: str, body: JSON, patch: JSON
 ) -> None:
@@ -154,7 +171,9 @@ async def _write_signal(rt: Runtime, account: Account, patch: JSON, now: datetim
     the signal, so the refusal is recorded on the account and the session's pass goes on."""
     write = partial(rt.kube.patch_account_status, account.namespace, account.name)
     try:
-        await write(patch)
+        written = await write(patch)
+        if written:
+            rt.accounts.put(written)  # what its reconcile, started by the watch, reads
     except KubeError as exc:
         if not exc.refused_write:
             raise

@@ -77,6 +77,14 @@ def container_exit(pod: JSON) -> ContainerExit | bool | None:
     return True
 
 
+def settled(pod: JSON) -> bool:
+    """The pod has ended or is being deleted: a state it never leaves, so a copy of it from a
+    watch is as good as a fresh read."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return True
+    return container_exit(pod) is not True
+
+
 def started_at(pod: JSON | None) -> datetime | None:
     """When the agent container started (its running or terminated state says)."""
     for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:

@@ -17,7 +17,9 @@ from headroom.core.accounts import Account, AccountKey, ref_key
 from headroom.core.ledger import Ledger
 from headroom.core.session import RetryPolicy
 from headroom.kube.agent_pod import PodSettings
+from headroom.kube.cache import ObjectCache, SecretCache, slim_pod, without_managed_fields
 from headroom.kube.client import Kube, KubeError
+from headroom.reconcilers import pod_state
 from headroom.reconcilers.clock import Clock, system_clock
 from headroom.reconcilers.roster import Roster
 from headroom.reconcilers.wakeups import Key, Wakeups
@@ -84,6 +86,8 @@ class LivePod:
 AccountsIndex = Mapping[str, Iterable[Account]]
 PodsIndex = Mapping[tuple[str, str], Iterable[LivePod]]
 NamespacesIndex = Mapping[str, Iterable[Mapping[str, str]]]
+# (namespace, claim) -> whether the workspace claim is still usable (not being deleted)
+ClaimsIndex = Mapping[tuple[str, str], Iterable[bool]]
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class Indexes:
     cluster_accounts: AccountsIndex
     namespaces: NamespacesIndex
     pods: PodsIndex
+    claims: ClaimsIndex
 
 
 class Runtime:
@@ -114,6 +119,13 @@ class Runtime:
         self.wakeups = Wakeups(self._wake, clock)
         self._pods_index: PodsIndex | None = None
         self._namespaces_index: NamespacesIndex | None = None
+        self._claims_index: ClaimsIndex | None = None
+        # Sessions and agent pods as the watches (and the passes' own writes) last showed
+        # them: a pass reads its session and its pod here instead of asking the API server.
+        self.sessions = ObjectCache(without_managed_fields)
+        self.pods = ObjectCache(slim_pod)
+        self.accounts = ObjectCache(without_managed_fields)  # both kinds; namespace "" cluster
+        self.secrets = SecretCache()
         self._ledger_seeded = False
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         self.placement_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -121,7 +133,8 @@ class Runtime:
         # Set at start-up to the reconcilers' entry points (None in unit tests: no wake-ups).
         self.reconcile_session: Reconcile | None = None
         self.reconcile_account: Reconcile | None = None
-        self.dirty_accounts: set[tuple[str, str]] = set()
+        # Accounts whose counters moved, with when they first and last did (see due_accounts).
+        self.dirty_accounts: dict[AccountKey, tuple[datetime, datetime]] = {}
         # (namespace, secret name) -> accounts that read it, to react to Secret changes
         self.secret_refs: defaultdict[tuple[str, str], set[AccountKey]] = defaultdict(set)
         self.account_uids: dict[tuple[str, str], str] = {}
@@ -169,6 +182,8 @@ class Runtime:
             self._pods_index = indexes.pods
         if self._namespaces_index is None:
             self._namespaces_index = indexes.namespaces
+        if self._claims_index is None:
+            self._claims_index = indexes.claims
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         """A namespace's labels as the watch last delivered them (empty if not seen)."""
@@ -185,6 +200,25 @@ class Runtime:
             if newest is not None:
                 self.ledger.assign((namespace, session), ref_key(namespace, newest.account))
         self._ledger_seeded = True
+
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """An agent pod that has ended (or is being deleted) as its watch delivered it: that
+        never changes back. Any other pod as the API server has it now: a pod the cache holds
+        as running may have gone while a watch was down, and a pod missing from the cache may
+        not have been delivered yet."""
+        cached = self.pods.get(namespace, name)
+        if cached is not None and pod_state.settled(cached):
+            return cached
+        return await self.kube.get(namespace, "pods", name)
+
+    async def claim_usable(self, namespace: str, name: str) -> bool:
+        """Whether a workspace claim exists and is not being deleted (its index, else a GET:
+        claims the operator did not make are not in the index)."""
+        known = list((self._claims_index or {}).get((namespace, name)) or ())
+        if known:
+            return all(known)
+        found = await self.kube.get(namespace, "persistentvolumeclaims", name)
+        return found is not None and not (found.get("metadata") or {}).get("deletionTimestamp")
 
     def live_pods(self, namespace: str, session: str) -> list[LivePod]:
         if self._pods_index is None:
@@ -239,7 +273,24 @@ class Runtime:
         )
 
     def mark_account_dirty(self, namespace: str, name: str) -> None:
-        self.dirty_accounts.add((namespace, name))
+        now = self.clock()
+        first, _ = self.dirty_accounts.get((namespace, name), (now, now))
+        self.dirty_accounts[(namespace, name)] = (first, now)
+
+    def due_accounts(self) -> list[AccountKey]:
+        """The accounts whose status to refresh now, taken off the list: those whose counters
+        have not moved for `account_status_delay`, or have kept moving for five times that.
+        A wave of placements is then one write per account, not one per placement."""
+        now = self.clock()
+        quiet = timedelta(seconds=self.settings.account_status_delay)
+        due = [
+            key
+            for key, (first, last) in self.dirty_accounts.items()
+            if now - last >= quiet or now - first >= 5 * quiet
+        ]
+        for key in due:
+            del self.dirty_accounts[key]
+        return sorted(due)
 
     # --- records -----------------------------------------------------------------------
 

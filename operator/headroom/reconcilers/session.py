@@ -1,9 +1,10 @@
 """AgentSession reconciliation: one pass brings one session one step closer to done.
 
-A pass reads the session and its current pod fresh from the API (never a cached copy: the
-previous pass may have just written), lets the pure core decide, and writes in crash-safe
-order: account effects, then the next pod (named by attempt, so a repeat after a crash finds
-it and adopts it), then the session's status.
+A pass reads the session and its current pod as the watches last delivered them, lets the
+pure core decide, and writes in crash-safe order: account effects, then the next pod (named by
+attempt, so a repeat after a crash, or after a decision on a stale copy, finds it and adopts
+it), then the session's status. That write carries the resourceVersion the pass read: if the
+session changed meanwhile, the server refuses it and the pass runs again on a fresh read.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from headroom.core.placement import AccountScope, NoHeadroom, Placed, Request, p
 from headroom.core.reasons import EvictionReason, FinishReason
 from headroom.core.session import SessionPhase
 from headroom.kube import agent_pod, manifests
-from headroom.kube.client import KubeError
+from headroom.kube.client import KubeConflict, KubeError
 from headroom.reconcilers import credentials, effects, metrics, pod_state, refusals, session_status
 from headroom.reconcilers.conditions import set_conditions
 from headroom.reconcilers.runtime import Runtime, retry_delay
@@ -42,6 +43,10 @@ from headroom.reconcilers.runtime import Runtime, retry_delay
 log = logging.getLogger("headroom.session")
 JSON = dict[str, Any]
 PREDECESSOR_RECHECK = timedelta(seconds=5)
+
+
+class StaleSession(Exception):
+    """The session changed after the pass read it: its status write was refused."""
 
 
 class Pass:
@@ -68,6 +73,9 @@ class Pass:
         # Events and metrics of what this pass decided, posted once its status write went
         # through: a pass whose write is refused is tried again, and must not repeat them.
         self._recorded: list[Callable[[], None]] = []
+        # The Event of the decision to move on, until the pass knows whether it also starts
+        # the next attempt: then that attempt's one Event says both (a failover posts one).
+        self._move_event: tuple[Callable[[], None], str] | None = None
 
     # -- status helpers ----------------------------------------------------------------
 
@@ -102,8 +110,14 @@ class Pass:
             self.patch["conditions"] = merged
         recorded, self._recorded = self._recorded, []
         if self.patch:
+            version = str(self.meta.get("resourceVersion") or "")
             try:
-                written = await self.rt.kube.patch_session_status(self.ns, self.name, self.patch)
+                written = await self.rt.kube.patch_session_status(
+                    self.ns, self.name, self.patch, version
+                )
+            except KubeConflict as exc:
+                self.rt.sessions.drop(self.ns, self.name)
+                raise StaleSession(self.key) from exc
             except KubeError as exc:
                 if not exc.refused_write:
                     raise
@@ -117,10 +131,13 @@ class Pass:
             record()
 
     def _own_write(self, written: JSON | None) -> None:
-        """Note the resourceVersion of this pass's write: its watch event starts no pass."""
+        """Note the resourceVersion of this pass's write: its watch event starts no pass, and
+        the session as written is what the next pass reads."""
         if written:
             version = (written.get("metadata") or {}).get("resourceVersion", "")
             self.rt.own_session_writes[self.key] = (version, int(self.meta.get("generation", 1)))
+            self.rt.sessions.put(written)
+            self.meta = {**self.meta, "resourceVersion": version}
 
     def _phase(self) -> SessionPhase:
         return SessionPhase(self.status.get("phase") or SessionPhase.PENDING)
@@ -278,7 +295,7 @@ class Pass:
             pod_name = adopted
         if not pod_name:
             return False
-        pod = await self.rt.kube.get(self.ns, "pods", pod_name)
+        pod = await self.rt.read_pod(self.ns, pod_name)
         clone = pod_state.clone_exit(pod) if pod is not None else None
         if clone is not None and clone.exit_code == 0 and not self.status.get("reposCloned"):
             self.set(reposCloned=True)
@@ -442,6 +459,16 @@ class Pass:
         # Not ready until the next attempt runs; a placement in this same pass says Running.
         self.condition("Ready", False, step.reason, step.message)
         self.event(step.reason, step.message, warning=step.leave)
+        self._move_event = (self._recorded[-1], step.message)
+
+    def _folded_move(self) -> str:
+        """The decision to move, taken out of the pass's Events for the start's own to say."""
+        if self._move_event is None:
+            return ""
+        record, message = self._move_event
+        self._recorded.remove(record)
+        self._move_event = None
+        return f" after: {message}"
 
     async def _finish(self, phase: SessionPhase, reason: str, message: str) -> None:
         ok = phase is SessionPhase.SUCCEEDED
@@ -539,10 +566,6 @@ class Pass:
             self.set(waitingMessage=message)
             self.event("NoHeadroom", choice.message, warning=True)
 
-    async def _claim_exists(self, claim: str) -> bool:
-        found = await self.rt.kube.get(self.ns, "persistentvolumeclaims", claim)
-        return found is not None and not (found.get("metadata") or {}).get("deletionTimestamp")
-
     async def _create_pod(self, account: Account, choice: Placed) -> None:
         progress = session_status.progress_of(self.status)
         attempt = machine.next_attempt(progress)
@@ -564,7 +587,8 @@ class Pass:
             # The kubelet's own deadline backs the operator's timer up: a minute later.
             deadline_seconds=int(left) + 60 if left is not None else None,
         )
-        if (attempt > 1 or self.spec.get("continueFrom")) and not await self._claim_exists(claim):
+        later_attempt = attempt > 1 or bool(self.spec.get("continueFrom"))
+        if later_attempt and not await self.rt.claim_usable(self.ns, claim):
             # The conversation and the agent's files were on it: a new claim would start
             # the next attempt blank (and a pod on a missing claim waits for ever).
             await self._finish(
@@ -674,7 +698,8 @@ class Pass:
             self.event(
                 "Swapped",
                 f"moved from {progress.account} to {account_name} ({reason}); "
-                f"attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}",
+                f"attempt {attempt} resumes conversation {self.status.get('claudeSessionId')}"
+                + self._folded_move(),
             )
             effects.drill_progress(self.rt, ref_key(self.ns, progress.account or ""), self.now)
         else:
@@ -682,7 +707,7 @@ class Pass:
             self.event(
                 "Placed",
                 f"attempt {attempt} on {account_name} ({auth_path}) {verb} conversation "
-                f"{self.status.get('claudeSessionId')}",
+                f"{self.status.get('claudeSessionId')}" + self._folded_move(),
             )
         self.set(**fields)
         waited_since = self.rt.waiting[self.ns].pop(self.name, None)
@@ -698,16 +723,24 @@ class Pass:
         self.condition("Ready", True, "Running", f"the agent runs on {account_name}")
 
 
-async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
+async def reconcile(rt: Runtime, namespace: str, name: str, *, watched: bool = False) -> None:
+    """One pass. `watched`: started by a watch event, so the session as the watches (or
+    this operator's own last write) delivered it will do; a timer reads the API server."""
     async with rt.lock("session", namespace, name):
         try:
             # The read is inside the retry too: a wake-up whose read failed (API server down)
             # was dropped, and the session waited forever (tests/faults).
-            body = await rt.kube.get_session(namespace, name)
+            cached = rt.sessions.get(namespace, name) if watched else None
+            body = cached or await rt.kube.get_session(namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 forget(rt, namespace, name)
                 return
-            await Pass(rt, body).run()
+            try:
+                await Pass(rt, body).run()
+            except StaleSession:
+                # Decided on a copy the session has since left behind: once more on a fresh
+                # read (a second conflict is an API error, retried soon, like any other).
+                await _run_fresh(rt, namespace, name)
         except KubeError as exc:
             metrics.reconcile_error("AgentSession")
             if exc.refused_write:
@@ -727,6 +760,18 @@ async def reconcile(rt: Runtime, namespace: str, name: str) -> None:
             raise
 
 
+async def _run_fresh(rt: Runtime, namespace: str, name: str) -> None:
+    body = await rt.kube.get_session(namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        forget(rt, namespace, name)
+        return
+    rt.sessions.put(body)
+    try:
+        await Pass(rt, body).run()
+    except StaleSession as stale:
+        raise KubeConflict(409, "the session changed twice during one pass", "Conflict") from stale
+
+
 def forget(rt: Runtime, namespace: str, name: str) -> None:
     holder = rt.ledger.holder((namespace, name))
     rt.ledger.assign((namespace, name), None)
@@ -734,6 +779,7 @@ def forget(rt: Runtime, namespace: str, name: str) -> None:
     rt.wakeups.cancel(("session", namespace, name))
     rt.own_session_writes.pop((namespace, name), None)
     rt.staged_credentials.pop((namespace, name), None)
+    rt.sessions.drop(namespace, name)
     rt.forget_lock("session", namespace, name)  # one lock per live session, not per ever-seen
     if holder is not None:
         rt.mark_account_dirty(*holder)

@@ -574,7 +574,8 @@ def run(
                 {s: shard.timeline.sessions[s] for s in shard.sessions}, k
             )
             shard.accounts_before = {s: shard.timeline.sessions[s]["acc"] for s in shard.walled}
-        log(f"{tag} walling {k} sessions per shard on {len(group[0].walled_accounts)} accounts")
+        each = " per shard" if shards > 1 else ""
+        log(f"{tag} walling {k} sessions{each} on {len(group[0].walled_accounts)} accounts")
         cpu_before = {s.ns: proc_usage(s.operator.pid).cpu_seconds for s in group}
         measure.start()
         wall(group, 1)
@@ -614,6 +615,7 @@ def run(
 def _setup(cluster: BenchCluster, group: list[Shard], cap: int, tag: str, log: Any) -> float:
     """Namespaces, recorders, operators, accounts, workspaces, sessions; until all Running."""
     n = group[0].n
+    each = " per shard" if len(group) > 1 else ""
     for shard in group:
         shard.driver.namespace()
         shard.start_recorder(
@@ -629,7 +631,7 @@ def _setup(cluster: BenchCluster, group: list[Shard], cap: int, tag: str, log: A
     for shard in group:
         shard.operator.start(cluster.kubeconfig)
     started = time.monotonic()
-    log(f"{tag} {ACCOUNTS} accounts (maxSessions {cap}), {n} bound workspaces per shard")
+    log(f"{tag} {ACCOUNTS} accounts (maxSessions {cap}), {n} bound workspaces{each}")
     for shard in group:
         d = shard.driver
         d.all(lambda i, d=d: d.account(f"acct-{i:02d}", cap), list(range(ACCOUNTS)))
@@ -640,7 +642,7 @@ def _setup(cluster: BenchCluster, group: list[Shard], cap: int, tag: str, log: A
         120,
         0.5,
     )
-    log(f"{tag} creating {n} sessions per shard")
+    log(f"{tag} creating {n} sessions{each}")
     for shard in group:
         shard.driver.all(shard.driver.session, shard.sessions)
     timeout = 120 + n * len(group) * 0.5

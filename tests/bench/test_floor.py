@@ -7,6 +7,7 @@ import ssl
 from collections import Counter
 from typing import Any
 
+from tests.bench.cluster import client_of
 from tests.bench.failover import FloorResult, RunResult, Window
 from tests.bench.floor import Floor, ended, replacement, status_patch
 from tests.bench.report import summary_table
@@ -102,3 +103,15 @@ def test_the_table_gives_ratios_to_the_floor() -> None:
     assert cells[10] == "3.3x"
     no_floor = summary_table([row(None)]).splitlines()[-1]
     assert "| - | - |" in no_floor
+
+
+def test_requests_are_told_apart_by_user_agent() -> None:
+    def who(agent: str) -> str:
+        return client_of({"userAgent": agent})
+
+    assert who("headroom-bench/floor") == "floor"
+    assert who("headroom-bench/recorder") == "benchmark"
+    # The operator's two clients: kopf's, and headroom.kube's aiohttp session.
+    assert who("kopf/1.38.0") == "operator"
+    assert who("Python/3.11 aiohttp/3.14.5") == "operator"
+    assert who("kube-scheduler/v1.36.3 (linux/amd64) kubernetes/abc/scheduler") == "kube-scheduler"

@@ -176,6 +176,11 @@ def environment() -> str:
     )
 
 
+def _twos_and_fives(value: float, _: object) -> str:
+    text = f"{value:g}"
+    return text if text.lstrip("0.")[:1] in ("2", "3", "5") else ""
+
+
 def plot(results: list[RunResult], path: Path) -> Path:
     """p99 to the new pod (operator and floor) and operator CPU per failover against N, the
     single-operator rows only (a shard row is not one operator's whole load)."""
@@ -183,7 +188,7 @@ def plot(results: list[RunResult], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     rows = sorted((r for r in results if not r.shard), key=lambda r: r.n)
     sizes = [r.n for r in rows]
@@ -194,6 +199,9 @@ def plot(results: list[RunResult], path: Path) -> Path:
               if r.floor is not None and r.floor.to_pod_created]  # fmt: skip
     left.plot([n for n, _ in floors], [v for _, v in floors], marker="s", label="floor")
     left.set_yscale("log")  # from under a second at N=100 to tens of seconds at N=5,000
+    # Plain seconds (0.5, 2, 50, not 5x10^-1); between decades only the 2s, 3s and 5s.
+    left.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    left.yaxis.set_minor_formatter(FuncFormatter(_twos_and_fives))
     left.set_xlabel("sessions N (K = N/4 walled at once)")
     left.set_ylabel("pod ended → new pod created, p99 (s, log scale)")
     left.set_title("failover latency, p99")

@@ -4,6 +4,9 @@ sessions' pods end `walled` at once, as a kubelet would report it.
 The driver creates objects and patches pods; a separate recorder process stamps every watch
 event with its local receive time (see recorder.py); the apiserver's own counters and audit
 log count the requests; /proc of the operator process gives its CPU time and peak RSS.
+Then the operator is stopped and the floor client (floor.py) moves the same sessions once
+more, timed the same way. With shards, several operators each serve a namespace of their
+own, side by side (a Shard each).
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ import os
 
 import pytest
 from tests.bench.cluster import BenchCluster
-from tests.bench.failover import RunResult, run
+from tests.bench.failover import RunResult
 from tests.bench.report import breakdown, summary_table
+from tests.bench.wave import run
 
 pytestmark = pytest.mark.bench
 

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from headroom.kube.transport import USER_AGENT
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "hack" / "cluster"
 WORK = REPO / ".local" / "bench"
@@ -168,23 +170,15 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def _aiohttp_default(agent: str) -> bool:
-    return agent.startswith("Python/") and " aiohttp/" in agent
-
-
 def client_of(event: dict[str, Any]) -> str:
-    """Who made a request, from its user agent: the operator's two HTTP clients count as the
-    operator: kopf's own, and headroom.kube's (kube/transport.py: a plain aiohttp session,
-    which sends aiohttp's default "Python/3.x aiohttp/3.x"; kubernetes_asyncio's
-    "OpenAPI-Generator/" before it). Every other client of a bench cluster names itself:
-    the benchmark's own (driver, recorder, floor) set their agent, and so does every
-    control-plane component."""
+    """Who made a request, from its user agent: the operator's two HTTP clients (kopf's own,
+    and headroom.kube.transport's) count as the operator."""
     agent = str(event.get("userAgent", ""))
     if agent.startswith(FLOOR_AGENT):
         return "floor"
     if agent.startswith(BENCH_AGENT):
         return "benchmark"
-    if agent.startswith(("kopf/", "OpenAPI-Generator/", "headroom/")) or _aiohttp_default(agent):
+    if agent.startswith(("kopf/", USER_AGENT)):
         return "operator"
     for component in ("kube-scheduler", "kube-controller-manager", "kwok", "kubectl"):
         if component in agent:

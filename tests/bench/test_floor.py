@@ -13,6 +13,7 @@ from tests.bench.floor import Floor, ended, replacement, status_patch
 from tests.bench.report import summary_table
 
 from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT
+from headroom.kube.transport import USER_AGENT
 
 
 def pod(name: str = "s-00001-2", attempt: int = 2, **status: Any) -> dict[str, Any]:
@@ -111,7 +112,8 @@ def test_requests_are_told_apart_by_user_agent() -> None:
 
     assert who("headroom-bench/floor") == "floor"
     assert who("headroom-bench/recorder") == "benchmark"
-    # The operator's two clients: kopf's, and headroom.kube's aiohttp session.
+    # The operator's two clients: kopf's, and headroom.kube's transport.
     assert who("kopf/1.38.0") == "operator"
-    assert who("Python/3.11 aiohttp/3.14.5") == "operator"
+    assert who(USER_AGENT) == "operator"
+    assert who("Python/3.11 aiohttp/3.14.5") == "Python"  # a client that did not say who it is
     assert who("kube-scheduler/v1.36.3 (linux/amd64) kubernetes/abc/scheduler") == "kube-scheduler"

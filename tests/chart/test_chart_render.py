@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,8 @@ def test_helm_lint_strict(helm: Helm) -> None:
         ("agents.permissionMode=yolo", "permissionMode"),
         ("networkPolicy.agents.anthropicCIDRs[0]=anywhere", "anthropicCIDRs"),
         ("replicas=3", "replicas"),  # a misspelt key is an error, not ignored
+        ("usage.pollInterval=every minute", "pollInterval"),
+        ("usage.baseURL=api.anthropic.com", "baseURL"),
     ],
 )
 def test_the_values_schema_refuses_bad_values(helm: Helm, setting: str, complaint: str) -> None:
@@ -265,6 +268,22 @@ def test_every_operator_value_reaches_a_real_flag(helm: Helm) -> None:
     assert args.metrics_port == 9100 == container["ports"][0]["containerPort"]
     service = find(docs, "Service", "headroom-operator-metrics")
     assert service["spec"]["ports"][0]["port"] == 9100
+
+
+def test_live_usage_values_reach_their_flags_and_open_https_egress(helm: Helm) -> None:
+    default = helm.template()
+    assert not [a for a in operator_container(default)["args"] if "usage" in a]
+    off = helm.template("--set", "usage.pollInterval=0")  # --set makes it the number 0
+    assert operator_container(off)["args"] == operator_container(default)["args"]
+    docs = helm.template("--set", "usage.pollInterval=1m",
+                         "--set", "usage.baseURL=https://usage.example")  # fmt: skip
+    settings = settings_from(parse_args(operator_container(docs)["args"]))
+    assert settings.usage_poll_interval == timedelta(minutes=1)
+    assert settings.usage_base_url == "https://usage.example"
+    egress = find(docs, "NetworkPolicy", "headroom-operator")["spec"]["egress"]
+    assert {"ports": [{"protocol": "TCP", "port": 443}]} in egress
+    before = find(default, "NetworkPolicy", "headroom-operator")["spec"]["egress"]
+    assert len(egress) == len(before) + 1
 
 
 def test_one_replica_has_no_disruption_budget(helm: Helm) -> None:

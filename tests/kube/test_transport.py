@@ -27,6 +27,7 @@ async def server() -> AsyncIterator[tuple[str, Seen]]:
                 "method": request.method,
                 "path": request.raw_path,
                 "auth": request.headers.get("Authorization"),
+                "agent": request.headers.get("User-Agent"),
                 "type": request.headers.get("Content-Type"),
                 "body": await request.text(),
             }
@@ -67,6 +68,7 @@ async def test_a_request_carries_the_token_the_body_and_the_query(
     create, listing = seen
     assert (create["method"], create["path"]) == ("POST", "/api/v1/namespaces/ns/pods")
     assert create["auth"] == "Bearer t0ken"
+    assert create["agent"] == "headroom-operator"  # how audit logs and the bench tell it
     assert json.loads(create["body"]) == {"metadata": {"name": "p"}}
     assert create["type"] == "application/json"
     path, query = listing["path"].split("?")

@@ -74,18 +74,6 @@ def test_no_window_ever_hands_out_more_than_its_budget(seed: int) -> None:
         assert collect(sim, policy.key).max_fill == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("seed", [4])
-def test_no_policy_beats_the_upper_bound(seed: int) -> None:
-    for per_day in (100.0, 350.0):
-        scenario = trace.scenario(seed, days=1.5, per_day=per_day)
-        bound = upper_bound(scenario)
-        for policy in all_policies():
-            result = collect(Sim(scenario, policy).run(), policy.key)
-            assert result.productivity <= bound + 1e-9, policy.key
-            assert result.useful <= capacity(scenario) * (1 + 1e-9)
-    assert upper_bound(scenario) < 1.0  # the busier trace: a bound that bites
-
-
 def test_the_upper_bound_is_reached_when_nothing_can_be_improved() -> None:
     # One session, an account that never runs out: productivity is exactly 1 and so is the bound.
     scenario = world([account("a", 1e9)], [session("s", 0.0, 3600.0)], horizon_s=2 * HOUR)
@@ -104,7 +92,7 @@ def test_capacity_counts_windows_from_first_use_and_a_window_already_under_way()
 
 def test_same_seed_same_numbers_different_seed_different_trace() -> None:
     def numbers(seed: int) -> list[tuple[float, int, int]]:
-        scenario = trace.scenario(seed, days=1, per_day=160)
+        scenario = trace.scenario(seed, days=0.5, per_day=160)
         return [
             (r.productivity, r.swaps, r.walls)
             for r in (collect(Sim(scenario, p).run(), p.key) for p in all_policies())

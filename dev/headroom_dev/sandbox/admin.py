@@ -13,6 +13,7 @@ from headroom_dev.sandbox.config import ConfigError, WindowSpec, parse_credentia
 from headroom_dev.sandbox.script import Script, ScriptError, parse_script
 from headroom_dev.sandbox.server import CLOCK, CONFIG, STATE
 from headroom_dev.sandbox.state import FAULT_KINDS, Credential, Fault, SandboxState
+from headroom_dev.sandbox.usage import USAGE
 
 
 def add_routes(app: web.Application) -> None:
@@ -68,6 +69,7 @@ async def reset(request: web.Request) -> web.Response:
     """Back to the configuration the server started with: credentials, windows, no faults,
     no recorded requests."""
     request.app[STATE].restore(request.app[CONFIG].build_state(request.app[CLOCK]()))
+    request.app[USAGE].reset()
     return web.json_response({"ok": True})
 
 

@@ -100,6 +100,17 @@ class SandboxClient:
         body = {} if window is None else {"window": window}
         return self.call("POST", f"/_admin/credentials/{name}/windows/reset", body)
 
+    def set_usage_limit(self, min_interval_seconds: float) -> Any:
+        """The usage endpoint's per-token rate limit (one read per this many seconds)."""
+        return self.call("POST", "/_admin/usage", {"minIntervalSeconds": min_interval_seconds})
+
+    def set_scopes(self, name: str, scopes: list[str]) -> Any:
+        """The credential's OAuth scopes; ["user:inference"] is a `claude setup-token` token."""
+        return self.call("POST", f"/_admin/credentials/{name}/scopes", {"scopes": scopes})
+
+    def use_window(self, name: str, window: str, used: int) -> Any:
+        return self.call("POST", f"/_admin/credentials/{name}/windows/{window}/use", {"used": used})
+
     def inject(self, kind: str, count: int = 1, **options: Any) -> Any:
         """kind: server_error | overloaded | rate_limit | stall; options: credential,
         retryAfter, seconds, message."""

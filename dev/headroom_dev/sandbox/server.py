@@ -45,7 +45,7 @@ USAGE_429_TEXT = "This request would exceed your account's rate limit. Please tr
 
 
 def create_app(config: SandboxConfig, clock: Clock = time.time) -> web.Application:
-    from headroom_dev.sandbox import admin  # admin imports this module's keys
+    from headroom_dev.sandbox import admin, usage  # they import this module's keys
 
     app = web.Application(client_max_size=MAX_BODY)
     app[CONFIG] = config
@@ -54,6 +54,7 @@ def create_app(config: SandboxConfig, clock: Clock = time.time) -> web.Applicati
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     admin.add_routes(app)
+    usage.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 

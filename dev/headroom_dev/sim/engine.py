@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from headroom.contract.termination import Outcome
-from headroom.core.accounts import Account
+from headroom.core.accounts import Account, Window
 from headroom.core.ledger import Ledger
 from headroom.core.outcome import AttemptEnd
 from headroom_dev.sim.model import NAMESPACE, AccountSpec, Scenario, SessionSpec, WindowSpec, clock
@@ -50,6 +50,7 @@ class WindowUse:
     used: float = 0.0
     resets_at: float | None = None  # None: not started; starts at the next use
     fills: list[float] = field(default_factory=list)  # used/budget of every finished instance
+    warned: bool = False  # this instance passed its warning threshold (reported once)
 
     def exhausted(self) -> bool:
         # A relative tolerance, so float error can never leave a sliver that takes an
@@ -59,6 +60,16 @@ class WindowUse:
     def fill(self) -> float:
         return self.used / self.spec.budget
 
+    def status(self) -> str:
+        """What a rate-limit event says of it: rejected, allowed_warning past the threshold."""
+        if self.exhausted():
+            return "rejected"
+        return "allowed_warning" if self.past_warning() else "allowed"
+
+    def past_warning(self) -> bool:
+        # The same relative tolerance as exhausted(): no infinitesimal step to the threshold.
+        return self.used >= self.spec.warn_at * self.spec.budget * (1 - 1e-9)
+
 
 @dataclass
 class AccountUse:
@@ -66,8 +77,10 @@ class AccountUse:
     windows: list[WindowUse]
     spent: float = 0.0  # every token charged, useful or not
 
-    def exhausted_window(self) -> WindowUse | None:
-        full = [w for w in self.windows if w.exhausted()]
+    def exhausted_window(self, model: str | None) -> WindowUse | None:
+        """The spent window a session of `model` meets (a spent `seven_day_opus` stops only
+        opus sessions)."""
+        full = [w for w in self.windows if w.exhausted() and w.spec.applies_to(model)]
         # The window that frees last is the one the wall is about (weekly beats five-hour).
         return max(full, key=lambda w: w.resets_at or 0.0) if full else None
 
@@ -187,16 +200,34 @@ class Sim:
                 self._settle()
         return self
 
+    def usage(self, account: str) -> tuple[Window, ...]:
+        """The account's true windows, as the usage endpoint (or a rate-limit event) tells
+        them: utilization, status and reset time of every window under way."""
+        return tuple(
+            Window(
+                name=w.spec.name,
+                status=w.status(),
+                utilization=min(1.0, w.fill()),
+                resets_at=clock(w.resets_at),
+                observed_at=clock(self.now),
+            )
+            for w in self.accounts[account].windows
+            if w.resets_at is not None
+        )
+
     def _next_internal(self) -> float:
         soonest = self.horizon
         rates = self._rates()
         for acc in self.accounts.values():
-            rate = rates.get(acc.spec.name, 0.0)
             for w in acc.windows:
                 if w.resets_at is not None:
                     soonest = min(soonest, w.resets_at)
+                    rate = self._window_rate(rates, acc.spec.name, w)
                     if rate > 0:
                         soonest = min(soonest, self.now + (w.spec.budget - w.used) / rate)
+                        warn = w.spec.warn_at * w.spec.budget
+                        if not w.warned and not w.past_warning():
+                            soonest = min(soonest, self.now + (warn - w.used) / rate)
         for run in self._active():
             if run.phase in (Phase.STARTING, Phase.RESUMING):
                 soonest = min(soonest, run.phase_ends)
@@ -209,11 +240,17 @@ class Sim:
     def _active(self) -> list[SessionRun]:
         return list(self._live.values())
 
-    def _rates(self) -> dict[str, float]:
-        rates: dict[str, float] = {}
+    def _rates(self) -> dict[tuple[str, str], float]:
+        """Tokens per second drawn on each account by sessions of each model."""
+        rates: dict[tuple[str, str], float] = {}
         for run in self._live.values():
-            rates[run.account or ""] = rates.get(run.account or "", 0.0) + run.rate
+            key = (run.account or "", run.spec.model)
+            rates[key] = rates.get(key, 0.0) + run.rate
         return rates
+
+    @staticmethod
+    def _window_rate(rates: dict[tuple[str, str], float], account: str, w: WindowUse) -> float:
+        return sum(r for (a, m), r in rates.items() if a == account and w.spec.applies_to(m))
 
     def _work_target(self, run: SessionRun) -> float:
         throttles = run.spec.throttles
@@ -231,7 +268,8 @@ class Sim:
             acc = self.accounts[run.account or ""]
             acc.spent += tokens
             for w in acc.windows:
-                w.used += tokens
+                if w.spec.applies_to(run.spec.model):
+                    w.used += tokens
             if run.phase is Phase.WORKING:
                 run.working_s += dt
                 run.work_done += tokens
@@ -243,7 +281,7 @@ class Sim:
         """Apply everything due now, until nothing changes (one change can cause another)."""
         changed = True
         while changed:
-            changed = self._resets() | self._walls() | self._phases()
+            changed = self._resets() | self._walls() | self._phases() | self._warnings()
 
     def _resets(self) -> bool:
         changed = False
@@ -251,29 +289,42 @@ class Sim:
             for w in acc.windows:
                 if w.resets_at is not None and w.resets_at <= self.now + EPS_S:
                     w.fills.append(w.fill())
-                    w.used, w.resets_at = 0.0, None
+                    w.used, w.warned = 0.0, False
+                    # A calendar window begins its next instance at once; the others at the
+                    # next use (now, if a session of theirs is consuming).
+                    w.resets_at = w.resets_at + w.spec.length_s if w.spec.anchored else None
+                    if w.resets_at is None and self._window_rate(self._rates(), acc.spec.name, w):
+                        w.resets_at = self.now + w.spec.length_s
                     changed = True
-            if changed and self._rates().get(acc.spec.name, 0.0) > 0:
-                self._open_windows(acc)
         return changed
 
-    def _open_windows(self, acc: AccountUse) -> None:
+    def _open_windows(self, acc: AccountUse, model: str) -> None:
         for w in acc.windows:
-            if w.resets_at is None:
+            if w.resets_at is None and w.spec.applies_to(model):
                 w.resets_at = self.now + w.spec.length_s
 
+    def _warnings(self) -> bool:
+        """A window passing its threshold while attempts run on the account: the runner
+        reports it (a rate-limit event `allowed_warning`) without the attempt ending."""
+        for name, acc in self.accounts.items():
+            passed = [
+                w
+                for w in acc.windows
+                if not w.warned and w.resets_at is not None and w.past_warning()
+            ]
+            for w in passed:
+                w.warned = True
+            if passed and any(r.account == name for r in self._live.values()):
+                self.policy.reported(name, self.usage(name))
+        return False  # a report changes what the policy knows, not the world
+
     def _walls(self) -> bool:
-        consuming: dict[str, list[SessionRun]] = {}
-        for run in self._live.values():
-            if run.phase is not Phase.STARTING:
-                consuming.setdefault(run.account or "", []).append(run)
         changed = False
-        for name, runs in consuming.items():
-            acc = self.accounts[name]
-            window = acc.exhausted_window()
-            if window is None:
-                continue
-            for run in sorted(runs, key=lambda r: r.spec.name):
+        consuming = [r for r in self._live.values() if r.phase is not Phase.STARTING]
+        for run in sorted(consuming, key=lambda r: r.spec.name):
+            acc = self.accounts[run.account or ""]
+            window = acc.exhausted_window(run.spec.model)
+            if window is not None:
                 self._wall(run, acc, window)
                 changed = True
         return changed
@@ -283,7 +334,7 @@ class Sim:
         for run in sorted(self._active(), key=lambda r: r.name):
             if run.phase is Phase.STARTING and run.phase_ends <= self.now + EPS_S:
                 acc = self.accounts[run.account or ""]
-                self._open_windows(acc)
+                self._open_windows(acc, run.spec.model)
                 if run.attempts > 1:
                     tokens = self.costs.resume_tokens(run.work_done)
                     run.phase, run.phase_ends = Phase.RESUMING, self.now + self.costs.resume_s
@@ -291,7 +342,7 @@ class Sim:
                 else:
                     self._working(run)
                 changed = True
-                window = acc.exhausted_window()
+                window = acc.exhausted_window(run.spec.model)
                 if window is not None:  # it starts on an account that is already spent
                     self._wall(run, acc, window)
             elif run.phase is Phase.RESUMING and run.phase_ends <= self.now + EPS_S:
@@ -326,7 +377,7 @@ class Sim:
             Outcome.WALLED,
             window=window.spec.name,
             resets_at=window.resets_at,
-            evidence=f"You've hit your {window.spec.name} limit",
+            evidence=_wall_evidence(window.spec),
         )
         self._end(run, end)
 
@@ -346,7 +397,9 @@ class Sim:
             window=window,
             resets_at=clock(resets_at) if resets_at is not None else None,
             utilization={
-                w.spec.name: min(1.0, w.fill()) for w in acc.windows if w.resets_at is not None
+                w.spec.name: min(1.0, w.fill())
+                for w in acc.windows
+                if w.resets_at is not None and w.spec.applies_to(run.spec.model)
             },
             transcript=True,
         )
@@ -364,6 +417,12 @@ class Sim:
     def _arrive(self, run: SessionRun) -> None:
         run.phase = Phase.BLOCKED
         self.policy.arrived(run)
+
+
+def _wall_evidence(spec: WindowSpec) -> str:
+    if spec.anchored:
+        return "You're out of usage credits"
+    return f"You've hit your {spec.name} limit"
 
 
 def _window(spec: WindowSpec) -> WindowUse:

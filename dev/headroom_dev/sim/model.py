@@ -17,6 +17,9 @@ EPOCH = datetime(2026, 1, 5, 0, 0, 0, tzinfo=UTC)
 NAMESPACE = "sim"
 HOUR = 3600.0
 DAY = 24 * HOUR
+# The stand-in's early-warning threshold: `allowed_warning` past 80 % utilization.
+WARN_AT = 0.8
+MODELS = ("sonnet", "opus")
 
 
 def clock(seconds: float) -> datetime:
@@ -39,6 +42,17 @@ class WindowSpec:
     budget: float
     used0: float = 0.0
     started0: float | None = None  # seconds (<= 0) when the window under way began
+    # The model whose sessions draw on it (`seven_day_opus`); None: every session does.
+    model: str | None = None
+    # Resets on a calendar (a monthly usage credit), not at first use: the next instance
+    # begins the moment this one ends.
+    anchored: bool = False
+    # The runner reports `allowed_warning` once an instance's utilization passes this.
+    warn_at: float = WARN_AT
+
+    def applies_to(self, model: str | None) -> bool:
+        """Whether a session of `model` draws on this window (None: any model's view)."""
+        return self.model is None or self.model == model
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,7 @@ class SessionSpec:
     appetite: float
     throttles: tuple[float, ...] = ()
     selector: Mapping[str, Any] | None = field(default=None, hash=False)
+    model: str = "sonnet"
 
     @property
     def duration_s(self) -> float:

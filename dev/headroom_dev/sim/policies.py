@@ -26,9 +26,10 @@ from headroom.core.outcome import AttemptEnd
 from headroom.core.selectors import matches
 from headroom.core.windows import merged_windows, window_from_status
 from headroom_dev.sim.engine import SessionRun, Sim
-from headroom_dev.sim.model import NAMESPACE, AccountSpec, clock, seconds
+from headroom_dev.sim.model import MODELS, NAMESPACE, WARN_AT, AccountSpec, clock, seconds
 
 MIN_RETRY_S = 1.0  # never re-decide sooner than this after a "no", whatever the clock says
+USAGE_POLL_S = 60.0  # the usage endpoint, at most once a minute per account
 
 
 class Policy(ABC):
@@ -56,17 +57,40 @@ class Policy(ABC):
     def capacity_changed(self) -> None:  # noqa: B027 - most policies do not care
         """A slot was freed (after `ended`)."""
 
+    def reported(self, account: str, windows: tuple[Window, ...]) -> None:  # noqa: B027
+        """A running attempt on `account` reported its windows (a warning threshold passed)."""
+
 
 class Queueing(Policy):
     """Event-driven placement with a waiting queue: how the operator works, shared by the
     balancers so that they differ from Headroom only in *which* account they pick."""
 
     react_s = 1.0  # pod terminated -> decision (the operator's failover latency target)
+    polls_usage = False  # reads every account's usage once a minute (GET /api/oauth/usage)
 
     def bind(self, sim: Sim) -> None:
         super().bind(sim)
         self.waiting: dict[str, float] = {}  # session -> waiting since (FIFO order)
         self._wake_due: dict[str, float] = {}
+        self.usage: dict[str, tuple[Window, ...]] = {}  # what the last poll or report said
+        self._polled_at = -math.inf
+
+    def poll_usage(self) -> None:
+        """Every account's usage, read at most once a minute. Read when a decision needs it
+        rather than on a timer: the same staleness bound (under a minute), at a fraction of
+        the simulator's cost."""
+        if not self.polls_usage or self.world.now - self._polled_at < USAGE_POLL_S:
+            return
+        self._polled_at = self.world.now
+        for name in self.world.accounts:
+            self.observed(name, self.world.usage(name))
+
+    def reported(self, account: str, windows: tuple[Window, ...]) -> None:
+        self.observed(account, windows)
+
+    def observed(self, account: str, windows: tuple[Window, ...]) -> None:
+        """The account's windows as a usage poll or a running attempt's report gave them."""
+        self.usage[account] = windows
 
     @abstractmethod
     def choose(self, run: SessionRun) -> tuple[str | None, float | None]:
@@ -91,6 +115,7 @@ class Queueing(Policy):
             self.try_place(run)
 
     def try_place(self, run: SessionRun) -> None:
+        self.poll_usage()
         account, retry_at = self.choose(run)
         if account is not None:
             self.waiting.pop(run.name, None)
@@ -106,6 +131,7 @@ class Queueing(Policy):
 
     def capacity_changed(self) -> None:
         # Wake as many of the longest-waiting sessions as there are slots (no thundering herd).
+        self.poll_usage()
         free = self.open_slots()
         for name, _ in sorted(self.waiting.items(), key=lambda kv: kv[1])[:free]:
             self.wake(self.world.runs[name], self.world.now + self.react_s)
@@ -115,8 +141,11 @@ class Queueing(Policy):
 
 
 class HeadroomPolicy(Queueing):
+    """The operator without the usage endpoint: it learns windows from attempts' ends and
+    from the warnings running attempts report."""
+
     key = "headroom"
-    title = "Headroom (place + session machine)"
+    title = "Headroom, attempt reports only"
 
     def __init__(
         self,
@@ -128,24 +157,35 @@ class HeadroomPolicy(Queueing):
         self.retry = retry or session.RetryPolicy()
 
     def bind(self, sim: Sim) -> None:
-        super().bind(sim)
         # The roster as the operator sees it: spec from the objects, status from signals.
         self.roster = {a.name: _account(a) for a in sim.scenario.accounts}
         self.progress: dict[str, session.Progress] = {}
         self.moves: dict[str, session.Reschedule] = {}
+        super().bind(sim)
 
     def arrived(self, run: SessionRun) -> None:
         self.progress[run.name] = session.Progress()
         super().arrived(run)
+
+    def observed(self, account: str, windows: tuple[Window, ...]) -> None:
+        # status.windows replaced by what the report says, window by window.
+        known = {w.name: w for w in self.roster[account].windows}
+        known.update({w.name: w for w in windows})
+        self.roster[account] = replace(
+            self.roster[account], windows=tuple(sorted(known.values(), key=lambda w: w.name))
+        )
 
     def open_slots(self) -> int:
         # As the account reconciler does: only an Available account's free slots wake the queue.
         now, load = clock(self.world.now), self.world.load()
         return sum(
             a.max_sessions - load.get(a.name, 0)
-            for a in self.roster.values()
+            for a in self.roster_for(None, now)
             if placement.schedulable(a, load, now)
         )
+
+    def roster_for(self, model: str | None, now: datetime) -> list[Account]:
+        return [seen_by(a, model, now) for a in self.roster.values()]
 
     def choose(self, run: SessionRun) -> tuple[str | None, float | None]:
         now = clock(self.world.now)
@@ -158,7 +198,8 @@ class HeadroomPolicy(Queueing):
             avoid=previous if move is not None and move.leave else None,
             prefer=previous if move is not None and not move.leave else None,
         )
-        choice = placement.place(list(self.roster.values()), self.world.load(), request, now)
+        roster = self.roster_for(run.spec.model, now)
+        choice = placement.place(roster, self.world.load(), request, now)
         if isinstance(choice, placement.NoHeadroom):
             reset = choice.earliest_reset
             return None, seconds(reset) if reset is not None else None
@@ -185,7 +226,7 @@ class HeadroomPolicy(Queueing):
     ) -> None:
         """What effects.apply / effects.record_windows write to the account's status."""
         account = self.roster[name]
-        windows = tuple(window_from_status(w) for w in merged_windows(account, end, now))
+        windows = tuple(_warned(window_from_status(w)) for w in merged_windows(account, end, now))
         account = replace(account, windows=windows)
         if isinstance(effect, session.WallAccount):
             account = replace(account, walled_until=effect.until, wall_window=effect.window)
@@ -195,25 +236,45 @@ class HeadroomPolicy(Queueing):
 
 
 class HeadroomLive(HeadroomPolicy):
-    """What-if: the same core, but the roster's windows are the true usage at every placement
-    (as if the runner reported utilization continuously, not only when an attempt ends)."""
+    """The operator as it runs with live usage: the same core, and every account's windows
+    read from the usage endpoint once a minute (as well as from attempts' reports)."""
 
     key = "headroom-live"
-    title = "Headroom, live usage (what-if)"
+    title = "Headroom, live usage (polled each minute)"
+    polls_usage = True
 
-    def choose(self, run: SessionRun) -> tuple[str | None, float | None]:
-        for name, use in self.world.accounts.items():
-            windows = tuple(
-                Window(
-                    name=w.spec.name,
-                    status="rejected" if w.exhausted() else "allowed",
-                    utilization=min(1.0, w.fill()),
-                    resets_at=clock(w.resets_at) if w.resets_at is not None else None,
-                )
-                for w in use.windows
-            )
-            self.roster[name] = replace(self.roster[name], windows=windows)
-        return super().choose(run)
+
+def window_model(window: str) -> str | None:
+    """The model a per-model window limits (`seven_day_opus` -> opus); None: every model."""
+    return next((m for m in MODELS if window == f"seven_day_{m}"), None)
+
+
+def applies(window: str, model: str | None) -> bool:
+    limited = window_model(window)
+    return limited is None or limited == model
+
+
+def seen_by(account: Account, model: str | None, now: datetime) -> Account:
+    """The account as placement should see it for a session of `model` (None: a session of
+    any model): the other models' windows are not its business, and a wall on one of them
+    does not stop it. (A stand-in for the per-model eligibility of the core's place().)"""
+    windows = tuple(w for w in account.windows if applies(w.name, model))
+    walls = [
+        w.resets_at
+        for w in windows
+        if w.status == "rejected" and w.resets_at is not None and w.resets_at > now
+    ]
+    if account.walled_until is not None and applies(account.wall_window or "", model):
+        walls.append(account.walled_until)
+    until = max((t for t in walls if t > now), default=None)
+    return replace(account, windows=windows, walled_until=until)
+
+
+def _warned(window: Window) -> Window:
+    """An ended attempt's report says `allowed_warning` of a window past the threshold."""
+    if window.status == "allowed" and window.utilization >= WARN_AT:
+        return replace(window, status="allowed_warning")
+    return window
 
 
 def _account(spec: AccountSpec) -> Account:
@@ -239,15 +300,21 @@ class Balancer(Queueing):
 
     def bind(self, sim: Sim) -> None:
         super().bind(sim)
-        self.benched: dict[str, float] = {}
+        # (account, model) -> benched until; model None: for every model.
+        self.benched: dict[tuple[str, str | None], float] = {}
         self.names = sorted(a.name for a in sim.scenario.accounts)
 
-    def candidates(self, run: SessionRun) -> list[str]:
+    def free(self, name: str, model: str | None) -> bool:
         now = self.world.now
+        return self.benched.get((name, None), 0.0) <= now and (
+            model is None or self.benched.get((name, model), 0.0) <= now
+        )
+
+    def candidates(self, run: SessionRun) -> list[str]:
         return [
             name
             for name in self.names
-            if self.benched.get(name, 0.0) <= now
+            if self.free(name, run.spec.model)
             and self.world.free_slots(name) > 0
             and matches(run.spec.selector, self.world.accounts[name].spec.labels)
         ]
@@ -256,10 +323,7 @@ class Balancer(Queueing):
     def pick(self, names: list[str]) -> str: ...
 
     def open_slots(self) -> int:
-        now = self.world.now
-        return sum(
-            max(0, self.world.free_slots(n)) for n in self.names if self.benched.get(n, 0.0) <= now
-        )
+        return sum(max(0, self.world.free_slots(n)) for n in self.names if self.free(n, None))
 
     def choose(self, run: SessionRun) -> tuple[str | None, float | None]:
         names = self.candidates(run)
@@ -271,8 +335,10 @@ class Balancer(Queueing):
     def ended(self, run: SessionRun, end: AttemptEnd) -> None:
         if end.outcome is Outcome.COMPLETED:
             return
-        self.benched[run.account or ""] = bench_until(self.world.now, end, self.bench_s)
-        self.world.call_at(self.benched[run.account or ""], self.capacity_changed)
+        # A per-model wall benches the account for that model only (the window says which).
+        key = (run.account or "", window_model(end.window or ""))
+        self.benched[key] = bench_until(self.world.now, end, self.bench_s)
+        self.world.call_at(self.benched[key], self.capacity_changed)
         self.wake(run, self.world.now + self.react_s)
 
 
@@ -403,6 +469,26 @@ class Pinned(Policy):
         self.world.start(run, account)
 
 
+class DrainSoonest(Balancer):
+    """better-ccflare's session strategy: the account whose five-hour window resets first
+    (known from the usage endpoint, polled once a minute), so quota about to expire is spent
+    first; accounts with no window under way come last."""
+
+    key = "drain-soonest"
+    title = "Drain-soonest"
+    polls_usage = True
+
+    def pick(self, names: list[str]) -> str:
+        def reset(name: str) -> tuple[float, str]:
+            five = [w for w in self.usage.get(name, ()) if w.name == "five_hour" and w.resets_at]
+            return (
+                min((seconds(w.resets_at) for w in five if w.resets_at), default=math.inf),
+                name,
+            )
+
+        return min(names, key=reset)
+
+
 def all_policies() -> list[Policy]:
     """Fresh instances, in the order the report shows them."""
     return [
@@ -410,6 +496,7 @@ def all_policies() -> list[Policy]:
         Pinned(rescue=True),
         RoundRobin(),
         LeastLoaded(),
+        DrainSoonest(),
         HeadroomPolicy(),
         HeadroomLive(),
     ]

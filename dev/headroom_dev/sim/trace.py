@@ -17,12 +17,24 @@ MINUTE = 60.0
 APPETITE_MEDIAN = 8_000.0 / MINUTE  # tokens per second while working
 FIVE_HOUR = 5 * HOUR
 WEEK = 7 * DAY
+MONTH = 30 * DAY
+OPUS_SHARE = 0.3  # of sessions ask for opus, the rest for sonnet
+# Per-model weekly limits, as shares of the account's weekly budget.
+MODEL_WEEKLY = {"opus": 0.4, "sonnet": 0.75}
+# The monthly usage credit headless use draws on, in five-hour budgets of a max20 account
+# (Max 20x $200, Max 5x $100: half of it for a max5 account).
+CREDIT_MAX20 = 24.0
 
 
 def tiers() -> list[tuple[str, int, float, int]]:
     """(tier, how many, five-hour budget in tokens, maxSessions)."""
     big = 3 * APPETITE_MEDIAN * FIVE_HOUR  # three median sessions for five hours
     return [("max20", 3, big, 6), ("max5", 5, big / 4, 3)]
+
+
+def credit(tier: str) -> float:
+    big = tiers()[0][2]
+    return CREDIT_MAX20 * big * (1.0 if tier == "max20" else 0.5)
 
 
 def accounts(rng: random.Random) -> tuple[AccountSpec, ...]:
@@ -33,13 +45,38 @@ def accounts(rng: random.Random) -> tuple[AccountSpec, ...]:
             # The trace starts mid-week for each account: its weekly window began up to six
             # days ago and is partly used, in proportion to how long ago it began.
             began = -rng.uniform(0.0, 6.0) * DAY
-            used = weekly * rng.uniform(0.2, 0.6) * (-began / WEEK)
+            share = rng.uniform(0.2, 0.6) * (-began / WEEK)
+            per_model = tuple(
+                WindowSpec(
+                    f"seven_day_{model}",
+                    WEEK,
+                    weekly * part,
+                    used0=weekly * part * share * rng.uniform(0.5, 1.2),
+                    started0=began,
+                    model=model,
+                )
+                for model, part in MODEL_WEEKLY.items()
+            )
+            # The monthly credit refreshes on the account's billing day, up to a month away,
+            # and has been drawn on in proportion to the days since the last refresh.
+            refreshed = -rng.uniform(0.0, 30.0) * DAY
+            monthly = credit(tier)
+            spent = min(0.97, rng.uniform(0.6, 1.1) * -refreshed / MONTH) * monthly
             out.append(
                 AccountSpec(
                     name=f"{tier}-{i + 1}",
                     windows=(
                         WindowSpec("five_hour", FIVE_HOUR, budget),
-                        WindowSpec("seven_day", WEEK, weekly, used0=used, started0=began),
+                        WindowSpec("seven_day", WEEK, weekly, used0=weekly * share, started0=began),
+                        *per_model,
+                        WindowSpec(
+                            "credits",
+                            MONTH,
+                            monthly,
+                            used0=spent,
+                            started0=refreshed,
+                            anchored=True,
+                        ),
                     ),
                     max_sessions=slots,
                     labels={"tier": tier},
@@ -78,7 +115,10 @@ def sessions(
             if done >= work:
                 break
             throttles.append(done)
-        out.append(SessionSpec(f"s{len(out) + 1:04d}", t, work, appetite, tuple(throttles)))
+        model = "opus" if rng.random() < OPUS_SHARE else "sonnet"
+        out.append(
+            SessionSpec(f"s{len(out) + 1:04d}", t, work, appetite, tuple(throttles), model=model)
+        )
     return tuple(out)
 
 

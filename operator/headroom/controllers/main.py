@@ -10,11 +10,14 @@ import os
 import secrets
 from collections import Counter
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, cast
 
 import kopf
 from prometheus_client import start_http_server
 
+from headroom.anthropic.usage import DEFAULT_BASE_URL as DEFAULT_USAGE_BASE_URL
+from headroom.anthropic.usage import UsageApi
 from headroom.controllers import accounts as _accounts  # noqa: F401  (registers handlers)
 from headroom.controllers import peering
 from headroom.controllers import sessions as _sessions  # noqa: F401  (registers handlers)
@@ -26,7 +29,7 @@ from headroom.kube import diffbase
 from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
 from headroom.reconcilers import account as account_reconciler
-from headroom.reconcilers import cluster_secrets, metrics
+from headroom.reconcilers import cluster_secrets, metrics, usage
 from headroom.reconcilers import session as session_reconciler
 from headroom.reconcilers.runtime import Runtime, Settings
 
@@ -84,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--anthropic-base-url",
         default=None,
         help="ANTHROPIC_BASE_URL for agent pods (a stand-in API in tests and demos)",
+    )
+    p.add_argument(
+        "--usage-poll-interval",
+        default="0",
+        help="read each busy OAuth account's plan usage (GET /api/oauth/usage) at most this "
+        "often, e.g. 1m ('0': off); one read per account, whatever its sessions",
+    )
+    p.add_argument(
+        "--usage-base-url",
+        default=None,
+        help="where the usage endpoint lives (default: --anthropic-base-url if set, else "
+        f"{DEFAULT_USAGE_BASE_URL})",
     )
     p.add_argument(
         "--agent-permission-mode",
@@ -188,6 +203,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ),
         drill_duration=parse_duration(args.drill_duration),
         cluster_account_namespace=args.cluster_account_namespace,
+        usage_poll_interval=parse_duration(args.usage_poll_interval),
+        usage_base_url=args.usage_base_url or args.anthropic_base_url or DEFAULT_USAGE_BASE_URL,
     )
 
 
@@ -224,6 +241,8 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
         _export_session_phases,
         cluster_secrets.watch,
     ]
+    if rt.settings.usage_poll_interval > timedelta(0):
+        rt.background_jobs.append(_poll_usage)
     metrics.window_resets.clock = rt.clock
     memo.runtime = rt
     log.info("headroom operator started; it needs no Claude account of its own")
@@ -270,6 +289,14 @@ async def cleanup(memo: OperatorMemo, **_: Any) -> None:
     if rt is not None:
         rt.stop_background()
         await rt.kube.close()
+
+
+async def _poll_usage(rt: Runtime) -> None:
+    api = UsageApi(rt.settings.usage_base_url)
+    try:
+        await usage.UsagePoller(rt, api, rt.settings.usage_poll_interval).run()
+    finally:
+        await api.close()
 
 
 async def _run_wakeups(rt: Runtime) -> None:

@@ -104,6 +104,8 @@ class Account:
     wall_hash: str | None = None
     drill_until: datetime | None = None
     windows: tuple[Window, ...] = ()
+    # The credentialsHash the usage endpoint refused (403): not read again while it holds.
+    usage_denied_hash: str | None = None
     # Another account object holding the same credential, older than this one: using both
     # would count one subscription twice (maxSessions, walls), so this one is not used.
     duplicate_of: str | None = None

@@ -32,6 +32,8 @@ PROXY_VARIABLES = (
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60)
 STREAM_TIMEOUT = aiohttp.ClientTimeout()
 READ_BUFFER = 2**21  # one watch event holds a whole object; etcd allows 1.5 MiB
+# Who is asking, in the API server's audit log and request metrics (kopf names itself too).
+USER_AGENT = "headroom-operator"
 
 
 def ssl_context(configuration: k8s_client.Configuration) -> ssl.SSLContext:
@@ -55,6 +57,7 @@ class Transport:
             connector=connector,
             trust_env=any(os.environ.get(name) for name in PROXY_VARIABLES),
             read_bufsize=READ_BUFFER,
+            headers={"User-Agent": USER_AGENT},
         )
 
     async def close(self) -> None:

@@ -32,6 +32,7 @@ from headroom.core.accounts import (
 )
 from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
+from headroom.core.usage import usage_condition
 from headroom.kube import manifests
 from headroom.kube.client import KubeConflict, KubeError
 from headroom.reconcilers import metrics, refusals
@@ -140,7 +141,7 @@ def _forget(rt: Runtime, namespace: str, name: str) -> None:
     metrics.forget_account(namespace, name)
 
 
-async def _read_secret(rt: Runtime, namespace: str, name: str) -> JSON | None:
+async def read_secret(rt: Runtime, namespace: str, name: str) -> JSON | None:
     """The account's Secret as last read, unless a watch has reported a change since."""
     known = rt.secrets.get(namespace, name)
     if known is not None:
@@ -166,7 +167,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         refs.discard(key)
     rt.secret_refs[(secret_ns, secret_name)].add(key)
 
-    secret = await _read_secret(rt, secret_ns, secret_name) if secret_name else None
+    secret = await read_secret(rt, secret_ns, secret_name) if secret_name else None
     value, data_key, creds_reason, creds_message = credentials_of(spec, secret, secret_ns)
     patch = await _credential_patch(rt, body, status, value, data_key)
 
@@ -219,6 +220,7 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
                 if state.phase is AccountPhase.WALLED
                 else "the account is not walled",
             ),
+            *_usage_condition(account, status),
         ],
         generation,
         format_time(now),
@@ -248,6 +250,12 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
         rt.wakeups.at(("account", ns, name), until)
     metrics.set_account(ns, name, state.phase, active, account.max_sessions)
     metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
+
+
+def _usage_condition(account: Account, status: JSON) -> list[tuple[str, bool, str, str]]:
+    had = any(c.get("type") == "UsageReadable" for c in status.get("conditions") or [])
+    found = usage_condition(account, had)
+    return [found] if found is not None else []
 
 
 async def _write_status(rt: Runtime, body: JSON, patch: JSON, now: datetime) -> bool:

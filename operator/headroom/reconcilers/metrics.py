@@ -55,6 +55,12 @@ walls = PromCounter(
     "Walls recorded on the account",
     ["namespace", "account", "window"],
 )
+usage_reads = PromCounter(
+    "headroom_usage_reads_total",
+    "Reads of the plan usage endpoint (GET /api/oauth/usage), by result: ok, rate_limited, "
+    "denied, unauthorized, failed",
+    ["namespace", "account", "result"],
+)
 auth_failures = PromCounter(
     "headroom_account_auth_failures_total",
     "Startup 401s that blocked the account",
@@ -197,6 +203,14 @@ def wall(namespace: str, account: str, window: str | None) -> None:
     walls.labels(namespace, account, label).inc()
 
 
+USAGE_READ_RESULTS = frozenset({"ok", "rate_limited", "denied", "unauthorized", "failed"})
+
+
+def usage_read(namespace: str, account: str, result: str) -> None:
+    label = result if result in USAGE_READ_RESULTS else "failed"
+    usage_reads.labels(namespace, account, label).inc()
+
+
 def auth_failure(namespace: str, account: str) -> None:
     auth_failures.labels(namespace, account).inc()
 
@@ -258,6 +272,8 @@ def forget_account(namespace: str, account: str) -> None:
         _remove(account_phase, namespace, account, p)
     for gauge in (account_active, account_max, auth_failures):
         _remove(gauge, namespace, account)
+    for result in USAGE_READ_RESULTS:
+        _remove(usage_reads, namespace, account, result)
     for window in _account_windows.pop((namespace, account), set()):
         _remove(window_utilization, namespace, account, window)
         _remove(walls, namespace, account, window)

@@ -72,6 +72,7 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         wall_hash=status.get("walledHash") or None,
         drill_until=parse_time(drill.get("until")),
         windows=tuple(window_from_status(w) for w in status.get("windows") or [] if "name" in w),
+        usage_denied_hash=status.get("usageDeniedHash") or None,
         duplicate_of=status.get("duplicateOf") or None,
         admits=_admission(spec) if not meta.get("namespace") else None,
         created=parse_time(meta.get("creationTimestamp")),

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import kopf
 
+from headroom.anthropic.usage import DEFAULT_BASE_URL as DEFAULT_USAGE_BASE_URL
 from headroom.contract.scrub import scrub
 from headroom.core.accounts import Account, AccountKey, ref_key
 from headroom.core.ledger import Ledger
@@ -50,6 +51,9 @@ class Settings:
     account_status_delay: float = 1.0
     # Where the credential Secrets of ClusterClaudeAccounts live (the operator's namespace).
     cluster_account_namespace: str = "headroom-system"
+    # Live usage: how often a busy account's plan usage is read (0: never), and from where.
+    usage_poll_interval: timedelta = timedelta(0)
+    usage_base_url: str = DEFAULT_USAGE_BASE_URL
 
 
 @dataclass(frozen=True)

@@ -72,11 +72,10 @@ def test_indexes_are_found_under_their_functions_names() -> None:
         accounts.claudeaccounts_index.__name__: account_index,
         accounts.clusterclaudeaccounts_index.__name__: cluster_index,
         accounts.namespace_labels_index.__name__: namespace_index,
-        sessions.agent_pods_index.__name__: pod_index,
         sessions.workspace_claims_index.__name__: claim_index,
         "memo": None,
     }
-    found = kopf_indexes(kwargs)
+    found = kopf_indexes(kwargs, pod_index)
     assert found.accounts is account_index
     assert found.cluster_accounts is cluster_index
     assert found.namespaces is namespace_index

@@ -3,16 +3,13 @@ start (its pod never ends, so without a pass the session's Ready condition never
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-import kopf
-
-from headroom.controllers.sessions import _agent_pod_ended
+from headroom.reconcilers.pod_watch import starts_a_pass
 
 
 def event(status: dict[str, Any], type: str = "MODIFIED") -> bool:
-    body = {"metadata": {"name": "s1-1"}, "status": status}
-    return _agent_pod_ended(type, cast(kopf.Body, body), cast(kopf.Meta, body["metadata"]))
+    return starts_a_pass(type, {"metadata": {"name": "s1-1"}, "status": status})
 
 
 def waiting(reason: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from headroom.kube import diffbase
 from headroom.kube.agent_pod import PodSettings
 from headroom.kube.client import Kube
 from headroom.reconcilers import account as account_reconciler
-from headroom.reconcilers import cluster_secrets, metrics, usage
+from headroom.reconcilers import cluster_secrets, metrics, pod_watch, usage
 from headroom.reconcilers import session as session_reconciler
 from headroom.reconcilers.runtime import Runtime, Settings
 
@@ -203,6 +203,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ),
         drill_duration=parse_duration(args.drill_duration),
         cluster_account_namespace=args.cluster_account_namespace,
+        namespaces=() if args.all_namespaces else tuple(args.namespace),
         usage_poll_interval=parse_duration(args.usage_poll_interval),
         usage_base_url=args.usage_base_url or args.anthropic_base_url or DEFAULT_USAGE_BASE_URL,
     )
@@ -226,8 +227,10 @@ def memo_from(args: argparse.Namespace, peering_targets: Sequence[str | None] = 
 async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs: Any) -> None:
     configure_kopf(settings, memo)
     rt = Runtime(await Kube.connect(), memo.settings)
+    pods = pod_watch.PodWatch(rt, memo.settings.namespaces)
+    rt.pods_synced.clear()  # nothing is placed before the pods' first list
     # kopf's index objects are live: empty now, filled by its watches before any handler runs.
-    rt.attach(kopf_indexes(kwargs))
+    rt.attach(kopf_indexes(kwargs, pods.live))
     if memo.peering is not None:
         rt.active.clear()  # stand by until the peering record says this replica leads
         memo.tasks.add(asyncio.create_task(_watch_leadership(rt, memo.identity, memo.peering)))
@@ -236,6 +239,7 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
     rt.reconcile_session = session_reconciler.reconcile
     rt.reconcile_account = account_reconciler.reconcile
     rt.background_jobs = [
+        lambda _: pods.run(),
         _run_wakeups,
         _flush_accounts,
         _export_session_phases,

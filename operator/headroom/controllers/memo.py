@@ -60,14 +60,15 @@ class OperatorMemo:
         return self.runtime
 
 
-def kopf_indexes(kwargs: Mapping[str, object]) -> Indexes:
-    """The live indexes of accounts, namespaces and agent pods from a handler's keyword
-    arguments. kopf passes each index under its function's name, which its handler protocols
-    cannot spell out: hence the casts, to the shapes the indexes in controllers/ return."""
+def kopf_indexes(kwargs: Mapping[str, object], pods: PodsIndex) -> Indexes:
+    """The live indexes of accounts, namespaces and workspace claims from a handler's keyword
+    arguments, beside the agent pods' (which the operator's own watch keeps). kopf passes each
+    index under its function's name, which its handler protocols cannot spell out: hence the
+    casts, to the shapes the indexes in controllers/ return."""
     return Indexes(
         accounts=cast(AccountsIndex, kwargs["claudeaccounts_index"]),
         cluster_accounts=cast(AccountsIndex, kwargs["clusterclaudeaccounts_index"]),
         namespaces=cast(NamespacesIndex, kwargs["namespace_labels_index"]),
-        pods=cast(PodsIndex, kwargs["agent_pods_index"]),
+        pods=pods,
         claims=cast(ClaimsIndex, kwargs["workspace_claims_index"]),
     )

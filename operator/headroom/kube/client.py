@@ -310,30 +310,55 @@ class Kube:
     async def list_metadata(self, namespace: str, plural: str) -> tuple[str, Items]:
         """(resourceVersion, items) of one core kind in one namespace, metadata only: a
         Secret's data never reaches the operator this way."""
-        found = await self.request(
-            "GET", api_path(CORE_API, plural, namespace), accept=PARTIAL_METADATA_LIST
-        )
-        found = found or {}
+        return await self.list_with_version(namespace, plural, accept=PARTIAL_METADATA_LIST)
+
+    async def list_with_version(
+        self,
+        namespace: str | None,
+        plural: str,
+        label_selector: str = "",
+        accept: str = "application/json",
+    ) -> tuple[str, Items]:
+        """(resourceVersion, items) of one core kind, to watch from (namespace None: all)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        path = api_path(CORE_API, plural, namespace)
+        found = await self.request("GET", path, query=query, accept=accept) or {}
         return (found.get("metadata") or {}).get("resourceVersion", ""), found.get("items", [])
 
     async def watch_metadata(
         self, namespace: str, plural: str, version: str, timeout_seconds: int = 300
     ) -> AsyncIterator[JSON]:
-        """Watch events ({"type", "object"}) after `version`, metadata only, until the server
-        ends the watch (after `timeout_seconds`). An ERROR event (410 Gone: the version is too
-        old) is yielded like any other: the caller lists again."""
+        """Watch events ({"type", "object"}) after `version`, metadata only."""
+        events = self.watch(namespace, plural, version, "", timeout_seconds, PARTIAL_METADATA)
+        async for event in events:
+            yield event
+
+    async def watch(
+        self,
+        namespace: str | None,
+        plural: str,
+        version: str,
+        label_selector: str = "",
+        timeout_seconds: int = 300,
+        accept: str = "application/json",
+    ) -> AsyncIterator[JSON]:
+        """Watch events ({"type", "object"}) of one core kind after `version`, until the
+        server ends the watch (after `timeout_seconds`). An ERROR event (410 Gone: the version
+        is too old) is yielded like any other: the caller lists again."""
         query = [
             ("watch", "true"),
             ("resourceVersion", version),
             ("timeoutSeconds", str(timeout_seconds)),
             ("allowWatchBookmarks", "true"),
         ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
         try:
             response = await self._api.call_api(
                 api_path(CORE_API, plural, namespace),
                 "GET",
                 query_params=query,
-                header_params={"Accept": PARTIAL_METADATA},
+                header_params={"Accept": accept},
                 stream=True,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import kopf
 
@@ -30,8 +30,17 @@ log = logging.getLogger("headroom")
 EVENT_MESSAGE_CHARS = 1000
 # (object, type, reason, message): where Events go; kopf's poster in the operator.
 Recorder = Callable[[Mapping[str, Any], str, str, str], None]
-# reconcile(runtime, namespace, name): what a wake-up of a session or an account runs.
-Reconcile = Callable[["Runtime", str, str], Awaitable[None]]
+
+
+class Reconcile(Protocol):
+    """What a wake-up (or a watch event) of a session or an account runs. `watched`: started
+    by a watch event, so the object as the watches delivered it will do."""
+
+    def __call__(
+        self, rt: Runtime, namespace: str, name: str, *, watched: bool = False
+    ) -> Awaitable[None]: ...
+
+
 # A job that runs for the operator's lifetime (wake-ups, status flushing, metrics export).
 BackgroundJob = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
@@ -51,6 +60,8 @@ class Settings:
     account_status_delay: float = 1.0
     # Where the credential Secrets of ClusterClaudeAccounts live (the operator's namespace).
     cluster_account_namespace: str = "headroom-system"
+    # The namespaces served (names or patterns such as team-*); empty: all of them.
+    namespaces: tuple[str, ...] = ()
     # Live usage: how often a busy account's plan usage is read (0: never), and from where.
     usage_poll_interval: timedelta = timedelta(0)
     usage_base_url: str = DEFAULT_USAGE_BASE_URL
@@ -163,6 +174,10 @@ class Runtime:
         # replica leads (peering); the operator's own timers wait on this instead.
         self.active = asyncio.Event()
         self.active.set()
+        # Set once the agent pods have been listed (reconcilers/pod_watch): before that the
+        # ledger would not know every live pod. Set from the start where no watch runs.
+        self.pods_synced = asyncio.Event()
+        self.pods_synced.set()
         self._background: set[asyncio.Task[None]] = set()
 
     # --- background tasks ---------------------------------------------------------------
@@ -188,6 +203,10 @@ class Runtime:
             self._namespaces_index = indexes.namespaces
         if self._claims_index is None:
             self._claims_index = indexes.claims
+
+    def known_namespaces(self) -> list[str]:
+        """Every namespace the namespaces watch has delivered."""
+        return list(self._namespaces_index or {})
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         """A namespace's labels as the watch last delivered them (empty if not seen)."""

@@ -726,6 +726,7 @@ class Pass:
 async def reconcile(rt: Runtime, namespace: str, name: str, *, watched: bool = False) -> None:
     """One pass. `watched`: started by a watch event, so the session as the watches (or
     this operator's own last write) delivered it will do; a timer reads the API server."""
+    await rt.pods_synced.wait()  # until then the ledger and the pods to adopt are unknown
     async with rt.lock("session", namespace, name):
         try:
             # The read is inside the retry too: a wake-up whose read failed (API server down)

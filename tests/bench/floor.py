@@ -11,9 +11,11 @@ shape and size), merge-patch the session's status with the fields the operator w
 records a swap, delete the ended pod. No reads, no Events, no account bookkeeping, no
 placement decision (the replacement stays on the ended pod's account).
 
-Concurrency is the operator's: kopf starts one worker per object without limit
+Concurrency is the operator's: its pod watch (headroom/reconcilers/pod_watch.py) starts one
+task per ended pod without limit, as kopf does with a worker per object
 (`settings.batching.worker_limit` is None), so the bound is the operator's HTTP client, an
-aiohttp pool of 32 connections (`connection_pool_maxsize = 32` in headroom/kube/client.py).
+aiohttp pool of 32 connections (`Transport(configuration, pool=32)` in
+headroom/kube/client.py).
 Here every failover is a task and the requests share one aiohttp pool of the same 32.
 The watch has a connection of its own, as kopf's watches do.
 """

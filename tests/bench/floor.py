@@ -65,6 +65,7 @@ def replacement(pod: JSON, attempt: int) -> JSON:
     """The ended pod's manifest as the next attempt: what the operator would create, with
     everything the API server, scheduler and kubelet added taken off."""
     new = copy.deepcopy(pod)
+    new.update(apiVersion="v1", kind="Pod")  # a list's items carry neither
     new.pop("status", None)
     meta = new["metadata"]
     for key in (*SERVER_FIELDS, "deletionTimestamp", "deletionGracePeriodSeconds"):
@@ -124,6 +125,7 @@ class Floor:
         self.handled: set[str] = set()  # pods whose failover started
         self.tasks: set[asyncio.Task[None]] = set()
         self.failures = 0
+        self.opened = False  # the watch opened once: the benchmark may start the wave
 
     async def run(self, namespace: str, ready: Path) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
@@ -136,25 +138,44 @@ class Floor:
             await self.watch(w, namespace, ready)
 
     async def watch(self, http: aiohttp.ClientSession, namespace: str, ready: Path) -> None:
+        """List, then watch from the list's version; list and watch again whenever the watch
+        ends or says it cannot go on (a loaded API server's watch cache may lag the list:
+        "Too large resource version"). A pod that ended meanwhile is in the new list."""
         pods = f"{self.host}/api/v1/namespaces/{namespace}/pods"
         selector = {"labelSelector": f"{LABEL_MANAGED}={MANAGER}"}
+        while True:
+            version = await self.relist(http, pods, selector)
+            params = {**selector, "watch": "1", "resourceVersion": version,
+                      "allowWatchBookmarks": "true", "timeoutSeconds": "3600"}  # fmt: skip
+            async with http.get(pods, params=params) as response:
+                if response.status != 200:
+                    print(f"the pod watch: {response.status}", file=sys.stderr, flush=True)
+                    await asyncio.sleep(0.2)
+                    continue
+                if not self.opened:
+                    self.opened = True
+                    await asyncio.to_thread(ready.write_text, f"{time.time()}\n")
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        print(f"the pod watch: {event.get('object')}", file=sys.stderr, flush=True)
+                        break
+                    self.event(event)
+
+    async def relist(self, http: aiohttp.ClientSession, pods: str, selector: JSON) -> str:
+        """The pods as they are: ended ones with a successor are history, not work; an ended
+        one without is handled as its watch event would have been."""
         async with http.get(pods, params=selector) as response:
             listing = await response.json()
-        version = listing["metadata"]["resourceVersion"]
-        # Pods that already ended and already have a successor are history, not work.
         names = {p["metadata"]["name"] for p in listing["items"]}
         for pod in listing["items"]:
             if ended(pod) and self.successor(pod) in names:
                 self.handled.add(pod["metadata"]["name"])
-        params = {**selector, "watch": "1", "resourceVersion": version,
-                  "allowWatchBookmarks": "true", "timeoutSeconds": "3600"}  # fmt: skip
-        async with http.get(pods, params=params) as response:
-            if response.status != 200:
-                raise SystemExit(f"the pod watch failed: {response.status}")
-            await asyncio.to_thread(ready.write_text, f"{time.time()}\n")
-            async for line in response.content:
-                if line.strip():
-                    self.event(json.loads(line))
+            else:
+                self.event({"type": "MODIFIED", "object": pod})
+        return str(listing["metadata"]["resourceVersion"])
 
     def successor(self, pod: JSON) -> str:
         meta = pod["metadata"]

@@ -66,6 +66,7 @@ def any_message(draw: st.DrawFn) -> TerminationMessage:
         utilization=draw(
             st.dictionaries(WINDOWS, st.floats(0, 1, allow_subnormal=True), max_size=16)
         ),
+        warnings=draw(st.dictionaries(WINDOWS, st.floats(0, 1, allow_subnormal=True), max_size=16)),
         evidence=draw(_text(120)),
         detail=draw(_text(1024)),
         transcript=draw(st.one_of(st.none(), st.booleans())),
@@ -179,6 +180,7 @@ def test_a_smaller_limit_drops_the_least_useful_fields_first(
         window="five_hour",
         resets_at="2026-11-23T14:00:00Z",
         utilization={f"window_{i}": 0.5 for i in range(16)},
+        warnings={f"window_{i}": 0.75 for i in range(16)},
         evidence="You've hit your 5-hour limit · resets 2pm (UTC)",
         detail="d" * 300,
         transcript=True,
@@ -189,8 +191,9 @@ def test_a_smaller_limit_drops_the_least_useful_fields_first(
     assert len(text.encode()) < limit
     parsed = parse(text).message
     assert parsed is not None
-    order = ["utilization", "costUSD", "turns", "sessionId", "evidence"]
+    order = ["warnings", "utilization", "costUSD", "turns", "sessionId", "evidence"]
     kept = [
+        parsed.warnings != {},
         parsed.utilization != {},
         parsed.cost_usd is not None,
         parsed.turns is not None,
@@ -213,13 +216,13 @@ NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 
 @FAST
 @given(
-    where=st.sampled_from(["costUSD", "utilization"]),
+    where=st.sampled_from(["costUSD", "utilization", "warnings"]),
     value=NON_FINITE,
     window=WINDOWS,
 )
 def test_non_finite_numbers_are_never_read(where: str, value: float, window: str) -> None:
     doc: dict[str, Any] = {"version": 1, "outcome": "completed"}
-    doc[where] = {window: value} if where == "utilization" else value
+    doc[where] = {window: value} if where != "costUSD" else value
     text = json.dumps(doc)  # Python writes NaN/Infinity, which is not JSON
     result = parse(text)
     assert result.message is None
@@ -229,7 +232,11 @@ def test_non_finite_numbers_are_never_read(where: str, value: float, window: str
 @FAST
 @given(cost=st.one_of(NON_FINITE, st.just(math.inf)), window=WINDOWS, value=NON_FINITE)
 def test_non_finite_numbers_are_never_written(cost: float, window: str, value: float) -> None:
-    for fields in ({"cost_usd": cost}, {"utilization": {window: value}}):
+    for fields in (
+        {"cost_usd": cost},
+        {"utilization": {window: value}},
+        {"warnings": {window: value}},
+    ):
         with pytest.raises(ValueError, match="not a finite number"):
             encode(TerminationMessage(Outcome.COMPLETED, **fields))
 

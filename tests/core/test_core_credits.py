@@ -21,6 +21,7 @@ from headroom.contract.termination import (
 from headroom.core.accounts import (
     Account,
     AccountPhase,
+    ModelCredit,
     account_state,
     unavailable_until,
     walled,
@@ -211,37 +212,35 @@ def test_a_credit_wall_with_the_wrong_exit_code_is_a_failure() -> None:
 # --- placement after a model that needs credits --------------------------------------------
 
 
-def test_a_model_that_needs_credits_excludes_the_account_for_that_session_only() -> None:
+def test_after_a_model_that_needs_credits_the_session_leaves_and_carries_its_model() -> None:
     move = PendingMove(MoveReason.MODEL_NEEDS_CREDITS, "lacks credits", leave=True)
-    request = next_request(None, None, "alice", move)
-    assert (request.avoid, request.exclude) == ("alice", "alice")
-    for other in (
-        PendingMove(MoveReason.CREDITS_SPENT, "spent", leave=True),
-        PendingMove(MoveReason.WALLED, "walled", leave=True),
-        None,
-    ):
-        assert next_request(None, None, "alice", other).exclude is None
+    request = next_request(None, None, "alice", move, "claude-fable-5-1")
+    assert (request.avoid, request.prefer, request.model) == ("alice", None, "claude-fable-5-1")
 
 
-def test_placement_never_falls_back_to_an_excluded_account() -> None:
-    alice, bob = Account("team", "alice", credentials_hash="a"), Account("team", "bob")
-    bob = replace(bob, credentials_hash="b")
-    only_alice = place([alice], {}, Request(None, avoid="alice", exclude="alice"), NOW)
+def test_placement_never_falls_back_to_an_account_that_lacks_the_models_credits() -> None:
+    """The account's record (status.modelCredits) keeps the session off it even as a last
+    resort, and names no reset: only the recheck or a new Secret ends it."""
+    learned = ModelCredit("claude-fable-5-1", NOW, NOW + timedelta(hours=1), "a")
+    alice = Account("team", "alice", credentials_hash="a", model_credits=(learned,))
+    bob = Account("team", "bob", credentials_hash="b")
+    fable = Request(None, avoid="alice", model="claude-fable-5-1")
+    only_alice = place([alice], {}, fable, NOW)
     assert isinstance(only_alice, NoHeadroom)
-    assert "alice lacks the usage credits the session's model needs" in only_alice.message
+    assert "alice lacks the usage credits claude-fable-5-1 needs" in only_alice.message
     assert only_alice.earliest_reset is None
     # Plain leaving still goes back to the account when it is the only one.
     assert place([alice], {}, Request(None, avoid="alice"), NOW) == Placed(
         "alice", AuthPath.PRIMARY
     )
-    assert place([alice, bob], {}, Request(None, exclude="alice"), NOW) == Placed(
-        "bob", AuthPath.PRIMARY
-    )
-    # Another session (no exclusion) still gets alice.
-    assert place([alice], {}, Request(None), NOW) == Placed("alice", AuthPath.PRIMARY)
+    assert place([alice, bob], {}, fable, NOW) == Placed("bob", AuthPath.PRIMARY)
 
 
-def test_an_excluded_walled_account_does_not_name_the_earliest_reset() -> None:
-    alice = Account("team", "alice", credentials_hash="a", walled_until=NOW + timedelta(hours=1))
-    result = place([alice], {}, Request(None, exclude="alice"), NOW)
+def test_an_account_lacking_the_models_credits_and_walled_names_no_earliest_reset() -> None:
+    learned = ModelCredit("opus", NOW, NOW + timedelta(hours=1), "a")
+    alice = Account(
+        "team", "alice", credentials_hash="a", walled_until=NOW + timedelta(hours=1),
+        model_credits=(learned,),
+    )  # fmt: skip
+    result = place([alice], {}, Request(None, model="opus"), NOW)
     assert isinstance(result, NoHeadroom) and result.earliest_reset is None

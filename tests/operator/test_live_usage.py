@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -55,7 +56,12 @@ def five_hour(scene: Scene, account: str) -> float | None:
 
 
 def gauge(operator: OperatorProcess, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(operator.metrics()):
+    """A sample's value; None while the metrics endpoint is not up yet (a slow start)."""
+    try:
+        text = operator.metrics()
+    except URLError:
+        return None
+    for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return float(s.value)

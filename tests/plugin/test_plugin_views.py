@@ -214,3 +214,27 @@ def test_conditions_read_ready_scheduled_completed(moved_session: JSON) -> None:
     moved_session["status"]["conditions"].reverse()
     text = render_why(moved_session, [], NOW)
     assert text.index("  Ready ") < text.index("  Scheduled ") < text.index("  Completed ")
+
+
+def test_an_available_account_shows_its_per_model_limits_and_warnings() -> None:
+    limited = account(
+        "erin",
+        phase="Available",
+        activeSessions=0,
+        windows=[
+            {"name": "five_hour", "status": "allowed_warning", "utilization": 0.86,
+             "warning": True, "surpassedThreshold": 0.8, "resetsAt": at(3600)},
+            {"name": "seven_day_opus", "status": "rejected", "utilization": 1.0,
+             "resetsAt": at(3 * 86400)},
+        ],
+        conditions=[
+            {"type": "Ready", "status": "True", "reason": "Available", "message": "ready"},
+            {"type": "ModelLimited", "status": "True", "reason": "ModelLimitReached",
+             "message": "sessions of these models avoid the account, others still run there:"
+                        " seven_day_opus (Opus models) until 2026-12-04T16:00:00Z"},
+        ],
+    )  # fmt: skip
+    text = render_status(NS, [Listing(CLAUDE_ACCOUNT, (limited,))], [], NOW, width=100)
+    assert "five_hour       86%!" in text
+    assert "ModelLimitReached: sessions of these models avoid the account" in text
+    assert "seven_day_opus (Opus models) until 2026-12-04T16:00:00Z" in text

@@ -59,6 +59,7 @@ async def test_a_valid_secret_makes_the_account_available(world: World) -> None:
         "DuplicateCredential": ("False", "Unique"),
         "Ready": ("True", "Available"),
         "Walled": ("False", "NotWalled"),
+        "ModelLimited": ("False", "NoModelLimit"),
     }
     assert world.events == [("Normal", "Available", "credentials verified; ready for sessions")]
     assert world.rt.secret_refs[(NS, "alice")] == {(NS, "alice")}  # a Secret change re-checks it

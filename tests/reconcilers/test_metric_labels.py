@@ -37,6 +37,7 @@ def test_the_values_are_the_strings_status_and_dashboards_use() -> None:
     ]
     assert {r.value for r in MoveReason} == {
         "Walled",
+        "ModelWalled",
         "CreditsSpent",
         "ModelNeedsCredits",
         "AuthFailed",

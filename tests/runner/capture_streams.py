@@ -85,6 +85,37 @@ SCENARIOS = [
         setup=lambda s: s.fill_window("cred", "seven_day", reset_in_seconds=86400),
     ),
     Scenario(
+        "walled_seven_day_opus_oauth",
+        "--model opus on an OAuth token whose seven_day_opus (Opus-only weekly) window is "
+        "full: the 429's representative claim is seven_day_opus",
+        setup=lambda s: s.fill_window("cred", "seven_day_opus", reset_in_seconds=3 * 86400),
+        args=["--session-id", SESSION, "--model", "opus"],
+    ),
+    Scenario(
+        "walled_seven_day_sonnet_oauth",
+        "default model (Sonnet for an OAuth token) whose seven_day_sonnet window is full",
+        setup=lambda s: s.fill_window("cred", "seven_day_sonnet", reset_in_seconds=2 * 86400),
+    ),
+    Scenario(
+        "seven_day_opus_full_sonnet_runs_oauth",
+        "default model (Sonnet) on an OAuth token whose seven_day_opus window is full: runs",
+        setup=lambda s: s.fill_window("cred", "seven_day_opus", reset_in_seconds=3 * 86400),
+    ),
+    Scenario(
+        "allowed_warning_five_hour_oauth",
+        "OAuth token whose five_hour window is 85% used: the stand-in sends "
+        "surpassed-threshold 0.8 for it; the run completes",
+        setup=lambda s: s.add_credential(
+            "cred",
+            "oauth",
+            OAUTH,
+            windows=[
+                {"name": "five_hour", "capacity": 100, "used": 85},
+                {"name": "seven_day", "capacity": 1000},
+            ],
+        ),
+    ),
+    Scenario(
         "usage_429_api_key",
         "API key whose window is full: 429 with retry-after and no unified headers",
         credential="api_key",

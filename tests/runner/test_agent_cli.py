@@ -123,6 +123,34 @@ def test_exhausted_window_is_walled_with_the_reset_the_api_sent(
     assert request["status"] == 429 and request["window"] == window
 
 
+def test_a_per_model_weekly_wall_stops_that_model_only(
+    sandbox: SandboxProcess, make_pod: Callable[..., Pod]
+) -> None:
+    sandbox.add_credential("alice", "oauth", TOKEN_A)
+    resets_at = int(time.time()) + 3 * 86400
+    sandbox.fill_window("alice", "seven_day_opus", resets_at=resets_at)
+
+    run = make_pod().run(oauth(TOKEN_A), HEADROOM_MODEL="opus")
+
+    message = assert_outcome(run, "walled")
+    assert (message["window"], message["resetsAt"]) == ("seven_day_opus", rfc3339(resets_at))
+    assert "rateLimitType=seven_day_opus" in str(message["evidence"])
+    # The default model of an OAuth token (Sonnet) does not draw on the Opus window.
+    assert_outcome(make_pod().run(oauth(TOKEN_A)), "completed")
+
+
+def test_a_window_past_its_warning_threshold_is_reported_in_warnings(
+    sandbox: SandboxProcess, make_pod: Callable[..., Pod]
+) -> None:
+    windows = [{"name": "five_hour", "capacity": 100, "used": 85}, {"name": "seven_day"}]
+    sandbox.add_credential("alice", "oauth", TOKEN_A, windows=windows)
+
+    message = assert_outcome(make_pod().run(oauth(TOKEN_A)), "completed")
+
+    assert message["warnings"] == {"five_hour": 0.8}
+    assert message["utilization"]["five_hour"] == 0.86  # type: ignore[index]
+
+
 @pytest.mark.parametrize("refresh", [True, False])
 def test_spent_usage_credit_is_walled_on_credits_with_the_refresh_time_if_sent(
     refresh: bool, sandbox: SandboxProcess, make_pod: Callable[..., Pod]

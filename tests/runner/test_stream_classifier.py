@@ -35,6 +35,10 @@ EXPECTED = {
     "completed_api_key": Outcome.COMPLETED,
     "walled_five_hour_oauth": Outcome.WALLED,
     "walled_seven_day_oauth": Outcome.WALLED,
+    "walled_seven_day_opus_oauth": Outcome.WALLED,
+    "walled_seven_day_sonnet_oauth": Outcome.WALLED,
+    "seven_day_opus_full_sonnet_runs_oauth": Outcome.COMPLETED,
+    "allowed_warning_five_hour_oauth": Outcome.COMPLETED,
     "usage_429_api_key": Outcome.THROTTLED,
     "auth_failed_oauth_expired": Outcome.AUTH_FAILED,
     "auth_failed_api_key": Outcome.AUTH_FAILED,
@@ -93,6 +97,73 @@ def test_wall_takes_window_and_reset_from_the_rate_limit_event(name: str) -> Non
     assert verdict.resets_at == rfc3339(info["resetsAt"])
     assert verdict.utilization[info["rateLimitType"]] == 1.0
     assert verdict.evidence.startswith("rate_limit_event status=rejected")
+
+
+@pytest.mark.parametrize(
+    ("name", "window", "model"),
+    [
+        ("walled_seven_day_opus_oauth", "seven_day_opus", "claude-opus-5-5"),
+        ("walled_seven_day_sonnet_oauth", "seven_day_sonnet", "claude-sonnet-5-5"),
+    ],
+)
+def test_a_per_model_weekly_wall_names_its_window(name: str, window: str, model: str) -> None:
+    """Measured: the per-model window comes only as the event's rateLimitType (the CLI reads
+    no per-window headers for it, so unifiedWindows lacks it and no utilization is given);
+    the CLI does not switch to another model by itself."""
+    events = events_of(name)
+    assert events[0]["model"] == model
+    [event] = [e for e in events if e["type"] == "rate_limit_event"]
+    info = event["rate_limit_info"]
+    assert isinstance(info, dict) and window not in info["unifiedWindows"]
+
+    verdict = classify(lines_of(name), exit_code=1)
+
+    assert (verdict.outcome, verdict.window) == (Outcome.WALLED, window)
+    assert verdict.resets_at == rfc3339(info["resetsAt"])
+    assert window not in verdict.utilization and not verdict.warnings
+
+
+def test_a_full_opus_window_does_not_stop_a_sonnet_run() -> None:
+    verdict = classify(lines_of("seven_day_opus_full_sonnet_runs_oauth"), exit_code=0)
+    assert verdict.outcome is Outcome.COMPLETED and "seven_day_opus" not in verdict.utilization
+
+
+def test_an_allowed_warning_marks_its_window_with_the_threshold_it_surpassed() -> None:
+    [event] = [
+        e for e in events_of("allowed_warning_five_hour_oauth") if e["type"] == "rate_limit_event"
+    ]
+    info = event["rate_limit_info"]
+    assert isinstance(info, dict) and info["status"] == "allowed_warning"
+
+    verdict = classify(lines_of("allowed_warning_five_hour_oauth"), exit_code=0)
+
+    assert verdict.outcome is Outcome.COMPLETED
+    assert verdict.warnings == {"five_hour": info["surpassedThreshold"]} == {"five_hour": 0.8}
+    assert verdict.utilization["five_hour"] == info["utilization"]
+
+
+def test_a_warning_carried_through_the_termination_message() -> None:
+    verdict = classify(lines_of("allowed_warning_five_hour_oauth"), exit_code=0)
+    message = TerminationMessage(Outcome.COMPLETED, warnings=verdict.warnings)
+    parsed = parse(encode(message)).message
+    assert parsed is not None and parsed.warnings == {"five_hour": 0.8}
+
+
+def test_a_later_allowed_status_clears_a_warning_and_odd_values_are_ignored() -> None:
+    classifier = StreamClassifier()
+    warned = {"status": "allowed_warning", "rateLimitType": "seven_day", "surpassedThreshold": 0.75}
+    odd = {"status": "allowed_warning", "rateLimitType": "five_hour", "surpassedThreshold": True}
+    for info in (warned, odd, {**warned, "rateLimitType": "Bad Name"}):
+        classifier.feed(json.dumps({"type": "rate_limit_event", "rate_limit_info": info}))
+    assert classifier.warnings == {"seven_day": 0.75}
+    seven_day = {"status": "allowed", "utilization": 0.7}
+    allowed = {
+        "status": "allowed",
+        "rateLimitType": "five_hour",
+        "unifiedWindows": {"seven_day": seven_day},
+    }
+    classifier.feed(json.dumps({"type": "rate_limit_event", "rate_limit_info": allowed}))
+    assert classifier.warnings == {}
 
 
 def test_wall_is_decided_by_the_event_even_if_the_stream_is_cut_before_the_result() -> None:

@@ -5,7 +5,7 @@ A credential document:
     {"name": "alice", "kind": "oauth" | "api_key", "secret": "...", "secretEnv": "VAR",
      "label": "alice@example", "windows": [{"name": "five_hour", "capacity": 100,
      "unit": "requests" | "tokens", "periodSeconds": 18000, "resetsAt": <epoch>,
-     "resetInSeconds": 600}],
+     "resetInSeconds": 600, "used": 0}],
      "script": [...steps...]}
 
 `script` makes the stand-in's model play those steps for this credential's requests (see
@@ -47,14 +47,17 @@ class WindowSpec:
     period_seconds: int | None = None
     resets_at: int | None = None
     reset_in_seconds: int | None = None
+    used: int = 0  # how much of the window is spent already (a warning from the start)
 
     def build(self, now: float) -> Window:
         resets_at = self.resets_at
         if resets_at is None and self.reset_in_seconds is not None:
             resets_at = int(now) + self.reset_in_seconds
-        return Window.create(
+        window = Window.create(
             self.name, now, self.capacity, self.unit, self.period_seconds, resets_at
         )
+        window.used = self.used
+        return window
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def parse_window(doc: Any) -> WindowSpec:
         period_seconds=_optional_int(doc.get("periodSeconds"), f"window {name}: periodSeconds"),
         resets_at=_optional_int(doc.get("resetsAt"), f"window {name}: resetsAt"),
         reset_in_seconds=_optional_int(doc.get("resetInSeconds"), f"window {name}: resetInSeconds"),
+        used=_optional_int(doc.get("used"), f"window {name}: used") or 0,
     )
 
 

@@ -96,7 +96,8 @@ async def _messages(request: web.Request, state: SandboxState) -> web.StreamResp
             _error(400, "invalid_request_error", "request body is not a JSON object", request_id),
         )
     played = _play_script(state, credential, body, entry, now)
-    decision = state.decide(credential, scheme, now)
+    model = str(body.get("model") or "")
+    decision = state.decide(credential, scheme, now, model)
     if isinstance(decision, Unauthorized):
         return _finish(
             state,
@@ -113,13 +114,13 @@ async def _messages(request: web.Request, state: SandboxState) -> web.StreamResp
         await asyncio.sleep(fault.seconds)
         now = request.app[CLOCK]()
         entry["stalledSeconds"] = fault.seconds
-        decision = state.decide_windows(credential, now)
+        decision = state.decide_windows(credential, now, model)
     spent = credential.credits
     if spent is not None and spent.applies(str(body.get("model") or "")):
         return _credits_spent(state, entry, credential, spent, request_id, now)
     if isinstance(decision, Rejected):
         window = decision.window
-        windows = list(credential.windows.values())
+        windows = credential.windows_for(model)
         headers = {"retry-after": str(seconds_until(window.resets_at, now))}
         if credential.kind == "oauth":
             headers.update(unified_headers(windows, rejected=window))
@@ -217,9 +218,9 @@ async def _answer(
     reply: sse.Reply,
 ) -> web.StreamResponse:
     state = request.app[STATE]
-    for window in credential.windows.values():
+    windows = credential.windows_for(str(body.get("model") or ""))
+    for window in windows:
         window.charge(reply.input_tokens + reply.output_tokens)
-    windows = list(credential.windows.values())
     headers = {"request-id": request_id}
     if credential.kind == "oauth":
         headers.update(unified_headers(windows, rejected=None))

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from headroom_dev.sandbox.credits import CreditsSpent
 from headroom_dev.sandbox.script import Script, Scripts
-from headroom_dev.sandbox.windows import Window, binding_window
+from headroom_dev.sandbox.windows import Window, binding_window, draws_on
 
 Kind = Literal["api_key", "oauth"]
 FaultKind = Literal["server_error", "overloaded", "rate_limit", "stall"]
@@ -37,6 +37,11 @@ class Credential:
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.secret)
+
+    def windows_for(self, model: str) -> list[Window]:
+        """The windows a request for `model` draws on (a per-model weekly window only for its
+        own model family)."""
+        return [w for w in self.windows.values() if draws_on(w.name, model)]
 
     def view(self) -> dict[str, Any]:
         """Everything about the credential except the secret itself."""
@@ -135,7 +140,9 @@ class SandboxState:
                 return credential
         return None
 
-    def decide(self, credential: Credential | None, scheme: str, now: float) -> Decision:
+    def decide(
+        self, credential: Credential | None, scheme: str, now: float, model: str = ""
+    ) -> Decision:
         """Anthropic's order: authenticate, then (our additions) injected faults, then the
         usage windows."""
         if credential is None:
@@ -154,13 +161,14 @@ class SandboxState:
         fault = self.take_fault(credential.name)
         if fault is not None:
             return Injected(fault)
-        return self.decide_windows(credential, now)
+        return self.decide_windows(credential, now, model)
 
-    def decide_windows(self, credential: Credential, now: float) -> Rejected | Allowed:
-        windows = list(credential.windows.values())
-        for window in windows:
+    def decide_windows(
+        self, credential: Credential, now: float, model: str = ""
+    ) -> Rejected | Allowed:
+        for window in credential.windows.values():
             window.roll(now)
-        blocked = binding_window(windows)
+        blocked = binding_window(credential.windows_for(model))
         return Rejected(blocked) if blocked is not None else Allowed()
 
     def take_fault(self, credential: str) -> Fault | None:

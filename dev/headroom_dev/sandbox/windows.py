@@ -23,6 +23,15 @@ DEFAULT_PERIOD_SECONDS = {"five_hour": 5 * 3600, "seven_day": 7 * 86400}
 FALLBACK_PERIOD_SECONDS = 3600
 WARNING_UTILIZATION = 0.8  # Anthropic starts sending allowed_warning past a threshold
 UNIFIED = "anthropic-ratelimit-unified-"
+# Weekly windows that only requests for one model family draw on (the 2.1.330 bundle names
+# them "Opus limit" and "Sonnet limit"); every other window counts every request.
+MODEL_SCOPED = {"seven_day_opus": "opus", "seven_day_sonnet": "sonnet"}
+
+
+def draws_on(window: str, model: str) -> bool:
+    """Whether a request for `model` (the request body's model id) counts against `window`."""
+    family = MODEL_SCOPED.get(window)
+    return family is None or family in model.lower()
 
 
 @dataclass
@@ -114,6 +123,10 @@ def unified_headers(windows: list[Window], rejected: Window | None) -> dict[str,
         headers[prefix + "reset"] = str(window.resets_at)
         if window.exhausted:
             headers[prefix + "surpassed-threshold"] = "1.0"
+        elif window.status == "allowed_warning":
+            # What the CLI turns into an allowed_warning rate_limit_event (it ignores the
+            # overall status's allowed_warning and reads the per-window threshold instead).
+            headers[prefix + "surpassed-threshold"] = _number(WARNING_UTILIZATION)
     claim = rejected or (max(windows, key=lambda w: w.utilization) if windows else None)
     if rejected is not None:
         headers[UNIFIED + "status"] = "rejected"

@@ -47,3 +47,5 @@ SWAP_RECORDS: Final = 20  # status.swaps: the latest swaps
 ATTEMPT_RECORDS: Final = 20  # status.attempts: the latest attempts
 # ClaudeAccount status.windows: usage windows by name; names are open-ended, the list is not.
 WINDOW_RECORDS: Final = 16
+# status.modelCredits: one entry per model an account lacks the credits for (maxItems).
+MODEL_CREDIT_RECORDS: Final = 16

@@ -58,6 +58,8 @@ class TerminationMessage:
     window: str | None = None
     resets_at: str | None = None
     utilization: dict[str, float] = field(default_factory=dict)
+    # Windows past a warning threshold (allowed_warning) -> the threshold they surpassed.
+    warnings: dict[str, float] = field(default_factory=dict)
     evidence: str = ""
     detail: str = ""
     transcript: bool | None = None
@@ -74,6 +76,7 @@ class TerminationMessage:
             "window": self.window,
             "resetsAt": self.resets_at,
             "utilization": self.utilization or None,
+            "warnings": self.warnings or None,
             "evidence": self.evidence or None,
             "detail": self.detail or None,
             "transcript": self.transcript,
@@ -110,7 +113,9 @@ def _non_finite(value: object, path: list[str | int]) -> Iterator[tuple[list[str
     if isinstance(value, float) and not math.isfinite(value):
         yield path, value
     elif len(path) >= 2 or path == ["structuredOutput"]:
-        return  # numbers sit at most at utilization.<window>; structuredOutput is walked apart
+        # Numbers sit at most at utilization.<window> or warnings.<window>; structuredOutput
+        # is walked apart.
+        return
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _non_finite(item, [*path, str(key)])
@@ -193,7 +198,7 @@ _LONG_FRACTION = re.compile(r"(?<=:\d\d\.\d{6})\d+")
 _INT64_MAX = 2**63 - 1
 # The order optional fields go in when even an empty detail does not fit: least useful first.
 # Never `outcome`, `window`, `resetsAt` (a wall needs both) or `transcript` (decides resume).
-_EXPENDABLE = ("utilization", "costUSD", "turns", "sessionId", "evidence")
+_EXPENDABLE = ("warnings", "utilization", "costUSD", "turns", "sessionId", "evidence")
 
 
 def _shrink(doc: dict[str, Any]) -> str:
@@ -281,6 +286,7 @@ def parse(text: str | None) -> ParseResult:
             window=doc.get("window"),
             resets_at=doc.get("resetsAt"),
             utilization=dict(doc.get("utilization", {})),
+            warnings=dict(doc.get("warnings", {})),
             evidence=doc.get("evidence", ""),
             detail=doc.get("detail", ""),
             transcript=doc.get("transcript"),

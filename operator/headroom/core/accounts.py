@@ -77,6 +77,21 @@ class Window:
     utilization: float
     resets_at: datetime | None = None
     observed_at: datetime | None = None
+    # Past a warning threshold (allowed_warning): still usable, placement's last choice.
+    warning: bool = False
+    surpassed_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelCredit:
+    """A model the account cannot run because it needs usage credits the account lacks,
+    learned from an attempt (status.modelCredits[]). It holds while the Secret holds the
+    credential it was learned with, until `retry_at` (the operator's credits recheck)."""
+
+    model: str  # headroom.core.models.model_key of the session's spec.model
+    learned_at: datetime
+    retry_at: datetime
+    credentials_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class Account:
     wall_hash: str | None = None
     drill_until: datetime | None = None
     windows: tuple[Window, ...] = ()
+    model_credits: tuple[ModelCredit, ...] = ()
     # The credentialsHash the usage endpoint refused (403): not read again while it holds.
     usage_denied_hash: str | None = None
     # Another account object holding the same credential, older than this one: using both

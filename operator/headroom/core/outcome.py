@@ -24,6 +24,7 @@ class AttemptEnd:
     window: str | None = None
     resets_at: datetime | None = None
     utilization: dict[str, float] = field(default_factory=dict, hash=False)
+    warnings: dict[str, float] = field(default_factory=dict, hash=False)  # allowed_warning
     transcript: bool | None = None
     turns: int | None = None
     cost_usd: float | None = None
@@ -95,6 +96,7 @@ def _classify_report(exit: ContainerExit | None) -> AttemptEnd:
         window=msg.window,
         resets_at=resets_at,
         utilization=dict(msg.utilization),
+        warnings=dict(msg.warnings),
         transcript=msg.transcript,
         turns=msg.turns,
         cost_usd=msg.cost_usd,

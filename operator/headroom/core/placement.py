@@ -5,6 +5,13 @@ Order among schedulable accounts: highest priority, then most headroom per sessi
 account's headroom shared among its running sessions and this one), then fewest active
 sessions, then name. Deterministic for equal inputs.
 
+Before the ranking, two rules about the session's model and the accounts' warnings
+(headroom.core.models): an account that cannot serve the session's model now (a per-model
+weekly window walled, or the model needs usage credits the account lacks) is not eligible for
+it, though it stays Available for other models; and an account with a window the session
+draws on past a warning threshold (allowed_warning) is taken only when no eligible account
+without one can take the session: a tier above the ranking, not a weight in it.
+
 Ranking by plain headroom was the first design. An account's utilization is only learned when an
 attempt ends, so plain headroom sends every new session to the same account until it is full,
 and it walls sooner: in `make simulate` that ranking reached 0.66 productivity against 0.77
@@ -28,6 +35,7 @@ from headroom.core.accounts import (
     unavailable_until,
 )
 from headroom.core.durations import format_time
+from headroom.core.models import blocked_for, warned
 from headroom.core.selectors import matches
 
 
@@ -72,10 +80,11 @@ class Request:
     # account of the same pool first, this one only when nothing else in the pool can take it.
     avoid: str | None = None
     prefer: str | None = None  # stay here if it can still take the session (retry in place)
-    # An account the session must not run on at all, not even as a last resort: it cannot
-    # serve the session's model (that model needs usage credits the account lacks). Placing
-    # it back there would only fail again at once, in a loop without a swap to count.
-    exclude: str | None = None
+    # The session's spec.model (None: the CLI's default): which per-model windows and credit
+    # records of an account concern it. An account that cannot serve it (a model that needs
+    # credits the account lacks) is not used at all, not even as a last resort: placing the
+    # session back there would only fail again at once, in a loop without a swap to count.
+    model: str | None = None
     scope: AccountScope = AccountScope.NAMESPACED
     fallback_scope: AccountScope = AccountScope.NAMESPACED
     # Where the session lives, for the cluster accounts' allowedNamespaces.
@@ -127,7 +136,9 @@ def place(
         open_ = [
             a
             for a in pool
-            if request.admits(a) and a.ref != request.exclude and schedulable(a, load, now)
+            if request.admits(a)
+            and schedulable(a, load, now)
+            and blocked_for(a, request.model, now) is None
         ]
         # Leaving means "elsewhere first", not "never again": a session whose selector matches
         # only the account it left goes back there once that account's wall has reset, instead
@@ -146,11 +157,18 @@ def place(
                 # session): wait for it instead of spending the fallback or a worse pool.
                 break
             continue
+        candidates = _healthiest(candidates, request, now)
         if request.prefer is not None and any(a.ref == request.prefer for a in candidates):
             return Placed(request.prefer, path)
         best = min(candidates, key=lambda a: _rank(a, load, now))
         return Placed(best.ref, path)
     return _no_headroom(primary + fallback, load, request, now)
+
+
+def _healthiest(candidates: list[Account], request: Request, now: datetime) -> list[Account]:
+    """The warning tier: accounts without a warned window the session draws on, if any can
+    take it; only otherwise the warned ones."""
+    return [a for a in candidates if not warned(a, request.model, now)] or candidates
 
 
 def _pool(
@@ -165,11 +183,7 @@ def _no_headroom(
     if not matched:
         return NoHeadroom(None, f"no {_kinds(request)} matches the session's accountSelector")
     admitted_ = [a for a in matched if request.admits(a)]
-    resets = [
-        t
-        for a in admitted_
-        if a.ref != request.exclude and (t := unavailable_until(a, now)) is not None
-    ]
+    resets = [t for a in admitted_ if (t := _usable_again(a, request, now)) is not None]
     earliest = min(resets) if resets else None
     reasons = [_why_not(a, load, request, now) for a in sorted(matched, key=lambda a: a.ref)]
     shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
@@ -180,6 +194,21 @@ def _no_headroom(
     else:
         head = "no account has headroom, and none will reset by itself"
     return NoHeadroom(earliest, f"{head}: {shown}")
+
+
+def _usable_again(account: Account, request: Request, now: datetime) -> datetime | None:
+    """When the account can take this session again by itself: when both its wall (if any)
+    and the per-model limit that keeps this session's model off it (if any) have ended; None
+    when either does not end by itself."""
+    until = unavailable_until(account, now)
+    if until is None and account_state(account, now).phase is not AccountPhase.AVAILABLE:
+        return None
+    block = blocked_for(account, request.model, now)
+    if block is None:
+        return until
+    if block.until is None:
+        return None
+    return max(until, block.until) if until is not None else block.until
 
 
 def _being_checked(account: Account) -> bool:
@@ -201,9 +230,11 @@ def _why_not(account: Account, load: Mapping[str, int], request: Request, now: d
             f"{account.ref} does not admit namespace {request.namespace} "
             "(its spec.allowedNamespaces)"
         )
-    if account.ref == request.exclude:
-        return f"{account.ref} lacks the usage credits the session's model needs"
     state = account_state(account, now)
     if state.phase is not AccountPhase.AVAILABLE:
         return f"{account.ref} is {state.phase.value} ({state.message})"
+    block = blocked_for(account, request.model, now)
+    if block is not None:
+        model = request.model or "the default model"
+        return f"{account.ref} {block.message} (the session's model: {model})"
     return f"{account.ref} is full ({load.get(account.ref, 0)}/{account.max_sessions})"

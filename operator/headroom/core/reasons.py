@@ -16,6 +16,7 @@ class MoveReason(StrEnum):
     status.pendingMove, and of a swap record (status.swaps[].reason, headroom_swaps_total)."""
 
     WALLED = "Walled"
+    MODEL_WALLED = "ModelWalled"  # a per-model weekly window: the account runs other models
     CREDITS_SPENT = "CreditsSpent"  # the account's usage credit is spent: a wall
     MODEL_NEEDS_CREDITS = "ModelNeedsCredits"  # only the session's model: no wall
     AUTH_FAILED = "AuthFailed"

@@ -15,6 +15,7 @@ from typing import Any
 
 from headroom.contract import crd
 from headroom.contract.termination import CREDITS_WINDOW, MODEL_CREDITS_WINDOW, Outcome
+from headroom.core.models import MODEL_SCOPED_WINDOWS
 from headroom.core.outcome import AttemptEnd
 from headroom.core.placement import Request
 from headroom.core.reasons import EvictionReason, FinishReason, MoveReason
@@ -101,6 +102,17 @@ class WallAccount:
 
 
 @dataclass(frozen=True)
+class WallModel:
+    """A per-model weekly window (seven_day_opus, ...) is exhausted: sessions of that model
+    avoid the account until `until`; it stays Available for the others."""
+
+    account: str
+    window: str
+    until: datetime
+    evidence: str
+
+
+@dataclass(frozen=True)
 class BlockAccount:
     """A 401: the account's current credentials are dead until the Secret changes."""
 
@@ -127,7 +139,7 @@ class NoteModelCredits:
     detail: str
 
 
-AccountEffect = WallAccount | BlockAccount | NoteSuspicion | NoteModelCredits
+AccountEffect = WallAccount | WallModel | BlockAccount | NoteSuspicion | NoteModelCredits
 
 # --- what happens to the session next ------------------------------------------------------
 
@@ -184,6 +196,17 @@ def after_attempt(
 
     if end.outcome is Outcome.WALLED and end.window in (CREDITS_WINDOW, MODEL_CREDITS_WINDOW):
         return _credits(replace(progress, suspicions=0, failures=0), end, policy, retry, now)
+
+    if end.outcome is Outcome.WALLED and end.resets_at and end.window in MODEL_SCOPED_WINDOWS:
+        until = max(end.resets_at, _after(now, retry.min_wall))
+        return _move(
+            replace(progress, suspicions=0, failures=0),
+            policy,
+            MoveReason.MODEL_WALLED,
+            f"{account} reached its {end.window} limit (resets {_clock(end.resets_at)}); "
+            "it still runs sessions of other models",
+            WallModel(account, end.window, until, end.evidence),
+        )
 
     if end.outcome is Outcome.WALLED and end.resets_at is not None:
         until = max(end.resets_at, _after(now, retry.min_wall))
@@ -393,24 +416,22 @@ def next_request(
     fallback_selector: Mapping[str, Any] | None,
     previous: str | None,
     move: PendingMove | None,
+    model: str | None = None,
 ) -> Request:
     """The placement request of the next attempt: leave the previous account when the move
-    says so, else prefer it (a retry in place); never use it again when the move says it
-    cannot serve the session's model. No pending move: a first placement, or a session whose
-    last attempt left no decision; nothing to avoid or prefer."""
+    says so, else prefer it (a retry in place). No pending move: a first placement, or a
+    session whose last attempt left no decision; nothing to avoid or prefer. `model` is the
+    session's spec.model, which decides which per-model limits of an account concern it: a
+    model that needs credits the account lacks is on the account's record
+    (status.modelCredits), which keeps this session and every other of that model off it
+    until the record ends."""
     return Request(
         selector=selector,
         fallback_selector=fallback_selector,
         avoid=previous if move is not None and move.leave else None,
         prefer=previous if move is not None and not move.leave else None,
-        exclude=previous if _cannot_serve(move) else None,
+        model=model,
     )
-
-
-def _cannot_serve(move: PendingMove | None) -> bool:
-    """The account the session leaves cannot run its model at all (not a wall that ends by
-    itself): placement must not fall back to it, or the session would loop on it."""
-    return move is not None and move.leave and move.reason == MoveReason.MODEL_NEEDS_CREDITS
 
 
 def next_attempt(progress: Progress) -> int:

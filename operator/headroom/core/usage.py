@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headroom.contract.crd import WINDOW_RECORDS
-from headroom.core.accounts import Account, Window, walled
+from headroom.core.accounts import Account, walled
 from headroom.core.durations import format_time, parse_time
+from headroom.core.windows import window_status
 
 JSON = dict[str, Any]
 REPORTED_WINDOWS = ("five_hour", "seven_day", "seven_day_opus", "seven_day_sonnet")
@@ -74,7 +75,7 @@ def merged_usage_windows(
     """The account's status.windows with the endpoint's numbers. The window of a wall that
     holds keeps what the attempt recorded (its reset time is the wall's)."""
     keep_wall = walled(account, now) and not wall_reset(account, report, now)
-    by_name: dict[str, JSON] = {w.name: _entry(w) for w in account.windows}
+    by_name: dict[str, JSON] = {w.name: window_status(w) for w in account.windows}
     for window in report:
         if keep_wall and window.name == account.wall_window:
             continue
@@ -87,17 +88,10 @@ def merged_usage_windows(
         }
         if window.resets_at is not None:
             entry["resetsAt"] = format_time(window.resets_at)
+        if entry["status"] == "allowed_warning":  # the attempt's warning and its threshold
+            entry.update({k: old[k] for k in ("warning", "surpassedThreshold") if k in old})
         by_name[window.name] = entry
     return sorted(by_name.values(), key=lambda w: w["name"])[:WINDOW_RECORDS]
-
-
-def _entry(window: Window) -> JSON:
-    entry: JSON = {"name": window.name, "status": window.status, "utilization": window.utilization}
-    if window.resets_at:
-        entry["resetsAt"] = format_time(window.resets_at)
-    if window.observed_at:
-        entry["observedAt"] = format_time(window.observed_at)
-    return entry
 
 
 def _status(old: Mapping[str, Any], window: ReportedWindow) -> str:

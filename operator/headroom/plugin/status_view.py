@@ -103,6 +103,8 @@ def account_rows(account: JSON, now: datetime) -> list[list[str]]:
     for window in windows:
         used = window.get("utilization")
         percent = "" if used is None else f"{round(float(used) * 100)}%"
+        if window.get("warning"):  # past a warning threshold: placement's last choice
+            percent += "!"
         rows.append(
             [*cells, str(window.get("name", "")), percent, until(window.get("resetsAt"), now)]
         )
@@ -111,8 +113,12 @@ def account_rows(account: JSON, now: datetime) -> list[list[str]]:
 
 
 def unavailable_because(account: JSON) -> str:
-    """For an account that takes no sessions: the operator's own sentence saying why."""
+    """For an account that takes no sessions, or not for some models: the operator's own
+    sentence saying why."""
     if phase_of(account) == "Available":
+        limited = condition(account, "ModelLimited")
+        if limited.get("status") == "True":
+            return f"{limited.get('reason', '')}: {limited.get('message', '')}"
         return ""
     ready = condition(account, "Ready")
     reason, message = ready.get("reason", ""), ready.get("message", "")

@@ -24,6 +24,7 @@ from headroom.core.accounts import (
     AccountKey,
     AccountPhase,
     CredentialType,
+    Window,
     account_state,
     describe,
     first_holder,
@@ -32,7 +33,9 @@ from headroom.core.accounts import (
 )
 from headroom.core.drill import DRILL_ANNOTATION, DRILL_DURATION_ANNOTATION, drill_duration
 from headroom.core.durations import format_time, parse_time
+from headroom.core.models import live_model_credits, model_limits, model_walls
 from headroom.core.usage import usage_condition
+from headroom.core.windows import model_credits_status
 from headroom.kube import manifests
 from headroom.kube.client import KubeConflict, KubeError
 from headroom.reconcilers import metrics, refusals
@@ -194,10 +197,15 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     active = rt.ledger.active(key)
     auth_failed = state.phase is AccountPhase.AUTH_FAILED
     generation = int(meta.get("generation", 1))
+    limits = model_limits(account, now)
+    patch.update(_model_credits_patch(account, status, now))
+    ready_message = state.message
+    if state.phase is AccountPhase.AVAILABLE and limits:
+        ready_message = f"{state.message}; per-model limits: {'; '.join(limits)}"
     conditions = set_conditions(
         status.get("conditions"),
         [
-            ("Ready", state.phase is AccountPhase.AVAILABLE, state.reason, state.message),
+            ("Ready", state.phase is AccountPhase.AVAILABLE, state.reason, ready_message),
             (
                 "CredentialsValid",
                 value is not None and not auth_failed,
@@ -219,6 +227,15 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
                 state.message
                 if state.phase is AccountPhase.WALLED
                 else "the account is not walled",
+            ),
+            (
+                "ModelLimited",
+                bool(limits),
+                "ModelLimitReached" if limits else "NoModelLimit",
+                "sessions of these models avoid the account, others still run there: "
+                + "; ".join(limits)
+                if limits
+                else "no per-model limit holds",
             ),
             *_usage_condition(account, status),
         ],
@@ -248,8 +265,37 @@ async def _reconcile(rt: Runtime, body: JSON) -> None:
     until = unavailable_until(account, now)
     if until is not None:
         rt.wakeups.at(("account", ns, name), until)
+    for ends in _limit_ends(account, now):  # its condition, metrics and waiting sessions then
+        rt.wakeups.at(("account", ns, name), ends)
     metrics.set_account(ns, name, state.phase, active, account.max_sessions)
-    metrics.set_windows(ns, name, ((w.name, w.utilization, w.resets_at) for w in account.windows))
+    metrics.set_windows(
+        ns,
+        name,
+        ((w.name, w.utilization, w.resets_at) for w in account.windows),
+        warned=(w.name for w in account.windows if w.warning and not _reset(w, now)),
+    )
+
+
+def _model_credits_patch(account: Account, status: JSON, now: datetime) -> JSON:
+    """status.modelCredits as what still holds: an entry whose recheck time has come or whose
+    credential the Secret no longer holds is gone (None deletes the field)."""
+    wanted = model_credits_status(live_model_credits(account, now))
+    if (status.get("modelCredits") or []) == wanted:
+        return {}
+    return {"modelCredits": wanted or None}
+
+
+def _reset(window: Window, now: datetime) -> bool:
+    return window.resets_at is not None and window.resets_at <= now
+
+
+def _limit_ends(account: Account, now: datetime) -> list[datetime]:
+    """When a per-model limit ends, or a warned window resets."""
+    walls = [until for _, until in model_walls(account, now)]
+    warnings = [
+        w.resets_at for w in account.windows if w.warning and w.resets_at and w.resets_at > now
+    ]
+    return walls + warnings + [c.retry_at for c in live_model_credits(account, now)]
 
 
 def _usage_condition(account: Account, status: JSON) -> list[tuple[str, bool, str, str]]:

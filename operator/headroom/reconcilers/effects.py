@@ -19,9 +19,11 @@ from headroom.core.accounts import (
     NAMESPACED_KIND,
     Account,
     AccountKey,
+    ModelCredit,
     describe,
 )
-from headroom.core.durations import format_time
+from headroom.core.durations import format_time, later
+from headroom.core.models import live_model_credits, model_key, model_walls
 from headroom.core.outcome import AttemptEnd
 from headroom.core.session import (
     AccountEffect,
@@ -29,8 +31,9 @@ from headroom.core.session import (
     NoteModelCredits,
     NoteSuspicion,
     WallAccount,
+    WallModel,
 )
-from headroom.core.windows import merged_windows
+from headroom.core.windows import merged_windows, model_credits_status
 from headroom.kube.client import KubeError
 from headroom.reconcilers import metrics, refusals
 from headroom.reconcilers.runtime import Runtime
@@ -58,8 +61,12 @@ async def apply(
     session: str,
     end: AttemptEnd,
     now: datetime,
+    model: str | None = None,
 ) -> None:
-    if isinstance(effect, WallAccount) and known_wall(account, effect):
+    """`model` is the session's spec.model: the one a model-credits signal is about."""
+    if (isinstance(effect, WallAccount) and known_wall(account, effect)) or (
+        isinstance(effect, WallModel) and known_model_wall(account, effect, now)
+    ):
         # A wall stops every session of its account at once, and each reports it. The first
         # report recorded it (before its own session moved); the others would add a status
         # write and an Event each that say nothing new.
@@ -74,6 +81,9 @@ async def apply(
     if isinstance(effect, WallAccount):
         _wall(rt, account, effect, session, body, patch)
         signal.update(type="walled", window=effect.window or "unconfirmed")
+    elif isinstance(effect, WallModel):
+        _wall_model(rt, account, effect, session, body)
+        signal.update(type="model_walled", window=effect.window)
     elif isinstance(effect, BlockAccount):
         rt.roster.note(account.namespace, account.name, auth_failed_hash=account.credentials_hash)
         signal.update(type="auth_failed")
@@ -98,12 +108,15 @@ async def apply(
     elif isinstance(effect, NoteModelCredits):
         # No `window`: the account's wall (if another signal set one) reads its window there.
         signal.update(type="model_credits")
+        credit = _remember_model_credits(rt, account, model, now)
+        patch["modelCredits"] = model_credits_status((*live_model_credits(account, now), credit))
         rt.event(
             body,
             "ModelNeedsCredits",
             f"{snippet(effect.detail, limit=300) or 'the model needs usage credits.'} Session "
-            f"{session} moves; the account stays usable for other models; "
-            f"evidence: {snippet(effect.evidence) or '-'}",
+            f"{session} moves; sessions of model {credit.model} avoid the account until "
+            f"{format_time(credit.retry_at)} or until its Secret changes; other models still "
+            f"run there; evidence: {snippet(effect.evidence) or '-'}",
             warning=True,
         )
     patch["lastSignal"] = signal
@@ -117,6 +130,11 @@ async def apply(
     )
     await _write_signal(rt, account, patch, now)
     rt.mark_account_dirty(account.namespace, account.name)
+
+
+def known_model_wall(account: Account, effect: WallModel, now: datetime) -> bool:
+    """The account is already walled on this per-model window at least as long."""
+    return any(w == effect.window and t >= effect.until for w, t in model_walls(account, now))
 
 
 def known_wall(account: Account, effect: WallAccount) -> bool:
@@ -159,6 +177,37 @@ def _wall(
         warning=True,
     )
     metrics.wall(account.namespace, account.name, effect.window)
+
+
+def _wall_model(rt: Runtime, account: Account, effect: WallModel, session: str, body: JSON) -> None:
+    """A per-model wall: in the overlay at once (the windows in status follow), an Event."""
+    signals = rt.roster.signals(account.namespace, account.name)
+    known = tuple(w for w in (signals.model_walls if signals else ()) if w[0] != effect.window)
+    rt.roster.note(
+        account.namespace, account.name, model_walls=(*known, (effect.window, effect.until))
+    )
+    rt.event(
+        body,
+        "ModelWalled",
+        f"{effect.window} limit reached until {format_time(effect.until)} (session {session});"
+        " sessions of that model avoid the account, the others still run there; "
+        f"evidence: {snippet(effect.evidence) or '-'}",
+        warning=True,
+    )
+    metrics.wall(account.namespace, account.name, effect.window)
+
+
+def _remember_model_credits(
+    rt: Runtime, account: Account, model: str | None, now: datetime
+) -> ModelCredit:
+    """Record that the session's model needs credits the account lacks, bound to the
+    credential it was learned with, until the credits recheck."""
+    retry_at = later(now, rt.settings.retry.credits_recheck)
+    credit = ModelCredit(model_key(model), now, retry_at, account.credentials_hash)
+    signals = rt.roster.signals(account.namespace, account.name)
+    known = tuple(c for c in (signals.model_credits if signals else ()) if c.model != credit.model)
+    rt.roster.note(account.namespace, account.name, model_credits=(*known, credit))
+    return credit
 
 
 async def record_windows(rt: Runtime, account: Account, end: AttemptEnd, now: datetime) -> None:

@@ -50,6 +50,12 @@ window_utilization = Gauge(
     "Utilization of a usage window (0..1) as last reported",
     ["namespace", "account", "window"],
 )
+window_warning = Gauge(
+    "headroom_account_window_warning",
+    "1 while a usage window is past a warning threshold (allowed_warning) and has not reset, "
+    "else 0",
+    ["namespace", "account", "window"],
+)
 walls = PromCounter(
     "headroom_account_walls_total",
     "Walls recorded on the account",
@@ -256,13 +262,17 @@ def set_windows(
     namespace: str,
     account: str,
     windows: Iterable[tuple[str, float, datetime | None]],
+    warned: Iterable[str] = (),
 ) -> None:
-    """(name, utilization, resets_at) per usage window the account's status names."""
+    """(name, utilization, resets_at) per usage window the account's status names; `warned`:
+    the names of those past a warning threshold now."""
     seen = _account_windows.setdefault((namespace, account), set())
+    warned_labels = {window_label(name) for name in warned}
     for name, utilization, resets_at in windows:
         label = window_label(name)
         seen.add(label)
         window_utilization.labels(namespace, account, label).set(utilization)
+        window_warning.labels(namespace, account, label).set(1 if label in warned_labels else 0)
         window_resets.set(namespace, account, label, resets_at.timestamp() if resets_at else None)
 
 
@@ -276,6 +286,7 @@ def forget_account(namespace: str, account: str) -> None:
         _remove(usage_reads, namespace, account, result)
     for window in _account_windows.pop((namespace, account), set()):
         _remove(window_utilization, namespace, account, window)
+        _remove(window_warning, namespace, account, window)
         _remove(walls, namespace, account, window)
     window_resets.forget(namespace, account)
 

@@ -19,11 +19,13 @@ from headroom.core.accounts import (
     DEFAULT_KEY,
     Account,
     CredentialType,
+    ModelCredit,
     NamespaceAdmission,
+    Window,
     ref_key,
 )
 from headroom.core.durations import parse_time
-from headroom.core.windows import window_from_status
+from headroom.core.windows import model_credits_from_status, window_from_status
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Signals:
     wall_hash: str | None = None
     auth_failed_hash: str | None = None
     drill_until: datetime | None = None
+    # Per-model windows walled (window, until) and models that need credits, just learned.
+    model_walls: tuple[tuple[str, datetime], ...] = ()
+    model_credits: tuple[ModelCredit, ...] = ()
 
 
 class SignalChanges(TypedDict, total=False):
@@ -43,6 +48,8 @@ class SignalChanges(TypedDict, total=False):
     wall_hash: str | None
     auth_failed_hash: str | None
     drill_until: datetime | None
+    model_walls: tuple[tuple[str, datetime], ...]
+    model_credits: tuple[ModelCredit, ...]
 
 
 def account_from_body(body: Mapping[str, Any]) -> Account:
@@ -72,6 +79,7 @@ def account_from_body(body: Mapping[str, Any]) -> Account:
         wall_hash=status.get("walledHash") or None,
         drill_until=parse_time(drill.get("until")),
         windows=tuple(window_from_status(w) for w in status.get("windows") or [] if "name" in w),
+        model_credits=model_credits_from_status(status.get("modelCredits")),
         usage_denied_hash=status.get("usageDeniedHash") or None,
         duplicate_of=status.get("duplicateOf") or None,
         admits=_admission(spec) if not meta.get("namespace") else None,
@@ -115,7 +123,33 @@ def merge(account: Account, signals: Signals | None) -> Account:
         wall_hash=signals.wall_hash if ours_is_later else account.wall_hash,
         auth_failed_hash=signals.auth_failed_hash or account.auth_failed_hash,
         drill_until=_later(account.drill_until, signals.drill_until),
+        windows=_with_model_walls(account.windows, signals.model_walls),
+        model_credits=_with_credits(account.model_credits, signals.model_credits),
     )
+
+
+def _with_model_walls(
+    windows: tuple[Window, ...], walls: tuple[tuple[str, datetime], ...]
+) -> tuple[Window, ...]:
+    """The status windows with the per-model walls the overlay knows of and status not yet."""
+    if not walls:
+        return windows
+    by_name = {w.name: w for w in windows}
+    for name, until in walls:
+        known = by_name.get(name)
+        if known is None or known.status != "rejected" or (known.resets_at or until) < until:
+            by_name[name] = Window(name, "rejected", 1.0, until)
+    return tuple(by_name[name] for name in sorted(by_name))
+
+
+def _with_credits(
+    recorded: tuple[ModelCredit, ...], learned: tuple[ModelCredit, ...]
+) -> tuple[ModelCredit, ...]:
+    latest = {c.model: c for c in recorded}
+    for credit in learned:
+        if credit.model not in latest or latest[credit.model].learned_at < credit.learned_at:
+            latest[credit.model] = credit
+    return tuple(latest[model] for model in sorted(latest))
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

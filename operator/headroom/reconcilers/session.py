@@ -427,8 +427,9 @@ class Pass:
         if decision.effect is not None and account is not None:
             # A cluster account's signal may come from any namespace: say which.
             who = f"{self.ns}/{self.name}" if account.cluster else self.name
-            await effects.apply(self.rt, account, decision.effect, who, end, self.now)
-        elif account is not None and end.utilization:
+            model = self.spec.get("model")
+            await effects.apply(self.rt, account, decision.effect, who, end, self.now, model)
+        elif account is not None and (end.utilization or end.warnings):
             await effects.record_windows(self.rt, account, end, self.now)
         # The attempt is over: its slot is free until the next placement.
         self.rt.ledger.assign(self.key, None)
@@ -529,6 +530,7 @@ class Pass:
             (fallback or {}).get("accountSelector", {}) if fallback is not None else None,
             self.status.get("account"),
             machine.PendingMove.from_status(self.status.get("pendingMove")),
+            self.spec.get("model"),
         )
         return replace(
             request,

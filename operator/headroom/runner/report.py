@@ -35,6 +35,7 @@ def message_for(
         window=verdict.window,
         resets_at=verdict.resets_at,
         utilization=dict(verdict.utilization),
+        warnings=dict(verdict.warnings),
         evidence=snippet(verdict.evidence, secrets) if verdict.evidence else "",
         detail=detail,
         transcript=transcript,

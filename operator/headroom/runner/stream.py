@@ -13,6 +13,12 @@ lines):
   `model_credits` (only the requested model needs credits the account lacks); an assistant
   error message with `error: billing_error` (an API key's spent balance) -> walled on
   `credits` without a reset.
+- a rejected event whose rateLimitType is a per-model weekly window (`seven_day_opus`,
+  `seven_day_sonnet`) is a wall on that window like any other; the operator decides that it
+  holds only for that model (headroom.core.models).
+- `status: allowed_warning` with `surpassedThreshold` (top level for its rateLimitType, and
+  per window in unifiedWindows) -> `warnings`, whatever the outcome; a later status of the
+  same window clears it.
 - the same event without `resetsAt` (the CLI's summary of exhausted bare 429s), or a result
   with `api_error_status: 429` -> throttled: a limit without a reset time is only suspected.
 - a result with `is_error: false` -> completed; any other ending -> failed. 500 and 529 never
@@ -41,6 +47,7 @@ class Verdict:
     window: str | None = None
     resets_at: str | None = None  # RFC 3339, UTC
     utilization: dict[str, float] = field(default_factory=dict)
+    warnings: dict[str, float] = field(default_factory=dict)  # window -> surpassed threshold
     evidence: str = ""  # raw signal text; the caller scrubs secrets and shortens it
     detail: str = ""
     turns: int | None = None
@@ -65,6 +72,7 @@ class StreamClassifier:
 
     session_id: str | None = None
     utilization: dict[str, float] = field(default_factory=dict)
+    warnings: dict[str, float] = field(default_factory=dict)
     wall: Wall | None = None
     auth_failure: str | None = None
     throttle: str | None = None
@@ -167,20 +175,36 @@ class StreamClassifier:
             ]
         entries.append((info.get("rateLimitType"), info.get("utilization")))
         for name, value in entries:
-            if not isinstance(name, str) or not WINDOW_NAME.match(name):
+            if _is_window(name) and (number := _fraction(value)) is not None:
+                _bounded_put(self.utilization, name, number)
+        self._warnings(info, windows if isinstance(windows, dict) else {})
+
+    def _warnings(self, info: dict[str, Any], windows: dict[str, Any]) -> None:
+        """Measured on 2.1.330: a window past a threshold comes as `status: allowed_warning`
+        with `surpassedThreshold`, at the top (its rateLimitType) and in unifiedWindows; the
+        latest status of a window decides, so a later allowed or rejected one clears it."""
+        states: list[tuple[Any, Any, Any]] = [
+            (name, w.get("status"), w.get("surpassedThreshold"))
+            for name, w in windows.items()
+            if isinstance(w, dict)
+        ]
+        states.append(
+            (info.get("rateLimitType"), info.get("status"), info.get("surpassedThreshold"))
+        )
+        for name, status, threshold in states:
+            if not _is_window(name) or not isinstance(status, str):
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            if value != value:  # NaN
-                continue
-            if name in self.utilization or len(self.utilization) < MAX_UTILIZATION_ENTRIES:
-                self.utilization[name] = min(1.0, max(0.0, float(value)))
+            if status != "allowed_warning":
+                self.warnings.pop(name, None)
+            elif (number := _fraction(threshold)) is not None:
+                _bounded_put(self.warnings, name, number)
 
     def verdict(self, exit_code: int | None = None, interrupted: str | None = None) -> Verdict:
         """The outcome, once the CLI has exited (`exit_code`) or was stopped (`interrupted`
         names why, e.g. "SIGTERM")."""
         common: dict[str, Any] = {
             "utilization": dict(self.utilization),
+            "warnings": dict(self.warnings),
             "turns": _count(self.result, "num_turns"),
             "cost_usd": _money(self.result, "total_cost_usd"),
             "session_id": self.session_id,
@@ -303,6 +327,23 @@ class LineSplitter:
             self._overflow = True
             piece = piece[: max(0, room)]
         self._buffer += piece
+
+
+def _is_window(name: Any) -> bool:
+    return isinstance(name, str) and WINDOW_NAME.match(name) is not None
+
+
+def _fraction(value: Any) -> float | None:
+    """A reported 0..1 number, clamped; None for anything else (booleans, NaN, text)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return min(1.0, max(0.0, float(value)))
+
+
+def _bounded_put(table: dict[str, float], name: str, value: float) -> None:
+    """Keep at most the termination schema's number of windows (the first ones seen)."""
+    if name in table or len(table) < MAX_UTILIZATION_ENTRIES:
+        table[name] = value
 
 
 def rfc3339(epoch: Any) -> str | None:

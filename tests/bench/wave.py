@@ -6,6 +6,8 @@ sessions. The pieces it drives (Driver, Operator, Measure, the results) are in f
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -182,6 +184,9 @@ def run(
         each = " per shard" if shards > 1 else ""
         log(f"{tag} walling {k} sessions{each} on {len(group[0].walled_accounts)} accounts")
         cpu_before = {s.ns: proc_usage(s.operator.pid).cpu_seconds for s in group}
+        for shard in group:
+            if shard.operator.profile is not None:
+                os.kill(shard.operator.pid, signal.SIGUSR1)  # profile the wave, not the setup
         measure.start()
         wall(group, 1)
         wait_for(

@@ -24,8 +24,10 @@ from headroom.kube.transport import USER_AGENT
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "hack" / "cluster"
 WORK = REPO / ".local" / "bench"
-CLUSTER_NAME = "headroom-bench"
+# Named after the caller's cluster, so two worktrees' benchmarks never share a control plane.
+CLUSTER_NAME = f"{os.environ.get('HEADROOM_CLUSTER_NAME') or 'headroom'}-bench"
 BENCH_AGENT = "headroom-bench"  # user agent of every request the benchmark itself makes
+FLOOR_AGENT = f"{BENCH_AGENT}/floor"  # ... but for the floor client (tests/bench/floor.py)
 
 # Every request at Metadata level, once (at completion): enough to count requests per client.
 AUDIT_POLICY = """\
@@ -100,9 +102,11 @@ class BenchCluster:
             self.kubectl_run("patch", node, "--subresource=status", "--type=merge", "-p", patch)
 
     def _install_crds(self) -> None:
+        """Headroom's CRDs, and kopf's peering CRDs for the shards' operators (--peering)."""
         crds = REPO / "crds"
-        self.kubectl_run("apply", "--server-side", "-f", str(crds))
-        names = self.kubectl_run("get", "-f", str(crds), "-o", "name").split()
+        peering = REPO / "manifests" / "kopf" / "peering-crds.yaml"
+        self.kubectl_run("apply", "--server-side", "-f", str(crds), "-f", str(peering))
+        names = self.kubectl_run("get", "-f", str(crds), "-f", str(peering), "-o", "name").split()
         self.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", *names)
 
     # --- what the apiserver says ------------------------------------------------------------
@@ -170,6 +174,8 @@ def client_of(event: dict[str, Any]) -> str:
     """Who made a request, from its user agent: the operator's two HTTP clients (kopf's own,
     and headroom.kube.transport's) count as the operator."""
     agent = str(event.get("userAgent", ""))
+    if agent.startswith(FLOOR_AGENT):
+        return "floor"
     if agent.startswith(BENCH_AGENT):
         return "benchmark"
     if agent.startswith(("kopf/", USER_AGENT)):

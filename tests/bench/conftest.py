@@ -1,4 +1,4 @@
-"""Benchmark fixtures. Sizes come from BENCH_SIZES (default 100,1000,5000); the failover
+"""Benchmark fixtures. Sizes come from BENCH_SIZES (default 100,1000,2000,5000); the failover
 results of the whole session are written to results/bench/latest.md at its end."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from tests.bench.failover import RunResult
 
 
 def bench_sizes() -> list[int]:
-    raw = os.environ.get("BENCH_SIZES", "100,1000,5000")
+    raw = os.environ.get("BENCH_SIZES", "100,1000,2000,5000")
     return sorted(int(x) for x in raw.replace(" ", "").split(",") if x)
 
 
@@ -28,5 +28,6 @@ def failover_results() -> Iterator[list[RunResult]]:
     if results:
         from tests.bench.report import summary_table, write_latest
 
-        path = write_latest(sorted(results, key=lambda r: r.n))
-        print(f"\n{summary_table(sorted(results, key=lambda r: r.n))}\n\nwritten to {path}")
+        ordered = sorted(results, key=lambda r: (r.n, r.shard))
+        path = write_latest(ordered)
+        print(f"\n{summary_table(ordered)}\n\nwritten to {path}")

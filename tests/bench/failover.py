@@ -1,9 +1,12 @@
-"""One failover benchmark run: N sessions over M accounts, all Running on kwok nodes, then K
-sessions' pods end `walled` at once, as a kubelet would report it.
+"""The pieces of one failover benchmark run (wave.py drives them): N sessions over M accounts,
+all Running on kwok nodes, then K sessions' pods end `walled` at once, as a kubelet would
+report it.
 
 The driver creates objects and patches pods; a separate recorder process stamps every watch
 event with its local receive time (see recorder.py); the apiserver's own counters and audit
 log count the requests; /proc of the operator process gives its CPU time and peak RSS.
+Then the operator is stopped and the floor client (floor.py) moves the same sessions once
+more, timed the same way.
 """
 
 from __future__ import annotations
@@ -18,17 +21,15 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
-from tests.bench.cluster import BENCH_AGENT, WORK, BenchCluster, RequestKey, client_of
-from tests.bench.timeline import Timeline
+from tests.bench.cluster import BENCH_AGENT, BenchCluster, RequestKey, client_of
 from tests.support.operator import terminated_status, wait_for
 
 from headroom.contract.pod import LABEL_MANAGED, MANAGER
-from headroom.contract.termination import EXIT_CODES, Outcome, TerminationMessage, encode
+from headroom.contract.termination import EXIT_CODES, Outcome
 
 GROUP, VERSION = "headroom.dev", "v1alpha1"
 REPO = Path(__file__).resolve().parents[2]
@@ -73,10 +74,29 @@ class Window:
     by_key: Counter[RequestKey]
     by_client: Counter[str]
     operator_by_key: Counter[RequestKey]
+    # The operator's requests by the namespace of their object: tells shards apart (their
+    # operators share a user agent).
+    operator_by_namespace: Counter[str] = field(default_factory=Counter)
+    operator_by_namespace_key: Counter[tuple[str, RequestKey]] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
         return sum(self.by_key.values())
+
+
+@dataclass
+class FloorResult:
+    """The floor client's wave (tests/bench/floor.py): the same sessions walled again."""
+
+    to_pod_created: list[float]
+    to_session_running: list[float]
+    failover_seconds: float
+    cpu_seconds: float
+    window: Window
+    problems: list[str] = field(default_factory=list)
+
+    def requests_per_failover(self, k: int) -> float:
+        return self.window.by_client["floor"] / k
 
 
 @dataclass
@@ -102,6 +122,46 @@ class RunResult:
     # processed: in real life they would hit that wall and move once more.
     onto_walled: int = 0
     profile: Path | None = None
+    floor: FloorResult | None = None
+    shard: str = ""  # the namespace, when several operators (shards) ran side by side
+    shards: int = 1
+
+    @property
+    def failovers_in_cluster(self) -> int:
+        """Failovers the apiserver served in the wave: K per shard."""
+        return self.k * self.shards
+
+    def operator_requests(self, window: Window) -> Counter[RequestKey]:
+        """This row's operator's requests by verb and resource: with shards, those on objects
+        of its own namespace."""
+        if not self.shard:
+            return window.operator_by_key
+        return Counter(
+            {
+                key: n
+                for (ns, key), n in window.operator_by_namespace_key.items()
+                if ns == self.shard
+            }
+        )
+
+    @property
+    def operator_idle_per_minute(self) -> float:
+        count = (
+            self.idle.operator_by_namespace[self.shard]
+            if self.shard
+            else self.idle.by_client["operator"]
+        )
+        return count / self.idle.seconds * 60
+
+    @property
+    def cpu_ms_per_failover(self) -> float:
+        return self.cpu_failover / self.k * 1000
+
+    @property
+    def operator_requests_per_failover(self) -> float:
+        if self.shard:  # both shards' operators share a user agent: count by namespace
+            return self.failover.operator_by_namespace[self.shard] / self.k
+        return self.failover.by_client["operator"] / self.k
 
 
 class Measure:
@@ -121,6 +181,8 @@ class Measure:
         time.sleep(1.0)  # the audit log is written as requests complete
         by_client: Counter[str] = Counter()
         operator: Counter[RequestKey] = Counter()
+        by_namespace: Counter[str] = Counter()
+        by_namespace_key: Counter[tuple[str, RequestKey]] = Counter()
         for event in self.cluster.audit_since(self.offset, self.t0, t1):
             who = client_of(event)
             by_client[who] += 1
@@ -133,20 +195,26 @@ class Measure:
                     ref.get("subresource", ""),
                 )
                 operator[key] += 1
+                by_namespace[ref.get("namespace", "")] += 1
+                by_namespace_key[(ref.get("namespace", ""), key)] += 1
         delta = after - self.before  # Counter subtraction keeps positive counts only
-        return Window(t1 - self.t0, delta, by_client, operator)
+        return Window(t1 - self.t0, delta, by_client, operator, by_namespace, by_namespace_key)
 
 
 class Operator:
-    def __init__(self, namespace: str, log: Path, profile: Path | None) -> None:
+    def __init__(
+        self, namespace: str, log: Path, profile: Path | None, extra: list[str] | None = None
+    ) -> None:
         self.namespace = namespace
         self.log = log
         self.profile = profile
+        self.extra = extra or []
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, kubeconfig: Path) -> None:
         # Production flags but for the metrics port (a free one) and the liveness endpoint.
-        operator = ["operator", "-n", self.namespace, "--metrics-port", "0", "--liveness", ""]
+        operator = ["operator", "-n", self.namespace, "--metrics-port", "0", "--liveness", "",
+                    *self.extra]  # fmt: skip
         args = ["-m", "headroom", *operator]
         if self.profile is not None:
             args = ["-m", "tests.bench.profile_operator", str(self.profile), *operator]
@@ -330,11 +398,17 @@ def settle(cluster: BenchCluster, operator: Operator, window: float = 5.0) -> fl
         ours = sum(
             1
             for event in cluster.audit_since(offset, t0, t0 + window)
-            if client_of(event) == "operator"
+            if client_of(event) == "operator" and not _peering(event)
         )
         if ours <= 1:
             return time.monotonic() - started
     raise TimeoutError("the operator never went quiet within 900s after setup")
+
+
+def _peering(event: dict[str, Any]) -> bool:
+    """A request on kopf's peering objects: with --peering (shards), each operator's
+    keep-alive and leadership check, a standing cost every few seconds, not setup's backlog."""
+    return (event.get("objectRef") or {}).get("resource") == "kopfpeerings"
 
 
 def max_sessions_for(n: int, accounts: int) -> int:
@@ -356,162 +430,3 @@ def choose_walled(sessions: dict[str, dict[str, Any]], k: int) -> tuple[list[str
                 chosen.append(name)
                 walled.add(account)
     return chosen, walled
-
-
-def run(
-    cluster: BenchCluster,
-    n: int,
-    *,
-    idle_seconds: float,
-    profile: bool = False,
-    log: Any = print,
-) -> RunResult:
-    ns = f"bench-{n}"
-    k = n // 4
-    cap = max_sessions_for(n, ACCOUNTS)
-    WORK.mkdir(parents=True, exist_ok=True)
-    events_file = WORK / f"{ns}.events.jsonl"
-    events_file.unlink(missing_ok=True)
-    profile_path = WORK / f"profile-{n}.txt" if profile else None  # and .pyisession
-    driver = Driver(cluster.kubeconfig, ns)
-    operator = Operator(ns, WORK / f"operator-{n}.log", profile_path)
-    recorder: subprocess.Popen[bytes] | None = None
-    timeline = Timeline(events_file)
-    measure = Measure(cluster)
-    sessions = [f"s-{i:05d}" for i in range(n)]
-    setup_timeout = 120 + n * 0.5
-    try:
-        driver.namespace()
-        recorder = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.recorder", str(cluster.kubeconfig), ns,
-             str(events_file)],
-            cwd=str(REPO),
-            stderr=(WORK / f"recorder-{n}.log").open("wb"),
-        )  # fmt: skip
-
-        def recorder_ready() -> bool:
-            if recorder is not None and recorder.poll() is not None:
-                raise RuntimeError(f"the recorder exited ({recorder.returncode})")
-            timeline.update()
-            return timeline.ready
-
-        wait_for("the recorder's watches", recorder_ready, 60, 0.5)
-        operator.start(cluster.kubeconfig)
-        started = time.monotonic()
-        log(f"[N={n}] {ACCOUNTS} accounts (maxSessions {cap}), {n} bound workspaces")
-        driver.all(lambda i: driver.account(f"acct-{i:02d}", cap), list(range(ACCOUNTS)))
-        driver.all(driver.workspace, sessions)
-        wait_for(
-            "every account Available", lambda: driver.available_accounts() == ACCOUNTS, 120, 0.5
-        )
-        log(f"[N={n}] creating {n} sessions")
-        driver.all(driver.session, sessions)
-
-        def all_running() -> tuple[int, int] | None:
-            operator.check_alive()
-            recorder_ready()
-            s, p = len(timeline.running_sessions(1)), len(timeline.running_pods())
-            return (s, p) if s == n and p == n else None
-
-        wait_for(f"{n} sessions and pods Running", all_running, setup_timeout, 1.0)
-        setup_seconds = time.monotonic() - started
-        log(f"[N={n}] all Running after {setup_seconds:.0f}s; settle, {idle_seconds:.0f}s idle")
-        settle_seconds = settle(cluster, operator)
-        log(f"[N={n}] the operator was quiet {settle_seconds:.0f}s after that")
-
-        measure.start()
-        time.sleep(idle_seconds)
-        idle = measure.stop()
-        usage_idle = proc_usage(operator.pid)
-
-        timeline.update()
-        walled_sessions, walled_accounts = choose_walled(
-            {s: timeline.sessions[s] for s in sessions}, k
-        )
-        accounts_before = {s: timeline.sessions[s]["acc"] for s in walled_sessions}
-        resets = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        message = encode(
-            TerminationMessage(
-                outcome=Outcome.WALLED,
-                window="five_hour",
-                resets_at=resets,
-                utilization={"five_hour": 1.0},
-                evidence=WALL_MESSAGE,
-                transcript=True,
-            )
-        )
-        log(f"[N={n}] walling {k} sessions on {len(walled_accounts)} accounts at once")
-        cpu_before = proc_usage(operator.pid).cpu_seconds
-        measure.start()
-        # Submit every patch before waiting on any: the K pods end as close to at once as
-        # WORKERS concurrent connections allow.
-        driver.all(lambda s: driver.end_walled(f"{s}-1", message), walled_sessions)
-
-        def moved() -> bool:
-            operator.check_alive()
-            recorder_ready()
-            again = timeline.running_sessions(2)
-            pods = timeline.running_pods()
-            return all(s in again and f"{s}-2" in pods for s in walled_sessions)
-
-        wait_for(f"{k} walled sessions Running again", moved, 120 + k * 0.5, 0.5)
-        time.sleep(5)  # the coalesced account status writes (every 1s) and stragglers
-        failover = measure.stop()
-        usage = proc_usage(operator.pid)
-        timeline.update()
-    finally:
-        operator.stop()
-        if recorder is not None:
-            recorder.terminate()
-            recorder.wait(10)
-        driver.close()
-
-    to_created, to_running, to_pod_running, problems = [], [], [], []
-    onto_walled = 0
-    first_end, last_running = math.inf, 0.0
-    for s in walled_sessions:
-        ended = timeline.pod_terminated.get(f"{s}-1")
-        created = timeline.pod_added.get(f"{s}-2")
-        running = timeline.session_running.get((s, 2))
-        pod_running = timeline.pod_running.get(f"{s}-2")
-        if ended is None or created is None or running is None or pod_running is None:
-            problems.append(f"{s}: incomplete timeline {ended=} {created=} {running=}")
-            continue
-        to_created.append(created - ended)
-        to_running.append(running - ended)
-        to_pod_running.append(pod_running - ended)
-        first_end, last_running = min(first_end, ended), max(last_running, running)
-        account, before = timeline.sessions[s]["acc"], timeline.pods.get(f"{s}-2", {}).get("a")
-        if account == accounts_before[s]:
-            problems.append(f"{s}: stayed on its walled account {account}")
-        if before != account:
-            problems.append(f"{s}: status says {account}, its pod says {before}")
-        if account in walled_accounts:
-            onto_walled += 1
-    for account, live in timeline.live_pods_by_account().items():
-        if live > cap:
-            problems.append(f"{account}: {live} live pods > maxSessions {cap}")
-    for session, live in timeline.live_pods_by_session().items():
-        if live > 1:
-            problems.append(f"{session}: {live} live pods")
-    return RunResult(
-        n=n,
-        k=k,
-        accounts=ACCOUNTS,
-        max_sessions=cap,
-        setup_seconds=setup_seconds,
-        settle_seconds=settle_seconds,
-        to_pod_created=to_created,
-        to_session_running=to_running,
-        to_pod_running=to_pod_running,
-        failover_seconds=last_running - first_end,
-        cpu_failover=usage.cpu_seconds - cpu_before,
-        cpu_total=usage.cpu_seconds,
-        rss_peak_mb=usage.rss_peak_mb,
-        rss_idle_mb=usage_idle.rss_now_mb,
-        idle=idle,
-        failover=failover,
-        problems=problems,
-        onto_walled=onto_walled,
-        profile=profile_path,
-    )

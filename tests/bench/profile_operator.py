@@ -3,15 +3,20 @@ the event loop spends CPU (idle time lands in the loop's `select`), not where ta
 
     python -m tests.bench.profile_operator OUT_PREFIX operator-args...
 
-Writes OUT_PREFIX.txt (text tree) and OUT_PREFIX.pyisession (reload with
-`pyinstrument --load FILE -r text --show-all`) when the operator exits (SIGTERM ends it
+Sampling starts when the process receives SIGUSR1 (the benchmark sends it just before it walls
+the pods, so the profile is the failover wave's, not the setup's), and at once when
+HEADROOM_PROFILE_ALL=1. Writes OUT_PREFIX.txt (text tree) and OUT_PREFIX.pyisession (reload
+with `pyinstrument --load FILE -r text --show-all`) when the operator exits (SIGTERM ends it
 cleanly).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from pyinstrument import Profiler
 
@@ -21,15 +26,23 @@ from headroom import cli
 def main(argv: list[str]) -> int:
     out, args = Path(argv[0]), argv[1:]
     profiler = Profiler(interval=0.001, async_mode="disabled")
-    profiler.start()
+
+    def start(_signum: int = 0, _frame: FrameType | None = None) -> None:
+        if not profiler.is_running:
+            profiler.start()
+
+    signal.signal(signal.SIGUSR1, start)
+    if os.environ.get("HEADROOM_PROFILE_ALL") == "1":
+        start()
     try:
         code = cli.main(args)
     finally:
-        profiler.stop()
+        if profiler.is_running:
+            profiler.stop()
         session = profiler.last_session
-        assert session is not None
-        session.save(str(out.with_suffix(".pyisession")))
-        out.with_suffix(".txt").write_text(profiler.output_text(show_all=False))
+        if session is not None:
+            session.save(str(out.with_suffix(".pyisession")))
+            out.with_suffix(".txt").write_text(profiler.output_text(show_all=False))
     return code
 
 

@@ -214,8 +214,11 @@ class Kube:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
         accept: str = "application/json",
+        decode: bool = True,
     ) -> JSON | None:
-        """One API call. Returns the decoded body, None for 404 on GET/DELETE. Raises
+        """One API call. Returns the decoded body (an empty one unless `decode`: a created
+        or deleted pod's body is several kilobytes nobody reads), None for 404 on GET/DELETE.
+        Raises
         KubeNotFound (404 of any other verb), KubeConflict (409), KubeUnreachable (no answer)
         or KubeError (any other status)."""
         headers = {"Accept": accept, "Content-Type": content_type}
@@ -237,7 +240,7 @@ class Kube:
         status = response.status
         response.release()
         if 200 <= status < 300:
-            result: JSON = json.loads(raw) if raw else {}
+            result: JSON = json.loads(raw) if raw and decode else {}
             return result
         if status == 404 and method in {"GET", "DELETE"}:
             return None
@@ -378,7 +381,8 @@ class Kube:
     async def create(self, namespace: str, plural: str, manifest: JSON) -> bool:
         """Create; False if it already exists (creation is idempotent by name)."""
         try:
-            await self.request("POST", api_path(CORE_API, plural, namespace), manifest)
+            path = api_path(CORE_API, plural, namespace)
+            await self.request("POST", path, manifest, decode=False)
         except KubeConflict:
             return False
         return True
@@ -397,7 +401,7 @@ class Kube:
         return await self.request("PATCH", path, patch, content_type=MERGE_PATCH)
 
     async def delete(self, namespace: str, plural: str, name: str) -> None:
-        await self.request("DELETE", api_path(CORE_API, plural, namespace, name))
+        await self.request("DELETE", api_path(CORE_API, plural, namespace, name), decode=False)
 
 
 def peering_kind(clusterwide: bool) -> tuple[str, str]:

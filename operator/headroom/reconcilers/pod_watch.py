@@ -31,6 +31,10 @@ JSON = dict[str, Any]
 SELECTOR = f"{LABEL_MANAGED}={MANAGER}"
 _PAUSE = timedelta(seconds=2)  # before listing again after an API error
 _RESCOPE = timedelta(seconds=2)  # how often namespace patterns are matched again
+# Passes under way at once. A wave of endings runs first come, first served: each pass makes
+# its few requests and is done, instead of hundreds advancing in lockstep through the same
+# 32 connections, every one of them finishing only when the last does.
+PASSES_AT_ONCE = 32
 SessionKey = tuple[str, str]
 
 
@@ -126,6 +130,7 @@ class PodWatch:
         self._listed: set[str | None] = set()
         self._passes: set[asyncio.Task[None]] = set()
         self._deferred: set[SessionKey] = set()
+        self._slots = asyncio.Semaphore(PASSES_AT_ONCE)
         self._scoped = False
 
     # --- scope -------------------------------------------------------------------------
@@ -247,7 +252,12 @@ class PodWatch:
                 self._spawn(self._run_deferred())
             self._deferred.add((namespace, session))
             return
-        self._spawn(self.rt.reconcile_session(self.rt, namespace, session, watched=True))
+        self._spawn(self._pass(namespace, session))
+
+    async def _pass(self, namespace: str, session: str) -> None:
+        assert self.rt.reconcile_session is not None
+        async with self._slots:
+            await self.rt.reconcile_session(self.rt, namespace, session, watched=True)
 
     async def _run_deferred(self) -> None:
         await self.rt.active.wait()

@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from tests.sim.worlds import account, session, world
 
-from headroom.core.accounts import Account, Window
+from headroom.core import placement
+from headroom.core.accounts import Account
+from headroom.core.outcome import AttemptEnd
+from headroom.core.usage import ReportedWindow
 from headroom_dev.sim.engine import Phase, Sim
 from headroom_dev.sim.model import DAY, HOUR, AccountSpec, WindowSpec, clock
 from headroom_dev.sim.policies import (
@@ -18,7 +21,6 @@ from headroom_dev.sim.policies import (
     HeadroomLive,
     HeadroomPolicy,
     LeastLoaded,
-    seen_by,
 )
 
 
@@ -27,7 +29,7 @@ def opus_limited(name: str, opus_budget: float) -> AccountSpec:
         name,
         (
             WindowSpec("five_hour", 5 * HOUR, 1e9),
-            WindowSpec("seven_day_opus", 7 * DAY, opus_budget, model="opus"),
+            WindowSpec("seven_day_opus", 7 * DAY, opus_budget),
         ),
         max_sessions=2,
     )
@@ -59,17 +61,70 @@ def test_a_spent_opus_window_stops_opus_sessions_only(policy: Any) -> None:
     assert Sim(later, policy()).run().runs["late"].phase is Phase.DONE
 
 
-def test_headroom_sees_a_per_model_wall_only_for_that_model() -> None:
-    now = clock(0.0)
-    walled = Account(
-        "sim",
-        "a",
-        credentials_hash="h",
-        windows=(Window("seven_day_opus", "rejected", 1.0, resets_at=clock(DAY)),),
+class Placing(HeadroomPolicy):
+    """Headroom's policy, recording every call it makes to the real place()."""
+
+    def bind(self, sim: Sim) -> None:
+        super().bind(sim)
+        self.calls: list[tuple[placement.Request, dict[str, Account], str]] = []
+        real = placement.place
+
+        def recorded(accounts: Any, load: Any, request: Any, now: Any) -> Any:
+            choice = real(accounts, load, request, now)
+            answer = choice.account if isinstance(choice, placement.Placed) else ""
+            self.calls.append((request, {a.name: a for a in accounts}, answer))
+            return choice
+
+        self._place = recorded
+
+    def choose(self, run: Any) -> Any:
+        real, placement.place = placement.place, self._place  # type: ignore[assignment]
+        try:
+            return super().choose(run)
+        finally:
+            placement.place = real
+
+
+def test_an_opus_walled_account_takes_a_sonnet_session_through_place() -> None:
+    # "a" walls on seven_day_opus at 1001 s and is the only account: the opus session waits
+    # for the weekly reset. The sonnet session arriving later is placed by the real place(),
+    # given its model, on "a", whose status holds the opus wall as the operator records it.
+    scenario = world(
+        [opus_limited("a", 1000.0)],
+        [session("opus", 0.0, 3000.0, model="opus"), session("sonnet", 3000.0, 100.0)],
+        horizon_s=2 * HOUR,
     )
-    assert seen_by(walled, "opus", now).walled_until == clock(DAY)
-    assert seen_by(walled, "sonnet", now).walled_until is None
-    assert seen_by(walled, "sonnet", now).windows == ()
+    policy = Placing()
+    sim = Sim(scenario, policy).run()
+    assert sim.runs["opus"].walls == 1 and sim.runs["opus"].phase is not Phase.DONE
+    assert sim.runs["sonnet"].account == "a" and sim.runs["sonnet"].phase is Phase.DONE
+    _, roster, answer = next(c for c in policy.calls if c[0].model == "sonnet")
+    assert answer == "a"
+    wall = next(w for w in roster["a"].windows if w.name == "seven_day_opus")
+    assert wall.status == "rejected" and wall.resets_at is not None
+    assert roster["a"].walled_until is None  # the account itself is not walled
+    # and place() itself refuses "a" for an opus session then
+    opus = placement.Request(selector=None, model="opus")
+    choice = placement.place([roster["a"]], {}, opus, clock(3000.0))
+    assert isinstance(choice, placement.NoHeadroom) and choice.earliest_reset == wall.resets_at
+
+
+def test_a_warned_account_is_the_last_choice_through_place() -> None:
+    # "a" has the higher priority, so s1 and (before the warning) s0 go there. "a" passes 80 %
+    # of its five-hour window while s1 runs; s2 then goes to "z" although "a" still ranks
+    # first: place()'s warning tier, from the warning in "a"'s status.windows that the running
+    # attempt reported.
+    scenario = world(
+        [account("a", 1000.0, slots=3, priority=1), account("z", 1e9, slots=3)],
+        [session("s0", 0.0, 10.0), session("s1", 20.0, 900.0), session("s2", 850.0, 50.0)],
+        horizon_s=HOUR,
+    )
+    policy = Placing()
+    sim = Sim(scenario, policy).run()
+    assert (sim.runs["s0"].account, sim.runs["s1"].account) == ("a", "a")
+    assert sim.runs["s2"].account == "z"
+    request, roster, _ = policy.calls[-1]
+    assert request.model == "sonnet" and any(w.warning for w in roster["a"].windows)
 
 
 def test_spent_usage_credits_wall_until_the_monthly_refresh_and_then_resume() -> None:
@@ -100,32 +155,34 @@ def test_spent_usage_credits_wall_until_the_monthly_refresh_and_then_resume() ->
 
 
 def test_a_running_attempt_reports_the_warning_threshold_once() -> None:
-    reports: list[tuple[float, str, tuple[Window, ...]]] = []
+    reports: list[tuple[float, str, AttemptEnd]] = []
 
     class Listening(HeadroomPolicy):
-        def reported(self, account: str, windows: tuple[Window, ...]) -> None:
-            reports.append((self.world.now, account, windows))
-            super().reported(account, windows)
+        def reported(self, account: str, report: AttemptEnd) -> None:
+            reports.append((self.world.now, account, report))
+            super().reported(account, report)
 
     scenario = world([account("a", 1000.0)], [session("s", 0.0, 900.0)], horizon_s=HOUR)
     policy = Listening()
     Sim(scenario, policy).run()
     assert [(t, a) for t, a, _ in reports] == [(pytest.approx(1 + 800.0), "a")]
-    (five,) = reports[0][2]
-    assert five.status == "allowed_warning" and five.utilization == pytest.approx(0.8)
-    # what the operator now holds in status.windows
+    report = reports[0][2]
+    assert report.warnings == {"five_hour": 0.8}
+    assert report.utilization == {"five_hour": pytest.approx(0.8)}
     # the attempt's end (at 90 %) says so too, in what the operator keeps in status.windows
-    assert policy.roster["a"].windows[0].status == "allowed_warning"
+    (five,) = policy.roster["a"].windows
+    assert five.status == "allowed_warning" and five.warning
+    assert five.surpassed_threshold == 0.8 and five.utilization == pytest.approx(0.9)
 
 
 def test_live_usage_is_read_at_most_once_a_minute_and_placement_sees_it() -> None:
     polls: list[float] = []
 
     class Counting(HeadroomLive):
-        def observed(self, account: str, windows: tuple[Window, ...]) -> None:
+        def observed(self, account: str, report: tuple[ReportedWindow, ...]) -> None:
             if account == "a":
                 polls.append(self.world.now)
-            super().observed(account, windows)
+            super().observed(account, report)
 
     # a session arriving every 10 s: a placement every 10 s, a usage read every 60 s at most
     arrivals = [session(f"s{i:02d}", 10.0 * i, 30.0) for i in range(30)]

@@ -18,9 +18,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from headroom.contract.termination import Outcome
-from headroom.core.accounts import Account, Window
+from headroom.core.accounts import Account
 from headroom.core.ledger import Ledger
 from headroom.core.outcome import AttemptEnd
+from headroom.core.usage import ReportedWindow
 from headroom_dev.sim.model import NAMESPACE, AccountSpec, Scenario, SessionSpec, WindowSpec, clock
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class AccountUse:
     windows: list[WindowUse]
     spent: float = 0.0  # every token charged, useful or not
 
-    def exhausted_window(self, model: str | None) -> WindowUse | None:
+    def exhausted_window(self, model: str) -> WindowUse | None:
         """The spent window a session of `model` meets (a spent `seven_day_opus` stops only
         opus sessions)."""
         full = [w for w in self.windows if w.exhausted() and w.spec.applies_to(model)]
@@ -200,19 +201,29 @@ class Sim:
                 self._settle()
         return self
 
-    def usage(self, account: str) -> tuple[Window, ...]:
-        """The account's true windows, as the usage endpoint (or a rate-limit event) tells
-        them: utilization, status and reset time of every window under way."""
+    def usage(self, account: str) -> tuple[ReportedWindow, ...]:
+        """The account's true windows as the usage endpoint answers (core.usage.parse_report's
+        shape): utilization and reset time of every window under way."""
         return tuple(
-            Window(
-                name=w.spec.name,
-                status=w.status(),
-                utilization=min(1.0, w.fill()),
-                resets_at=clock(w.resets_at),
-                observed_at=clock(self.now),
-            )
+            ReportedWindow(w.spec.name, min(1.0, w.fill()), clock(w.resets_at))
             for w in self.accounts[account].windows
             if w.resets_at is not None
+        )
+
+    def running_report(self, account: str) -> AttemptEnd:
+        """What the running attempts' rate-limit events tell of their account: the windows they
+        draw on, and the ones past their threshold as allowed_warning. In the termination
+        message's shape (core.windows.merged_windows reads it); the outcome is not read."""
+        models = {r.spec.model for r in self._live.values() if r.account == account}
+        windows = [
+            w
+            for w in self.accounts[account].windows
+            if w.resets_at is not None and any(w.spec.applies_to(m) for m in models)
+        ]
+        return AttemptEnd(
+            outcome=Outcome.COMPLETED,
+            utilization={w.spec.name: min(1.0, w.fill()) for w in windows},
+            warnings={w.spec.name: w.spec.warn_at for w in windows if w.past_warning()},
         )
 
     def _next_internal(self) -> float:
@@ -315,7 +326,7 @@ class Sim:
             for w in passed:
                 w.warned = True
             if passed and any(r.account == name for r in self._live.values()):
-                self.policy.reported(name, self.usage(name))
+                self.policy.reported(name, self.running_report(name))
         return False  # a report changes what the policy knows, not the world
 
     def _walls(self) -> bool:
@@ -391,15 +402,18 @@ class Sim:
     ) -> AttemptEnd:
         """What the runner would write to the termination message (docs/runner.md)."""
         acc = self.accounts[run.account or ""]
+        drawn = [
+            w for w in acc.windows if w.resets_at is not None and w.spec.applies_to(run.spec.model)
+        ]
         return AttemptEnd(
             outcome=outcome,
             evidence=evidence,
             window=window,
             resets_at=clock(resets_at) if resets_at is not None else None,
-            utilization={
-                w.spec.name: min(1.0, w.fill())
-                for w in acc.windows
-                if w.resets_at is not None and w.spec.applies_to(run.spec.model)
+            utilization={w.spec.name: min(1.0, w.fill()) for w in drawn},
+            # The rate-limit events' allowed_warning of the windows past their threshold.
+            warnings={
+                w.spec.name: w.spec.warn_at for w in drawn if w.past_warning() and not w.exhausted()
             },
             transcript=True,
         )

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from headroom.core.models import MODEL_SCOPED_WINDOWS
 from headroom_dev.sim.engine import Phase, Sim
 from headroom_dev.sim.model import HOUR, AccountSpec, Scenario, WindowSpec
 
@@ -158,13 +159,13 @@ def _account_caps(
     and each model (its own window as well)."""
     shared = np.full(e.shape, np.inf)
     for w in account.windows:
-        if w.model is None:
+        if w.name not in MODEL_SCOPED_WINDOWS:
             shared = np.minimum(shared, window_cap(w, s, e))
     per_model: dict[str, Floats] = {}
     for model in models:
         cap = shared.copy()
         for w in account.windows:
-            if w.model == model:
+            if w.name in MODEL_SCOPED_WINDOWS and w.applies_to(model):
                 cap = np.minimum(cap, window_cap(w, s, e))
         per_model[model] = cap
     return shared, per_model

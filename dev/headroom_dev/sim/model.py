@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
+
+from headroom.core.accounts import CredentialType
+from headroom.core.models import draws_on
 
 # Simulated time 0. A Monday, so "a few days" reads like a working week.
 EPOCH = datetime(2026, 1, 5, 0, 0, 0, tzinfo=UTC)
@@ -19,7 +23,9 @@ HOUR = 3600.0
 DAY = 24 * HOUR
 # The stand-in's early-warning threshold: `allowed_warning` past 80 % utilization.
 WARN_AT = 0.8
-MODELS = ("sonnet", "opus")
+# Every simulated account holds a subscription token (CLAUDE_CODE_OAUTH_TOKEN). Which windows a
+# session's model draws on is headroom.core.models' to say, for the world as for placement.
+CREDENTIAL = CredentialType.OAUTH_TOKEN
 
 
 def clock(seconds: float) -> datetime:
@@ -42,17 +48,20 @@ class WindowSpec:
     budget: float
     used0: float = 0.0
     started0: float | None = None  # seconds (<= 0) when the window under way began
-    # The model whose sessions draw on it (`seven_day_opus`); None: every session does.
-    model: str | None = None
     # Resets on a calendar (a monthly usage credit), not at first use: the next instance
     # begins the moment this one ends.
     anchored: bool = False
     # The runner reports `allowed_warning` once an instance's utilization passes this.
     warn_at: float = WARN_AT
 
-    def applies_to(self, model: str | None) -> bool:
-        """Whether a session of `model` draws on this window (None: any model's view)."""
-        return self.model is None or self.model == model
+    def applies_to(self, model: str) -> bool:
+        """Whether a session of `model` draws on this window (`seven_day_opus`: opus only)."""
+        return _draws_on(self.name, model)
+
+
+@cache  # the engine asks at every step; the answer depends on the two names only
+def _draws_on(window: str, model: str) -> bool:
+    return draws_on(window, model, CREDENTIAL)
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,13 @@ from functools import partial
 from headroom.contract.termination import Outcome
 from headroom.core import placement, session
 from headroom.core.accounts import Account, Window
+from headroom.core.models import MODEL_SCOPED_WINDOWS, model_windows
 from headroom.core.outcome import AttemptEnd
 from headroom.core.selectors import matches
+from headroom.core.usage import ReportedWindow, merged_usage_windows, wall_reset
 from headroom.core.windows import merged_windows, window_from_status
 from headroom_dev.sim.engine import SessionRun, Sim
-from headroom_dev.sim.model import MODELS, NAMESPACE, WARN_AT, AccountSpec, clock, seconds
+from headroom_dev.sim.model import CREDENTIAL, NAMESPACE, AccountSpec, clock, seconds
 
 MIN_RETRY_S = 1.0  # never re-decide sooner than this after a "no", whatever the clock says
 USAGE_POLL_S = 60.0  # the usage endpoint, at most once a minute per account
@@ -57,8 +59,8 @@ class Policy(ABC):
     def capacity_changed(self) -> None:  # noqa: B027 - most policies do not care
         """A slot was freed (after `ended`)."""
 
-    def reported(self, account: str, windows: tuple[Window, ...]) -> None:  # noqa: B027
-        """A running attempt on `account` reported its windows (a warning threshold passed)."""
+    def reported(self, account: str, report: AttemptEnd) -> None:  # noqa: B027
+        """Running attempts on `account` reported its windows (a warning threshold passed)."""
 
 
 class Queueing(Policy):
@@ -72,7 +74,7 @@ class Queueing(Policy):
         super().bind(sim)
         self.waiting: dict[str, float] = {}  # session -> waiting since (FIFO order)
         self._wake_due: dict[str, float] = {}
-        self.usage: dict[str, tuple[Window, ...]] = {}  # what the last poll or report said
+        self.usage: dict[str, tuple[ReportedWindow, ...]] = {}  # what the last poll said
         self._polled_at = -math.inf
 
     def poll_usage(self) -> None:
@@ -85,12 +87,9 @@ class Queueing(Policy):
         for name in self.world.accounts:
             self.observed(name, self.world.usage(name))
 
-    def reported(self, account: str, windows: tuple[Window, ...]) -> None:
-        self.observed(account, windows)
-
-    def observed(self, account: str, windows: tuple[Window, ...]) -> None:
-        """The account's windows as a usage poll or a running attempt's report gave them."""
-        self.usage[account] = windows
+    def observed(self, account: str, report: tuple[ReportedWindow, ...]) -> None:
+        """The account's windows as the usage endpoint gave them."""
+        self.usage[account] = report
 
     @abstractmethod
     def choose(self, run: SessionRun) -> tuple[str | None, float | None]:
@@ -167,25 +166,30 @@ class HeadroomPolicy(Queueing):
         self.progress[run.name] = session.Progress()
         super().arrived(run)
 
-    def observed(self, account: str, windows: tuple[Window, ...]) -> None:
-        # status.windows replaced by what the report says, window by window.
-        known = {w.name: w for w in self.roster[account].windows}
-        known.update({w.name: w for w in windows})
-        self.roster[account] = replace(
-            self.roster[account], windows=tuple(sorted(known.values(), key=lambda w: w.name))
-        )
+    def observed(self, account: str, report: tuple[ReportedWindow, ...]) -> None:
+        """What reconcilers/usage.py writes from an endpoint answer: the merged windows, and
+        the end of a wall whose window has already reset."""
+        super().observed(account, report)
+        now, current = clock(self.world.now), self.roster[account]
+        windows = _windows(merged_usage_windows(current, report, now))
+        if wall_reset(current, report, now):
+            current = replace(current, walled_until=None, wall_window=None)
+        self.roster[account] = replace(current, windows=windows)
+
+    def reported(self, account: str, report: AttemptEnd) -> None:
+        """Running attempts' warnings, written to status.windows as an attempt's end is."""
+        now = clock(self.world.now)
+        windows = _windows(merged_windows(self.roster[account], report, now))
+        self.roster[account] = replace(self.roster[account], windows=windows)
 
     def open_slots(self) -> int:
         # As the account reconciler does: only an Available account's free slots wake the queue.
         now, load = clock(self.world.now), self.world.load()
         return sum(
             a.max_sessions - load.get(a.name, 0)
-            for a in self.roster_for(None, now)
+            for a in self.roster.values()
             if placement.schedulable(a, load, now)
         )
-
-    def roster_for(self, model: str | None, now: datetime) -> list[Account]:
-        return [seen_by(a, model, now) for a in self.roster.values()]
 
     def choose(self, run: SessionRun) -> tuple[str | None, float | None]:
         now = clock(self.world.now)
@@ -197,9 +201,9 @@ class HeadroomPolicy(Queueing):
             selector=run.spec.selector,
             avoid=previous if move is not None and move.leave else None,
             prefer=previous if move is not None and not move.leave else None,
+            model=run.spec.model,
         )
-        roster = self.roster_for(run.spec.model, now)
-        choice = placement.place(roster, self.world.load(), request, now)
+        choice = placement.place(list(self.roster.values()), self.world.load(), request, now)
         if isinstance(choice, placement.NoHeadroom):
             reset = choice.earliest_reset
             return None, seconds(reset) if reset is not None else None
@@ -226,12 +230,13 @@ class HeadroomPolicy(Queueing):
     ) -> None:
         """What effects.apply / effects.record_windows write to the account's status."""
         account = self.roster[name]
-        windows = tuple(_warned(window_from_status(w)) for w in merged_windows(account, end, now))
-        account = replace(account, windows=windows)
+        account = replace(account, windows=_windows(merged_windows(account, end, now)))
         if isinstance(effect, session.WallAccount):
             account = replace(account, walled_until=effect.until, wall_window=effect.window)
             # The account reconciler wakes the queue when the account is Available again.
             self.world.call_at(seconds(effect.until), self.capacity_changed)
+        elif isinstance(effect, session.WallModel):
+            account = replace(account, windows=_with_model_wall(account.windows, effect))
         self.roster[name] = account
 
 
@@ -244,37 +249,24 @@ class HeadroomLive(HeadroomPolicy):
     polls_usage = True
 
 
-def window_model(window: str) -> str | None:
-    """The model a per-model window limits (`seven_day_opus` -> opus); None: every model."""
-    return next((m for m in MODELS if window == f"seven_day_{m}"), None)
+def _windows(entries: list[dict[str, object]]) -> tuple[Window, ...]:
+    """status.windows as the account reconciler reads it back."""
+    return tuple(window_from_status(entry) for entry in entries)
 
 
-def applies(window: str, model: str | None) -> bool:
-    limited = window_model(window)
-    return limited is None or limited == model
-
-
-def seen_by(account: Account, model: str | None, now: datetime) -> Account:
-    """The account as placement should see it for a session of `model` (None: a session of
-    any model): the other models' windows are not its business, and a wall on one of them
-    does not stop it. (A stand-in for the per-model eligibility of the core's place().)"""
-    windows = tuple(w for w in account.windows if applies(w.name, model))
-    walls = [
-        w.resets_at
-        for w in windows
-        if w.status == "rejected" and w.resets_at is not None and w.resets_at > now
-    ]
-    if account.walled_until is not None and applies(account.wall_window or "", model):
-        walls.append(account.walled_until)
-    until = max((t for t in walls if t > now), default=None)
-    return replace(account, windows=windows, walled_until=until)
-
-
-def _warned(window: Window) -> Window:
-    """An ended attempt's report says `allowed_warning` of a window past the threshold."""
-    if window.status == "allowed" and window.utilization >= WARN_AT:
-        return replace(window, status="allowed_warning")
-    return window
+def _with_model_wall(windows: tuple[Window, ...], effect: session.WallModel) -> tuple[Window, ...]:
+    """What the roster's overlay adds for a per-model wall (reconcilers/roster.py
+    `_with_model_walls`, which the simulator cannot import): the window rejected until the
+    wall's end, when status does not already say so for longer. Placement reads it there."""
+    by_name = {w.name: w for w in windows}
+    known = by_name.get(effect.window)
+    if (
+        known is None
+        or known.status != "rejected"
+        or (known.resets_at or effect.until) < effect.until
+    ):
+        by_name[effect.window] = Window(effect.window, "rejected", 1.0, effect.until)
+    return tuple(by_name[name] for name in sorted(by_name))
 
 
 def _account(spec: AccountSpec) -> Account:
@@ -284,6 +276,7 @@ def _account(spec: AccountSpec) -> Account:
         labels=dict(spec.labels),
         max_sessions=spec.max_sessions,
         priority=spec.priority,
+        credential_type=CREDENTIAL,
         credentials_hash="sha256:sim",  # verified credentials: the sim has no 401s
     )
 
@@ -300,15 +293,16 @@ class Balancer(Queueing):
 
     def bind(self, sim: Sim) -> None:
         super().bind(sim)
-        # (account, model) -> benched until; model None: for every model.
+        # (account, window) -> benched until; window None: every session's (a shared window, a
+        # bare 429); a per-model window (seven_day_opus): the sessions whose model draws on it.
         self.benched: dict[tuple[str, str | None], float] = {}
         self.names = sorted(a.name for a in sim.scenario.accounts)
 
     def free(self, name: str, model: str | None) -> bool:
+        """Not benched for a session of `model` (None: for every model)."""
         now = self.world.now
-        return self.benched.get((name, None), 0.0) <= now and (
-            model is None or self.benched.get((name, model), 0.0) <= now
-        )
+        windows = model_windows(model, CREDENTIAL) if model is not None else frozenset()
+        return all(self.benched.get((name, w), 0.0) <= now for w in (None, *windows))
 
     def candidates(self, run: SessionRun) -> list[str]:
         return [
@@ -335,8 +329,9 @@ class Balancer(Queueing):
     def ended(self, run: SessionRun, end: AttemptEnd) -> None:
         if end.outcome is Outcome.COMPLETED:
             return
-        # A per-model wall benches the account for that model only (the window says which).
-        key = (run.account or "", window_model(end.window or ""))
+        # A per-model wall benches the account for that window's models only.
+        window = end.window if end.window in MODEL_SCOPED_WINDOWS else None
+        key = (run.account or "", window)
         self.benched[key] = bench_until(self.world.now, end, self.bench_s)
         self.world.call_at(self.benched[key], self.capacity_changed)
         self.wake(run, self.world.now + self.react_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 
+from headroom.core.models import MODEL_WINDOWS
 from headroom_dev.sim.model import DAY, HOUR, AccountSpec, Costs, Scenario, SessionSpec, WindowSpec
 
 MINUTE = 60.0
@@ -19,7 +20,8 @@ FIVE_HOUR = 5 * HOUR
 WEEK = 7 * DAY
 MONTH = 30 * DAY
 OPUS_SHARE = 0.3  # of sessions ask for opus, the rest for sonnet
-# Per-model weekly limits, as shares of the account's weekly budget.
+# Per-model weekly limits (of the families in core.models.MODEL_WINDOWS), as shares of the
+# account's weekly budget.
 MODEL_WEEKLY = {"opus": 0.4, "sonnet": 0.75}
 # The monthly usage credit headless use draws on, in five-hour budgets of a max20 account
 # (Max 20x $200, Max 5x $100: half of it for a max5 account).
@@ -48,12 +50,11 @@ def accounts(rng: random.Random) -> tuple[AccountSpec, ...]:
             share = rng.uniform(0.2, 0.6) * (-began / WEEK)
             per_model = tuple(
                 WindowSpec(
-                    f"seven_day_{model}",
+                    MODEL_WINDOWS[model],
                     WEEK,
                     weekly * part,
                     used0=weekly * part * share * rng.uniform(0.5, 1.2),
                     started0=began,
-                    model=model,
                 )
                 for model, part in MODEL_WEEKLY.items()
             )

@@ -247,7 +247,8 @@ class PodWatch:
         if self.rt.reconcile_session is None:
             return
         if not self.rt.active.is_set():
-            # A standby acts on nothing; these passes run once it leads (if it ever does).
+            # A replica that no longer leads acts on nothing; these passes run once it leads
+            # again (if it ever does).
             if not self._deferred:
                 self._spawn(self._run_deferred())
             self._deferred.add((namespace, session))

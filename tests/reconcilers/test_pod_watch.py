@@ -159,6 +159,7 @@ async def test_patterns_are_matched_against_the_namespaces_seen() -> None:
     rt._namespaces_index = {"team-a": [{}], "team-b": [{}], "other": [{}]}
     watch = PodWatch(rt, ("team-*", "exact"))
     assert watch._wanted() == {"team-a", "team-b", "exact"}
+    assert PodWatch(rt, ("team-*, !team-b",))._wanted() == {"team-a"}  # kopf's own syntax
     assert PodWatch(rt, ())._wanted() == {None}
 
 

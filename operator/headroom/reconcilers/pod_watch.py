@@ -15,11 +15,14 @@ so maxSessions holds across restarts.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
+
+# kopf's matcher is not exported; it is the one that decides which namespaces kopf serves, so
+# the pod watch uses it rather than a second reading of the same patterns.
+from kopf._cogs.structs.references import NamespaceName, match_namespace
 
 from headroom.contract.pod import ANN_ACCOUNT, ANN_SESSION, LABEL_ATTEMPT, LABEL_MANAGED, MANAGER
 from headroom.kube.client import KubeError
@@ -151,13 +154,15 @@ class PodWatch:
                 self._stop(namespace)
 
     def _wanted(self) -> set[str | None]:
+        """The namespaces kopf serves, by kopf's own reading of the patterns (globs, comma
+        lists, `!` exclusions); a plain name is served even before the namespace is seen."""
         if not self.patterns:
             return {None}
-        exact = {p for p in self.patterns if not any(c in p for c in "*?[")}
+        exact = {p for p in self.patterns if not any(c in p for c in "*?[,!")}
         matched = {
             ns
             for ns in self.rt.known_namespaces()
-            if any(fnmatch.fnmatchcase(ns, p) for p in self.patterns)
+            if any(match_namespace(NamespaceName(ns), p) for p in self.patterns)
         }
         return {*exact, *matched}
 

@@ -83,6 +83,12 @@ def test_a_person_follows_a_wall_a_drill_and_a_pause(
     scene.session("y")
     scene.wait_phase("agentsessions", "y", "Waiting")
 
+    # Account counters are written once they stop moving (a second after the last change).
+    def counters() -> list[object]:
+        return [scene.status("claudeaccounts", a).get("activeSessions") for a in ("alice", "bob")]
+
+    wait_for("activeSessions alice 0, bob 1", lambda: counters() == [0, 1])
+
     # The context's namespace is the default, as with kubectl.
     status = user("status").stdout
     # The Role alone does not reach cluster-scoped accounts: said, and the rest still shown.

@@ -45,6 +45,7 @@ from headroom.contract.pod import (
     LABEL_MANAGED,
     MANAGER,
 )
+from headroom.kube.transport import ssl_context
 
 GROUP, VERSION = "headroom.dev", "v1alpha1"
 CONNECTIONS = 32  # the operator's Kube client: connection_pool_maxsize
@@ -229,12 +230,7 @@ async def connect(kubeconfig: str) -> tuple[str, ssl.SSLContext, dict[str, str]]
     """Host, TLS context and auth header from the kubeconfig, as the operator's client has."""
     configuration = k8s_client.Configuration()
     await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-    if not configuration.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context = ssl_context(configuration)  # the operator's own reading of the TLS settings
     headers: dict[str, str] = {}
     token = (configuration.api_key or {}).get("BearerToken") or (configuration.api_key or {}).get(
         "authorization"

@@ -12,7 +12,7 @@ from aiohttp import web
 from kubernetes_asyncio import client as k8s_client
 
 from headroom.kube.client import Kube
-from headroom.kube.transport import Transport
+from headroom.kube.transport import PROXY_VARIABLES, Transport
 
 Seen = list[dict[str, Any]]
 
@@ -108,14 +108,7 @@ async def test_without_a_token_no_authorization_is_sent(server: tuple[str, Seen]
 async def test_the_environment_is_trusted_only_when_it_names_a_proxy(
     monkeypatch: pytest.MonkeyPatch, variable: str, trusted: bool
 ) -> None:
-    for name in (
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(variable, "http://proxy.example:3128")
     transport = Transport(configuration("http://127.0.0.1:1", None))

@@ -25,6 +25,32 @@ def body(name: str, version: str, **extra: Any) -> JSON:
     return {"metadata": {"namespace": NS, "name": name, "resourceVersion": version}, **extra}
 
 
+def session_reads(world: World) -> list[str]:
+    """The sessions the fake API server is asked for from now on, in order."""
+    reads: list[str] = []
+    original = world.kube.get_session
+
+    async def counted(namespace: str, name: str) -> JSON | None:
+        reads.append(name)
+        return await original(namespace, name)
+
+    world.kube.get_session = counted  # type: ignore[method-assign]
+    return reads
+
+
+def object_reads(world: World) -> list[str]:
+    """The core objects ("plural/name") the fake API server is asked for from now on."""
+    reads: list[str] = []
+    original = world.kube.get
+
+    async def counted(namespace: str, plural: str, name: str) -> JSON | None:
+        reads.append(f"{plural}/{name}")
+        return await original(namespace, plural, name)
+
+    world.kube.get = counted  # type: ignore[method-assign]
+    return reads
+
+
 def test_a_lagging_watch_event_never_replaces_a_newer_write() -> None:
     cache = ObjectCache()
     cache.put(body("s", "12", status={"attempt": 2}))
@@ -81,14 +107,7 @@ async def test_a_watched_pass_decides_on_the_copy_without_reading_the_session(
     world: World,
 ) -> None:
     await _running_on_a(world)
-    reads: list[str] = []
-    original = world.kube.get_session
-
-    async def counted(namespace: str, name: str) -> JSON | None:
-        reads.append(name)
-        return await original(namespace, name)
-
-    world.kube.get_session = counted  # type: ignore[method-assign]
+    reads = session_reads(world)
     world.end_pod("s1-1", walled(), 75)
     await session.reconcile(world.rt, NS, "s1", watched=True)
     assert reads == []  # the copy the first pass wrote was enough
@@ -98,14 +117,7 @@ async def test_a_watched_pass_decides_on_the_copy_without_reading_the_session(
 
 async def test_a_timer_reads_the_session_from_the_api_server(world: World) -> None:
     await _running_on_a(world)
-    reads: list[str] = []
-    original = world.kube.get_session
-
-    async def counted(namespace: str, name: str) -> JSON | None:
-        reads.append(name)
-        return await original(namespace, name)
-
-    world.kube.get_session = counted  # type: ignore[method-assign]
+    reads = session_reads(world)
     await session.reconcile(world.rt, NS, "s1")
     assert reads == ["s1"]
 
@@ -140,14 +152,7 @@ async def test_an_ended_pod_is_read_from_its_copy_and_a_running_one_from_the_ser
     world: World,
 ) -> None:
     await _running_on_a(world)
-    reads: list[str] = []
-    original = world.kube.get
-
-    async def counted(namespace: str, plural: str, name: str) -> JSON | None:
-        reads.append(f"{plural}/{name}")
-        return await original(namespace, plural, name)
-
-    world.kube.get = counted  # type: ignore[method-assign]
+    reads = object_reads(world)
     world.rt.pods.put(copy.deepcopy(world.pod("s1-1")))  # running, as the watch saw it
     assert await world.rt.read_pod(NS, "s1-1") is not None
     assert reads == ["pods/s1-1"]
@@ -169,18 +174,11 @@ async def test_a_pod_the_cache_never_saw_is_read_not_taken_as_gone(world: World)
 async def test_workspace_claims_known_to_the_index_need_no_read(world: World) -> None:
     claims: dict[tuple[str, str], list[bool]] = {(NS, "kept"): [True], (NS, "going"): [False]}
     world.rt._claims_index = claims
-    reads: list[str] = []
-    original = world.kube.get
-
-    async def counted(namespace: str, plural: str, name: str) -> JSON | None:
-        reads.append(name)
-        return await original(namespace, plural, name)
-
-    world.kube.get = counted  # type: ignore[method-assign]
+    reads = object_reads(world)
     assert await world.rt.claim_usable(NS, "kept")
     assert not await world.rt.claim_usable(NS, "going")
     assert not await world.rt.claim_usable(NS, "unknown")  # not indexed: read, and missing
-    assert reads == ["unknown"]
+    assert reads == ["persistentvolumeclaims/unknown"]
 
 
 def test_a_secret_read_holds_until_a_watch_reports_a_newer_version() -> None:
@@ -207,14 +205,7 @@ def test_a_read_that_raced_a_change_is_not_trusted() -> None:
 async def test_an_account_reconcile_on_its_copy_reads_the_secret_once(world: World) -> None:
     world.secret("alice", token="t")
     world.new_account("alice")
-    reads: list[str] = []
-    original = world.kube.get
-
-    async def counted(namespace: str, plural: str, name: str) -> JSON | None:
-        reads.append(f"{plural}/{name}")
-        return await original(namespace, plural, name)
-
-    world.kube.get = counted  # type: ignore[method-assign]
+    reads = object_reads(world)
     await account.reconcile(world.rt, NS, "alice", watched=True)
     await account.reconcile(world.rt, NS, "alice", watched=True)
     assert reads == ["secrets/alice"]
